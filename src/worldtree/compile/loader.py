@@ -1,0 +1,233 @@
+"""Load a pipeline file: YAML -> PipelineSpec, with every problem reported as ``file:line:col``.
+
+All diagnostics are collected before anything is raised: a user fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from worldtree.compile.diagnostics import Diagnostic
+from worldtree.compile.yaml_source import Positions, YamlSourceError, load_yaml
+from worldtree.compile.jobs import job_dependencies, job_entries
+from worldtree.errors import SpecError
+from worldtree.model.spec import PipelineSpec
+
+
+@dataclass
+class LoadedPipeline:
+    spec: PipelineSpec
+    source: str
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def load_pipeline(path: str | Path, *, strict: bool = False) -> LoadedPipeline:
+    """Read and check a pipeline file. Raises SpecError carrying every diagnostic found."""
+    filename = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([Diagnostic("error", "file", "no such file; check the path", filename)]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([Diagnostic("error", "file", f"cannot read the file: {exc}", filename)]) from None
+    return load_pipeline_text(text, filename, strict=strict)
+
+
+def load_pipeline_text(text: str, filename: str = "<string>", *, strict: bool = False) -> LoadedPipeline:
+    try:
+        data, positions, diags = load_yaml(text, filename)
+    except YamlSourceError as exc:
+        raise SpecError([exc.diagnostic]) from None
+    locate = _Locator(filename, positions)
+    if not isinstance(data, dict):
+        what = "empty" if data is None else f"a {type(data).__name__}"
+        raise SpecError([Diagnostic("error", "shape",
+                                    f"the document is {what}; a pipeline is a mapping with `stages` or `jobs`",
+                                    filename, *locate.at(()))])
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        diags.extend(_validation_diagnostics(exc, locate))
+        raise SpecError(_sorted(diags)) from None
+    diags.extend(_unknown_keys(spec, (), locate, strict))
+    diags.extend(_check_names_and_needs(spec, locate))
+    if any(d.severity == "error" for d in diags):
+        raise SpecError(_sorted(diags))
+    return LoadedPipeline(spec=spec, source=filename, warnings=_sorted(diags))
+
+
+def _sorted(diags: list[Diagnostic]) -> list[Diagnostic]:
+    return sorted(diags, key=lambda d: (d.line, d.col, d.message))
+
+
+class _Locator:
+    """Maps a data path (as pydantic reports it) to the nearest line:col we know."""
+
+    def __init__(self, filename: str, positions: Positions) -> None:
+        self.filename = filename
+        self.positions = positions
+
+    def at(self, path: tuple[Any, ...], *, key: bool = False) -> tuple[int, int]:
+        if key and (*path, "__key__") in self.positions:
+            return self.positions[(*path, "__key__")]
+        clean = tuple(p for p in path if isinstance(p, int) or isinstance(p, str))
+        for end in range(len(clean), -1, -1):
+            if clean[:end] in self.positions:
+                return self.positions[clean[:end]]
+        return (1, 1)
+
+    def error(self, code: str, message: str, path: tuple[Any, ...], *, key: bool = False,
+              severity: str = "error") -> Diagnostic:
+        return Diagnostic(severity, code, message, self.filename, *self.at(path, key=key))  # type: ignore[arg-type]
+
+
+def _validation_diagnostics(exc: ValidationError, locate: _Locator) -> list[Diagnostic]:
+    out = []
+    seen: set[tuple[Any, ...]] = set()
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        # Union members add their type name to loc ("str", "dict[str,any]"); keep the data path.
+        path = tuple(p for p in loc if isinstance(p, int) or (isinstance(p, str) and "[" not in p
+                                                            and p not in ("str", "int", "float", "bool")))
+        dotted = _dotted(path)
+        kind = err["type"]
+        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if kind == "missing":
+            message = f"missing required field `{path[-1]}` in {_dotted(path[:-1]) or 'the document'}"
+        elif kind in ("literal_error", "enum"):
+            message = f"{dotted}: {msg[0].lower()}{msg[1:]}, got {err.get('input')!r}"
+        elif kind.endswith("_type") or kind.endswith("_parsing"):
+            message = f"{dotted}: wrong type: {msg[0].lower()}{msg[1:]}, got {_typename(err.get('input'))}"
+        else:
+            message = f"{dotted}: {msg}" if dotted else msg
+        key = (path, message)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(locate.error(kind, message, path, key=kind == "missing"))
+    # A union may report the same path once per member; keep the most specific one.
+    return out
+
+
+def _typename(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _known_fields(model: BaseModel) -> list[str]:
+    return [f.alias or name for name, f in type(model).model_fields.items()]
+
+
+def _unknown_keys(model: BaseModel, path: tuple[Any, ...], locate: _Locator, strict: bool) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for key in model.model_extra or {}:
+        known = _known_fields(model)
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(sorted(known))}"
+        where = _dotted(path) or "the pipeline"
+        out.append(locate.error("unknown-key", f"unknown key `{key}` in {where}; {hint}", (*path, key),
+                                key=True, severity="error" if strict else "warning"))
+    for name, fld in type(model).model_fields.items():
+        value = getattr(model, name)
+        sub = (*path, fld.alias or name)
+        if isinstance(value, BaseModel):
+            out.extend(_unknown_keys(value, sub, locate, strict))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    out.extend(_unknown_keys(item, (*sub, i), locate, strict))
+        elif isinstance(value, dict):
+            for k, item in value.items():
+                if isinstance(item, BaseModel):
+                    out.extend(_unknown_keys(item, (*sub, k), locate, strict))
+    return out
+
+
+def _check_names_and_needs(spec: PipelineSpec, locate: _Locator) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    entries = job_entries(spec)
+    if spec.stages is not None:
+        seen_stage: set[str] = set()
+        for i, stage in enumerate(spec.stages):
+            if stage.name in seen_stage:
+                out.append(locate.error("duplicate-name", f"duplicate stage name {stage.name!r}; "
+                                        "stage names must be unique", ("stages", i, "name")))
+            seen_stage.add(stage.name)
+    seen_job: dict[str, tuple[Any, ...]] = {}
+    for entry in entries:
+        if entry.name in seen_job:
+            out.append(locate.error("duplicate-name", f"duplicate job name {entry.name!r}; job names must be "
+                                    "unique across the pipeline to be referenced by `needs`",
+                                    (*entry.path, "name")))
+        seen_job.setdefault(entry.name, entry.path)
+        step_names: set[str] = set()
+        for s, step in enumerate(entry.job.steps):
+            if step.name is None:
+                continue
+            if step.name in step_names:
+                out.append(locate.error("duplicate-name", f"duplicate step name {step.name!r} in job "
+                                        f"{entry.name!r}; step names must be unique within a job",
+                                        (*entry.path, "steps", s, "name")))
+            step_names.add(step.name)
+        for n, need in enumerate(entry.job.needs):
+            if need not in seen_job and need not in {e.name for e in entries}:
+                close = difflib.get_close_matches(need, [e.name for e in entries], n=1)
+                hint = f"did you mean {close[0]!r}?" if close else "`needs` takes names of jobs in this file"
+                out.append(locate.error("unknown-need", f"job {entry.name!r} needs {need!r}, which is not a "
+                                        f"job of this pipeline; {hint}", (*entry.path, "needs", n)))
+            elif need == entry.name:
+                out.append(locate.error("cycle", f"job {entry.name!r} needs itself; remove it from `needs`",
+                                        (*entry.path, "needs", n)))
+    if out:
+        return out
+    deps = job_dependencies(spec, entries)
+    cycle = _find_cycle(deps)
+    if cycle:
+        first = next(e for e in entries if e.name == cycle[0])
+        idx = first.job.needs.index(cycle[1]) if cycle[1] in first.job.needs else None
+        where = (*first.path, "needs", idx) if idx is not None else first.path
+        out.append(locate.error("cycle", "dependency cycle: " + " -> ".join(cycle)
+                                + "; remove one of these `needs`", where))
+    return out
+
+
+def _find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
+    """A cycle as a path ``a -> b -> ... -> a`` (following needs), or None. Iterative DFS."""
+    color: dict[str, int] = dict.fromkeys(deps, 0)
+    for start in deps:
+        if color[start]:
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        trail: list[str] = [start]
+        color[start] = 1
+        while stack:
+            node, i = stack[-1]
+            children = deps.get(node, [])
+            if i < len(children):
+                stack[-1] = (node, i + 1)
+                child = children[i]
+                if color.get(child, 0) == 1:
+                    return [*trail[trail.index(child):], child]
+                if color.get(child, 0) == 0:
+                    color[child] = 1
+                    stack.append((child, 0))
+                    trail.append(child)
+            else:
+                color[node] = 2
+                stack.pop()
+                trail.pop()
+    return None
