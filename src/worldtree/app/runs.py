@@ -1,0 +1,228 @@
+"""Application service: start a run, retry one. Shared by the CLI (and later the server).
+
+It glues the pieces: load + compile -> store a run -> engine with backends -> store writer
+and console listeners -> final state. Interfaces call these functions and render results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from worldtree.app.secrets import load_secrets, secret_names
+from worldtree.app.workdir import prepare_workdir
+from worldtree.backends.base import RunContext
+from worldtree.compile.compiler import compile_pipeline
+from worldtree.compile.diagnostics import Diagnostic
+from worldtree.compile.loader import load_pipeline
+from worldtree.engine.environment import RUN_ID_VAR
+from worldtree.engine.events import EngineListener, Fanout
+from worldtree.engine.masking import Masker
+from worldtree.engine.scheduler import Engine
+from worldtree.errors import UsageError
+from worldtree.model.graph import ExecutionGraph
+from worldtree.model.states import DONE_OK, NodeState, RunState
+from worldtree.store.api import RunStore, RunWriter
+from worldtree.store.records import LogLine, NodeEvent, NodeRecord
+
+
+@dataclass
+class RunOptions:
+    concurrency: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: str | None = None
+    secrets_file: str | None = None
+    strict: bool = False
+    allow_env: list[str] = field(default_factory=list)
+    allow_all_env: bool = False
+    grace_seconds: float = 5.0
+    inventory: str | None = None
+    config_path: str | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    attempt: int
+    state: RunState
+    nodes: dict[str, NodeState]
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.state == RunState.SUCCEEDED else 1
+
+
+@dataclass
+class Prepared:
+    graph: ExecutionGraph
+    warnings: list[Diagnostic]
+
+
+#: Called with (run_id, attempt, graph, masker) once the run exists; returns the console listener.
+ListenerFactory = Callable[[str, int, ExecutionGraph, Masker], EngineListener]
+
+
+def prepare(file: str, options: RunOptions) -> Prepared:
+    """Load, check and compile a pipeline file (SpecError on bad input)."""
+    loaded = load_pipeline(file, strict=options.strict)
+    graph = compile_pipeline(loaded.spec, source=os.path.abspath(file), env_overrides=options.env)
+    inventory = options.inventory or _relative_to(file, loaded.spec.inventory)
+    if any(n.target.hosts for n in graph.nodes):
+        graph = _expand_hosts(graph, inventory)
+    return Prepared(graph, loaded.warnings)
+
+
+def _relative_to(file: str, path: str | None) -> str | None:
+    if path is None:
+        return None
+    return path if os.path.isabs(path) else str(Path(file).resolve().parent / path)
+
+
+def _expand_hosts(graph: ExecutionGraph, inventory: str | None) -> ExecutionGraph:
+    if inventory is None:
+        raise UsageError("jobs with `hosts:` need an inventory: set `inventory:` in the pipeline or pass --inventory")
+    try:
+        from worldtree.compile.fanout import expand_hosts
+        from worldtree.inventory import load_inventory
+    except ImportError as exc:  # pragma: no cover - arrives with the SSH backend
+        raise UsageError(f"`hosts:` fan-out is not available yet in this install ({exc})") from None
+    return expand_hosts(graph, load_inventory(inventory))
+
+
+def refuse_nested() -> None:
+    """Seed 003 §15.1: a step may not start worldtree itself recursively."""
+    if os.environ.get(RUN_ID_VAR) and not os.environ.get("WORLDTREE_ALLOW_NESTED"):
+        raise UsageError(f"this command runs inside a step of run {os.environ[RUN_ID_VAR]}; nested pipelines "
+                         "are not allowed (set WORLDTREE_ALLOW_NESTED=1 if you really mean it)")
+
+
+def start_run(prepared: Prepared, store: RunStore, options: RunOptions, console: ListenerFactory) -> RunResult:
+    """Create a run record and execute its first attempt."""
+    refuse_nested()
+    graph = prepared.graph
+    workdir = prepare_workdir(options.workdir or graph.workdir)
+    secrets = load_secrets(secret_names(graph), options.secrets_file)
+    masker = Masker(list(secrets.values()))
+    run_id = store.create_run(name=graph.name, source=graph.source, workdir=workdir.path,
+                              graph_json=masker.mask(graph.model_dump_json()),
+                              options=_stored_options(options, workdir.created))
+    try:
+        return _execute(run_id, graph, workdir.path, store, options, secrets, masker, console, reuse=None)
+    finally:
+        workdir.cleanup()
+
+
+def retry_run(run_id: str, store: RunStore, options: RunOptions, console: ListenerFactory) -> RunResult:
+    """A new attempt of ``run_id``: nodes that succeeded are reused, the rest and their dependents re-run."""
+    refuse_nested()
+    record = store.get_run(run_id)
+    if record is None:
+        raise UsageError(f"no run {run_id!r} in {store.url}; `worldtree runs` lists them")
+    if record.state == RunState.RUNNING:
+        raise UsageError(f"run {record.run_id} is still running; wait for it or stop it first")
+    graph = ExecutionGraph.model_validate_json(record.graph_json)
+    stored = record.options
+    merged = RunOptions(
+        concurrency=options.concurrency or stored.get("concurrency"),
+        secrets_file=options.secrets_file, allow_env=options.allow_env or stored.get("allow_env", []),
+        allow_all_env=options.allow_all_env or stored.get("allow_all_env", False),
+        grace_seconds=options.grace_seconds)
+    reuse = _reusable(graph, record.nodes)
+    workdir = prepare_workdir(record.workdir)
+    secrets = load_secrets(secret_names(graph), options.secrets_file)
+    masker = Masker(list(secrets.values()))
+    try:
+        return _execute(record.run_id, graph, workdir.path, store, merged, secrets, masker, console, reuse=reuse)
+    finally:
+        if stored.get("workdir_created"):
+            workdir.created = True
+        workdir.cleanup()
+
+
+def _reusable(graph: ExecutionGraph, nodes: list[NodeRecord]) -> dict[str, NodeRecord]:
+    """Succeeded nodes not downstream of anything that must run again."""
+    by_id = {n.node: n for n in nodes}
+    rerun = {n.id for n in graph.nodes if n.id not in by_id or NodeState(by_id[n.id].state) not in DONE_OK}
+    rerun = graph.descendants(rerun)
+    return {node_id: rec for node_id, rec in by_id.items() if node_id not in rerun}
+
+
+def _stored_options(options: RunOptions, workdir_created: bool) -> dict[str, Any]:
+    return {"concurrency": options.concurrency, "env": options.env, "allow_env": options.allow_env,
+            "allow_all_env": options.allow_all_env, "workdir_created": workdir_created}
+
+
+class _StoreListener:
+    def __init__(self, writer: RunWriter) -> None:
+        self.writer = writer
+
+    def on_event(self, event: NodeEvent) -> None:
+        self.writer.node_event(event)
+
+    def on_log(self, line: LogLine) -> None:
+        self.writer.log(line)
+
+
+def _execute(run_id: str, graph: ExecutionGraph, workdir: str, store: RunStore, options: RunOptions,
+             secrets: dict[str, str], masker: Masker, console: ListenerFactory,
+             reuse: dict[str, NodeRecord] | None) -> RunResult:
+    attempt = store.start_attempt(run_id)
+    writer = store.writer(run_id, attempt)
+    ctx = RunContext(run_id=run_id, attempt=attempt, workdir=workdir, graph=graph,
+                     grace_seconds=options.grace_seconds, allow_env=options.allow_env,
+                     allow_all_env=options.allow_all_env, config=_load_config(options.config_path),
+                     secret_values=list(secrets.values()))
+    listener = Fanout(_StoreListener(writer), console(run_id, attempt, graph, masker))
+    engine = Engine(ctx, listener, concurrency=options.concurrency, secrets=secrets, masker=masker, reuse=reuse)
+    state = RunState.FAILED
+    try:
+        state = run_async(engine)
+    finally:
+        writer.close()
+        store.finish_attempt(run_id, attempt, state.value)
+    return RunResult(run_id, attempt, state, engine.states)
+
+
+def _load_config(path: str | None) -> dict[str, object]:
+    try:
+        from worldtree.config import load_config
+    except ImportError:  # pragma: no cover - arrives with the container backend
+        return {}
+    return load_config(path)
+
+
+def run_async(engine: Engine) -> RunState:
+    """Run the engine on a fresh event loop; Ctrl-C and SIGTERM cancel it cleanly."""
+    _use_pidfd_child_watcher()
+
+    async def main() -> RunState:
+        loop = asyncio.get_running_loop()
+        for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
+            try:
+                loop.add_signal_handler(sig, engine.cancel, f"cancelled by {name}")
+            except (NotImplementedError, RuntimeError):  # not the main thread
+                pass
+        return await engine.run()
+
+    return asyncio.run(main())
+
+
+def _use_pidfd_child_watcher() -> None:
+    """Python 3.11 watches children with a thread each; pidfd is ~20% faster (3.12 does it by default)."""
+    if sys.version_info >= (3, 12) or not hasattr(asyncio, "PidfdChildWatcher") or not hasattr(os, "pidfd_open"):
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            os.close(os.pidfd_open(os.getpid()))
+        except OSError:
+            return
+        asyncio.set_child_watcher(asyncio.PidfdChildWatcher())

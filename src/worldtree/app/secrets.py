@@ -1,0 +1,35 @@
+"""Secret values for a local run: from ``--secrets-file`` (dotenv format) or the environment.
+
+Values live only in memory for the run: never in the store, the plan or an error message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from worldtree.errors import UsageError
+from worldtree.model.graph import ExecutionGraph
+
+
+def secret_names(graph: ExecutionGraph) -> list[str]:
+    return sorted({name for node in graph.nodes for name in node.secrets})
+
+
+def load_secrets(names: list[str], secrets_file: str | None = None) -> dict[str, str]:
+    """The values that can be found; a missing one fails its job when the job is about to start."""
+    from_file: dict[str, str] = {}
+    if secrets_file:
+        path = Path(secrets_file)
+        if not path.is_file():
+            raise UsageError(f"{secrets_file}: no such secrets file; pass a dotenv file (NAME=value lines)")
+        from dotenv import dotenv_values
+
+        from_file = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    values: dict[str, str] = {}
+    for name in names:
+        if name in from_file:
+            values[name] = from_file[name]
+        elif name in os.environ:
+            values[name] = os.environ[name]
+    return values

@@ -1,0 +1,387 @@
+"""``worldtree`` command line: a thin client of ``worldtree.app``.
+
+Only this package renders errors: ``file:line:col: message`` for bad input (exit 2), one line
+for other failures (exit 1), a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from worldtree import __version__
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Run declarative pipelines the same way on a laptop, a fleet of agents, or Kubernetes.")
+runs_app = typer.Typer(help="List runs, or show one.", invoke_without_command=True, no_args_is_help=False)
+app.add_typer(runs_app, name="runs")
+
+_state: dict[str, Any] = {"debug": False, "store": None}
+T = TypeVar("T")
+
+
+@app.callback()
+def _main(
+    store: Annotated[str | None, typer.Option("--store", envvar="WORLDTREE_STORE",
+                                              help="Run store URL (sqlite:///… or postgresql+psycopg://…).")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        typer.echo(f"worldtree {__version__}")
+        raise typer.Exit(0)
+    _state["debug"] = debug
+    _state["store"] = store
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Run a command body, turning worldtree's errors into messages and exit codes."""
+    from worldtree.errors import SpecError, WorldtreeError
+
+    try:
+        return fn()
+    except SpecError as exc:
+        for diag in exc.diagnostics:
+            typer.echo(diag.render(), err=True)
+        raise typer.Exit(2) from None
+    except WorldtreeError as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _print_warnings(warnings: list[Any]) -> None:
+    for diag in warnings:
+        typer.echo(diag.render(), err=True)
+
+
+def _open_store() -> Any:
+    from worldtree.store import open_store
+
+    return open_store(_state["store"])
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    from worldtree.errors import UsageError
+
+    env: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--env {pair!r}: write NAME=value")
+        env[name] = value
+    return env
+
+
+FileArg = Annotated[str, typer.Argument(help="Pipeline file (seed 003 stages shape or a seed 002 jobs map).")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Unknown keys are errors, not warnings.")]
+
+
+@app.command()
+def validate(file: FileArg, strict: StrictOpt = False) -> None:
+    """Load and check a pipeline; prints nothing but warnings when it is valid."""
+    from worldtree.compile.loader import load_pipeline
+
+    loaded = _guard(lambda: load_pipeline(file, strict=strict))
+    _print_warnings(loaded.warnings)
+
+
+@app.command()
+def plan(
+    file: FileArg,
+    as_json: Annotated[bool, typer.Option("--json", help="The execution graph as JSON.")] = False,
+    env: Annotated[list[str], typer.Option("--env", help="NAME=value, over every level of the file.")] = [],  # noqa: B006
+    strict: StrictOpt = False,
+) -> None:
+    """Show the compiled execution graph: nodes, edges, resolved env, timeouts, targets."""
+    from worldtree.app.runs import RunOptions, prepare
+    from worldtree.cli.graph_text import effective_timeout
+
+    prepared = _guard(lambda: prepare(file, RunOptions(env=_guard(lambda: _parse_env(env)), strict=strict)))
+    _print_warnings(prepared.warnings)
+    graph = prepared.graph
+    if as_json:
+        typer.echo(graph.model_dump_json(indent=2))
+        return
+    typer.echo(f"pipeline {graph.name}: {len(graph.nodes)} nodes, {len(graph.edges())} edges, "
+               f"on_failure={graph.on_failure}")
+    for node in graph.nodes:
+        timeout = effective_timeout(graph, node.id)
+        typer.echo(f"- {node.id}  [{node.target.kind}]  {node.path}")
+        typer.echo(f"    command: {node.command.strip()}" if "\n" not in node.command.strip()
+                   else "    command: |\n" + "\n".join("      " + line for line in node.command.strip().splitlines()))
+        if node.needs:
+            typer.echo(f"    needs: {', '.join(node.needs)}")
+        if timeout is not None:
+            typer.echo(f"    timeout: {timeout:g}s")
+        if node.env:
+            typer.echo("    env: " + ", ".join(f"{k}={v}" for k, v in sorted(node.env.items())))
+        if node.secrets:
+            typer.echo(f"    secrets: {', '.join(node.secrets)}")
+        extras = [f"retry={node.retry.max}" if node.retry.max else "", "allow_failure" if node.allow_failure else "",
+                  f"when={node.when}" if node.when != "on_success" else "",
+                  f"if={node.condition}" if node.condition else "",
+                  "precheck" if node.precheck else "", "rollback" if node.rollback else ""]
+        if any(extras):
+            typer.echo("    " + " ".join(e for e in extras if e))
+
+
+@app.command()
+def graph(
+    file: FileArg,
+    fmt: Annotated[str, typer.Option("--format", help="mermaid | dot | tree")] = "tree",
+) -> None:
+    """Print the DAG as text."""
+    from worldtree.app.runs import RunOptions, prepare
+    from worldtree.cli import graph_text
+    from worldtree.errors import UsageError
+
+    renderers = {"mermaid": graph_text.to_mermaid, "dot": graph_text.to_dot, "tree": graph_text.to_tree}
+    if fmt not in renderers:
+        _guard(lambda: (_ for _ in ()).throw(UsageError(f"--format {fmt!r}: use mermaid, dot or tree")))
+    prepared = _guard(lambda: prepare(file, RunOptions()))
+    _print_warnings(prepared.warnings)
+    typer.echo(renderers[fmt](prepared.graph), nl=False)
+
+
+@app.command()
+def run(
+    file: FileArg,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-j", min=1,
+                                                     help="Nodes at once (default: CPU count).")] = None,
+    env: Annotated[list[str], typer.Option("--env", help="NAME=value, over every level of the file.")] = [],  # noqa: B006
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")] = False,
+    workdir: Annotated[str | None, typer.Option("--workdir", help="Run in this directory.")] = None,
+    secrets_file: Annotated[str | None, typer.Option("--secrets-file", help="dotenv file of secret values.")] = None,
+    inventory: Annotated[str | None, typer.Option("--inventory", "-i", help="Inventory for `hosts:` jobs.")] = None,
+    allow_env: Annotated[list[str], typer.Option("--allow-env", help="Host variable containers may see.")] = [],  # noqa: B006
+    allow_all_env: Annotated[bool, typer.Option("--allow-all-env", help="Containers see the host's env.")] = False,
+    strict: StrictOpt = False,
+) -> None:
+    """Run a pipeline on this machine."""
+    from worldtree.app.runs import RunOptions, prepare, start_run
+
+    options = RunOptions(concurrency=concurrency, env=_guard(lambda: _parse_env(env)), workdir=workdir,
+                         secrets_file=secrets_file, strict=strict, allow_env=allow_env,
+                         allow_all_env=allow_all_env, inventory=inventory)
+    prepared = _guard(lambda: prepare(file, options))
+    _print_warnings(prepared.warnings)
+    store = _guard(_open_store)
+    result = _guard(lambda: _with_console(as_json, lambda factory: start_run(prepared, store, options, factory)))
+    _finish(result, as_json)
+
+
+@app.command()
+def retry(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-j", min=1)] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    secrets_file: Annotated[str | None, typer.Option("--secrets-file")] = None,
+) -> None:
+    """Run a new attempt: only what failed, was cancelled, timed out or never ran, and what depends on it."""
+    from worldtree.app.runs import RunOptions, retry_run
+
+    options = RunOptions(concurrency=concurrency, secrets_file=secrets_file)
+    store = _guard(_open_store)
+    result = _guard(lambda: _with_console(as_json, lambda factory: retry_run(run_id, store, options, factory)))
+    _finish(result, as_json)
+
+
+def _with_console(as_json: bool, body: Callable[[Any], Any]) -> Any:
+    """Pick the console for this terminal and run ``body(listener_factory)`` inside it."""
+    from worldtree.cli.console import JsonConsole, PlainConsole
+
+    live_holder: list[Any] = []
+
+    def factory(run_id: str, attempt: int, graph: Any, masker: Any) -> Any:
+        if as_json:
+            sys.stdout.write(json.dumps({"event": "run", "run_id": run_id, "attempt": attempt,
+                                         "name": graph.name, "nodes": len(graph.nodes)}) + "\n")
+            sys.stdout.flush()
+            return JsonConsole()
+        if sys.stdout.isatty():
+            from worldtree.cli.live import LiveConsole
+
+            live = LiveConsole(graph)
+            live.console.print(f"run [bold]{run_id}[/bold] attempt {attempt}: {graph.name}")
+            live.__enter__()
+            live_holder.append(live)
+            return live
+        sys.stdout.write(f"run {run_id} attempt {attempt}: {graph.name}\n")
+        return PlainConsole(graph)
+
+    try:
+        return body(factory)
+    finally:
+        for live in live_holder:
+            live.__exit__(None, None, None)
+        sys.stdout.flush()
+
+
+def _finish(result: Any, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"event": "run_finished", "run_id": result.run_id, "attempt": result.attempt,
+                               "state": result.state.value}))
+    else:
+        counts: dict[str, int] = {}
+        for state in result.nodes.values():
+            counts[state.value] = counts.get(state.value, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        typer.echo(f"run {result.run_id} {result.state.value} ({summary})", err=not sys.stdout.isatty())
+    raise typer.Exit(result.exit_code)
+
+
+@runs_app.callback()
+def runs_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Runs, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    store = _guard(_open_store)
+    records = _guard(lambda: store.list_runs(limit))
+    if as_json:
+        typer.echo(json.dumps([_run_json(r) for r in records], indent=2))
+        return
+    if not records:
+        typer.echo("no runs yet; start one with `worldtree run FILE`")
+        return
+    for r in records:
+        typer.echo(f"{r.run_id}  {r.state:<11}  attempt {r.attempt}  {_fmt_time(r.created_at)}  "
+                   f"{_duration(r.started_at, r.finished_at):>8}  {r.name}")
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One run: its state, attempts and every node."""
+    from worldtree.errors import UsageError
+
+    store = _guard(_open_store)
+
+    def load() -> Any:
+        record = store.get_run(run_id)
+        if record is None:
+            raise UsageError(f"no run {run_id!r}; `worldtree runs` lists them")
+        return record
+
+    record = _guard(load)
+    if as_json:
+        typer.echo(json.dumps(_run_json(record, nodes=True), indent=2))
+        return
+    typer.echo(f"run {record.run_id}: {record.name}\n  state: {record.state}\n  attempt: {record.attempt}\n"
+               f"  source: {record.source}\n  workdir: {record.workdir}\n  created: {_fmt_time(record.created_at)}\n"
+               f"  duration: {_duration(record.started_at, record.finished_at)}")
+    for n in record.nodes:
+        extra = f"  exit {n.exit_code}" if n.exit_code not in (None, 0) else ""
+        extra += f"  [{n.reason}]" if n.reason else ""
+        extra += f"  {n.error}" if n.error else ""
+        typer.echo(f"  {n.state:<10} {_duration(n.started_at, n.finished_at):>8}  {n.node}{extra}")
+
+
+@app.command()
+def logs(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    node: Annotated[str | None, typer.Option("--node", help="A node id or path, or a job's prefix.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing while the run is live.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Print a run's output, whole or for one node."""
+    from worldtree.errors import UsageError
+
+    store = _guard(_open_store)
+    record = _guard(lambda: store.get_run(run_id))
+    if record is None:
+        _guard(lambda: (_ for _ in ()).throw(UsageError(f"no run {run_id!r}; `worldtree runs` lists them")))
+    node_id = _resolve_node(record, node) if node else None
+    after = 0
+    while True:
+        lines = _guard(lambda: store.logs(record.run_id, node=node_id, after_seq=after))
+        for line in lines:
+            if as_json:
+                typer.echo(json.dumps({**line.as_json(), "seq": line.seq}))
+            else:
+                typer.echo(f"[{line.node}] {line.line}" if node_id is None or node_id != line.node else line.line)
+            after = max(after, line.seq)
+        if not follow:
+            return
+        current = store.get_run(record.run_id)
+        if not lines and (current is None or current.state != "running"):
+            return
+        if not lines:
+            time.sleep(0.2)
+
+
+def _resolve_node(record: Any, node: str) -> str:
+    from worldtree.model.graph import ExecutionGraph
+
+    if not record.graph_json:
+        return node
+    graph = ExecutionGraph.model_validate_json(record.graph_json)
+    for n in graph.nodes:
+        if node in (n.id, n.path):
+            return n.id
+    return node.strip("/")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the pipeline document (for editors)."""
+    from worldtree.model.spec import pipeline_json_schema
+
+    typer.echo(json.dumps(pipeline_json_schema(), indent=2))
+
+
+def _run_json(r: Any, nodes: bool = False) -> dict[str, Any]:
+    out = {"run_id": r.run_id, "name": r.name, "state": r.state, "attempt": r.attempt, "source": r.source,
+           "workdir": r.workdir, "created_at": _iso(r.created_at), "started_at": _iso(r.started_at),
+           "finished_at": _iso(r.finished_at)}
+    if nodes:
+        out["nodes"] = [{"node": n.node, "state": n.state, "attempt": n.attempt, "started_at": _iso(n.started_at),
+                         "finished_at": _iso(n.finished_at), "exit_code": n.exit_code, "error": n.error,
+                         "reason": n.reason, "try": n.try_number} for n in r.nodes]
+    return out
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _fmt_time(value: Any) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
+
+
+def _duration(start: Any, end: Any) -> str:
+    if start is None:
+        return "-"
+    if end is None:
+        return "running"
+    return f"{(end - start).total_seconds():.2f}s"
+
+
+def main() -> None:
+    """Entry point; keeps tracebacks away from users unless --debug."""
+    try:
+        app()
+    except Exception as exc:  # pragma: no cover - last resort
+        if "--debug" in sys.argv or os.environ.get("WORLDTREE_DEBUG"):
+            raise
+        typer.echo(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,97 @@
+"""Fan-out: a job with ``hosts:`` becomes one chain of nodes per inventory host.
+
+A node ``deploy/restart`` of a job whose ``hosts: [web]`` resolves to ``web1, web2`` becomes
+``deploy@web1/restart`` and ``deploy@web2/restart`` (ids deterministic, host order as the
+inventory resolves it). Edges are rewired so that
+
+* each host's chain keeps the job's step order, and chains of different hosts are parallel;
+* whatever needed a node of the job (a downstream job, ``post``) now needs that node on
+  *every* host — a job is done when it is done everywhere;
+* a fanned job that needs another fanned job waits for all of that job's hosts.
+
+Each copy gets ``target.host`` (``target.hosts`` cleared) and ``WORLDTREE_HOST`` in its env.
+Pure: the input graph is not modified.
+"""
+
+from __future__ import annotations
+
+from worldtree.compile.diagnostics import Diagnostic
+from worldtree.errors import SpecError
+from worldtree.inventory import Inventory
+from worldtree.model.graph import ExecutionGraph, Node
+
+__all__ = ["HOST_ENV", "expand_hosts", "host_node_id"]
+
+HOST_ENV = "WORLDTREE_HOST"
+
+
+def host_node_id(node_id: str, host: str) -> str:
+    """``stage/job/step`` on ``web1`` -> ``stage/job@web1/step``."""
+    head, sep, step = node_id.rpartition("/")
+    return f"{head}@{host}/{step}" if sep else f"{node_id}@{host}"
+
+
+def expand_hosts(graph: ExecutionGraph, inventory: Inventory | None) -> ExecutionGraph:
+    """One node per (node, host) for every node with ``target.hosts``; see the module docstring.
+
+    Raises SpecError when a job names hosts but there is no inventory, or names an unknown
+    host or group.
+    """
+    fanned = [n for n in graph.nodes if n.target.hosts]
+    if not fanned:
+        return graph
+    source = graph.source or "<pipeline>"
+    if inventory is None:
+        jobs = sorted({n.job for n in fanned})
+        raise SpecError([Diagnostic(
+            "error", "inventory", f"job {jobs[0]!r} lists `hosts:` but no inventory is given; set "
+            "`inventory: FILE` in the pipeline (or pass --inventory)", source)])
+    hosts_of: dict[str, list[str]] = {}
+    diags: list[Diagnostic] = []
+    for node in fanned:
+        try:
+            hosts_of[node.id] = inventory.resolve(list(node.target.hosts or []))
+        except (KeyError, ValueError) as exc:
+            message = exc.args[0] if exc.args else str(exc)
+            diags.append(Diagnostic("error", "inventory", f"job {node.job!r}: {message}", source))
+    if diags:
+        raise SpecError(list(dict.fromkeys(diags)))
+
+    # id of an original node -> ids of its copies (unchanged nodes map to themselves)
+    copies: dict[str, list[str]] = {n.id: [n.id] for n in graph.nodes}
+    for node_id, hosts in hosts_of.items():
+        copies[node_id] = [host_node_id(node_id, h) for h in hosts]
+
+    by_id = graph.by_id()
+    out: list[Node] = []
+    for node in graph.nodes:
+        if node.id not in hosts_of:
+            flat = [c for dep in node.needs for c in copies[dep]]
+            out.append(node.model_copy(update={"needs": list(dict.fromkeys(flat))}, deep=True))
+            continue
+        for host in hosts_of[node.id]:
+            needs: list[str] = []
+            for dep in node.needs:
+                if dep in hosts_of and _same_job(by_id[dep], node):
+                    needs.append(host_node_id(dep, host))  # this host's previous step
+                else:
+                    needs.extend(copies[dep])
+            out.append(node.model_copy(deep=True, update={
+                "id": host_node_id(node.id, host),
+                "path": _host_path(node, host),
+                "needs": list(dict.fromkeys(needs)),
+                "env": {**node.env, HOST_ENV: host},
+                "target": node.target.model_copy(update={"hosts": None, "host": host}),
+            }))
+    return graph.model_copy(update={"nodes": out})
+
+
+def _same_job(dep: Node, node: Node) -> bool:
+    return dep.job == node.job and dep.stage == node.stage
+
+
+def _host_path(node: Node, host: str) -> str:
+    suffix = "/" + node.name
+    if node.path.endswith(suffix):
+        return f"{node.path[: -len(suffix)]}@{host}{suffix}"
+    return f"{node.path}@{host}"
