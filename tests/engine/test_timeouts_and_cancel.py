@@ -61,7 +61,7 @@ stages:
 
 def test_seed_example_messages_with_inheritance() -> None:
     # the step inherits the job's 1 s: the job is the level that fires (it was declared there)
-    state, rec = run_pipeline_text("""
+    _, rec = run_pipeline_text("""
 timeout: 3600
 stages:
   - name: build

@@ -53,7 +53,7 @@ class _LineProtocol(asyncio.SubprocessProtocol):
                 self.output(stream, line[start:start + LINE_LIMIT].decode("utf-8", "replace"))  # type: ignore[arg-type]
         if len(rest) >= LINE_LIMIT:
             self.output(stream, rest.decode("utf-8", "replace"))  # type: ignore[arg-type]
-            rest = b""
+            rest = bytearray()
         self.buffers[fd] = bytearray(rest)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:

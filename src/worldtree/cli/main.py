@@ -6,6 +6,7 @@ for other failures (exit 1), a traceback only with ``--debug``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -57,6 +58,15 @@ def _guard(fn: Callable[[], T]) -> T:
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _fail(error: Exception) -> None:
+    """Render ``error`` the way _guard does and exit."""
+
+    def raise_it() -> None:
+        raise error
+
+    _guard(raise_it)
 
 
 def _print_warnings(warnings: list[Any]) -> None:
@@ -147,7 +157,7 @@ def graph(
 
     renderers = {"mermaid": graph_text.to_mermaid, "dot": graph_text.to_dot, "tree": graph_text.to_tree}
     if fmt not in renderers:
-        _guard(lambda: (_ for _ in ()).throw(UsageError(f"--format {fmt!r}: use mermaid, dot or tree")))
+        _fail(UsageError(f"--format {fmt!r}: use mermaid, dot or tree"))
     prepared = _guard(lambda: prepare(file, RunOptions()))
     _print_warnings(prepared.warnings)
     typer.echo(renderers[fmt](prepared.graph), nl=False)
@@ -305,11 +315,11 @@ def logs(
     store = _guard(_open_store)
     record = _guard(lambda: store.get_run(run_id))
     if record is None:
-        _guard(lambda: (_ for _ in ()).throw(UsageError(f"no run {run_id!r}; `worldtree runs` lists them")))
+        _fail(UsageError(f"no run {run_id!r}; `worldtree runs` lists them"))
     node_id = _resolve_node(record, node) if node else None
     after = 0
     while True:
-        lines = _guard(lambda: store.logs(record.run_id, node=node_id, after_seq=after))
+        lines = _guard(functools.partial(store.logs, record.run_id, node=node_id, after_seq=after))
         for line in lines:
             if as_json:
                 typer.echo(json.dumps({**line.as_json(), "seq": line.seq}))

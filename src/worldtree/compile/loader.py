@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from worldtree.compile.diagnostics import Diagnostic
-from worldtree.compile.yaml_source import Positions, YamlSourceError, load_yaml
 from worldtree.compile.jobs import job_dependencies, job_entries
+from worldtree.compile.yaml_source import Positions, YamlSourceError, load_yaml
 from worldtree.errors import SpecError
 from worldtree.model.spec import PipelineSpec
 
@@ -75,7 +75,7 @@ class _Locator:
     def at(self, path: tuple[Any, ...], *, key: bool = False) -> tuple[int, int]:
         if key and (*path, "__key__") in self.positions:
             return self.positions[(*path, "__key__")]
-        clean = tuple(p for p in path if isinstance(p, int) or isinstance(p, str))
+        clean = tuple(p for p in path if isinstance(p, int | str))
         for end in range(len(clean), -1, -1):
             if clean[:end] in self.positions:
                 return self.positions[clean[:end]]

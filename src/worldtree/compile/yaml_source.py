@@ -44,8 +44,8 @@ def load_yaml(text: str, filename: str) -> tuple[Any, Positions, list[Diagnostic
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
-        raise YamlSourceError(Diagnostic("error", "yaml", f"malformed YAML: {problem}; fix the syntax at this point (indentation, quotes, brackets)", filename, line, col)) \
-            from None
+        message = f"malformed YAML: {problem}; fix the syntax at this point (indentation, quotes, brackets)"
+        raise YamlSourceError(Diagnostic("error", "yaml", message, filename, line, col)) from None
     except yaml.YAMLError as exc:
         raise YamlSourceError(Diagnostic("error", "yaml", f"malformed YAML: {exc}", filename)) from None
     positions: Positions = {}

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from worldtree.backends.base import Backend, RunContext, StepRequest, Stream
+from worldtree.backends.base import Backend, OutputSink, RunContext, StepRequest, Stream
 from worldtree.backends.registry import create_backend
 from worldtree.engine.conditions import ConditionError, Status, evaluate
 from worldtree.engine.environment import node_env, runner_env
@@ -262,7 +262,7 @@ class Engine:
         except asyncio.CancelledError:
             return NodeState.CANCELLED, None, r.cancel_reason or self._cancel_reason
 
-    def _output_for(self, node_id: str):  # type: ignore[no-untyped-def]
+    def _output_for(self, node_id: str) -> OutputSink:
         masker, listener, run_id, attempt = self.masker, self.listener, self.ctx.run_id, self.ctx.attempt
 
         def output(stream: Stream, line: str) -> None:
@@ -306,9 +306,9 @@ class Engine:
     async def _rollback(self) -> None:
         """Undo completed steps in reverse completion order. Logs failures, never raises."""
         for r in reversed(self._completed):
-            if r.state not in DONE_OK or not r.node.rollback:
-                continue
             node = r.node
+            if r.state not in DONE_OK or node.rollback is None:
+                continue
             output = self._output_for(node.id)
             env = node_env(node, self.base_env, self.ctx.run_id, self.ctx.attempt, self.secrets)
             workdir = os.path.join(self.ctx.workdir, node.workdir) if node.workdir else self.ctx.workdir
