@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tests.cli.conftest import Cli
+
 from worldtree.model.graph import ExecutionGraph
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

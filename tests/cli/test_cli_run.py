@@ -76,7 +76,7 @@ def test_secrets_are_masked_everywhere(cli: Cli) -> None:
     multi = "line-one-secret\nline-two-secret"
     cli.write("secrets.env", f'TOKEN={secret}\nCERT="{multi}"\n')
     b64 = base64.b64encode(secret.encode()).decode()
-    cli.write("p.yaml", f"""
+    cli.write("p.yaml", """
 jobs:
   leak:
     secrets: [TOKEN, CERT]

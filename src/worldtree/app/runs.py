@@ -199,7 +199,6 @@ def _load_config(path: str | None) -> dict[str, object]:
 
 def run_async(engine: Engine) -> RunState:
     """Run the engine on a fresh event loop; Ctrl-C and SIGTERM cancel it cleanly."""
-    _use_pidfd_child_watcher()
 
     async def main() -> RunState:
         loop = asyncio.get_running_loop()
@@ -211,18 +210,3 @@ def run_async(engine: Engine) -> RunState:
         return await engine.run()
 
     return asyncio.run(main())
-
-
-def _use_pidfd_child_watcher() -> None:
-    """Python 3.11 watches children with a thread each; pidfd is ~20% faster (3.12 does it by default)."""
-    if sys.version_info >= (3, 12) or not hasattr(asyncio, "PidfdChildWatcher") or not hasattr(os, "pidfd_open"):
-        return
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            os.close(os.pidfd_open(os.getpid()))
-        except OSError:
-            return
-        asyncio.set_child_watcher(asyncio.PidfdChildWatcher())

@@ -1,0 +1,127 @@
+"""The run store's tables (SQLAlchemy Core). Import only from code that already needs SQLAlchemy.
+
+Changing a table here needs a new revision in ``migrations/versions`` (and ``HEAD`` in
+``worldtree.store.schema``): revisions spell their tables out instead of importing these, so
+old revisions keep meaning what they meant.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.types import TypeEngine
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out on every database.
+
+    PostgreSQL stores ``timestamptz`` (values come back normalised to UTC). SQLite has no time
+    type: values are stored as ``YYYY-MM-DD HH:MM:SS.ffffff`` UTC text (SQLAlchemy's own format,
+    so they sort), formatted here with C-speed ``isoformat`` rather than SQLAlchemy's per-value
+    processor, which was a third of the writer's flush time.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        return utc_param(value, dialect.name == "sqlite")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utc_param(value: datetime | None, as_text: bool) -> Any:
+    """``value`` as the driver wants it (UTC text for SQLite); the writer calls it directly."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps timezone-aware UTC")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:-6] if as_text else value  # [:-6] drops +00:00
+
+
+metadata = MetaData()
+
+runs = Table(
+    "runs", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("source", Text),
+    Column("workdir", Text, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    Column("graph_json", Text, nullable=False),
+    Column("options_json", Text, nullable=False),
+    Index("ix_runs_created_at", "created_at"),
+)
+
+attempts = Table(
+    "attempts", metadata,
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("pid", Integer, nullable=False),
+    Column("hostname", String(255), nullable=False),
+    Column("heartbeat_at", UtcDateTime, nullable=False),
+)
+
+node_states = Table(
+    "node_states", metadata,
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("node", Text, primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    Column("exit_code", Integer),
+    Column("error", Text),
+    Column("reason", Text),
+    Column("try_number", Integer, nullable=False, default=1),
+)
+
+logs = Table(
+    "logs", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("node", Text, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("ts", UtcDateTime, nullable=False),
+    Column("stream", String(20), nullable=False),
+    Column("line", Text, nullable=False),
+    Index("ix_logs_run_seq", "run_id", "seq"),
+    Index("ix_logs_run_node", "run_id", "node"),
+)

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import json
+import time
+from contextlib import closing
+from datetime import UTC
+
+import pytest
+from store_helpers import event, new_run
+
+from worldtree.errors import UsageError
+from worldtree.model.states import NodeState, RunState
+from worldtree.store import RunStore
+from worldtree.store.ids import new_run_id
+
+
+def test_create_start_finish(store: RunStore) -> None:
+    run_id = new_run(store)
+    created = store.get_run(run_id)
+    assert created is not None
+    assert (created.state, created.attempt, created.name) == ("pending", 0, "demo")
+    assert created.source == "pipeline.yaml"
+    assert created.options == {"concurrency": 4} and json.loads(created.graph_json) == {"nodes": []}
+    assert created.created_at.tzinfo is UTC and created.started_at is None
+
+    attempt = store.start_attempt(run_id)
+    running = store.get_run(run_id)
+    assert attempt == 1 and running is not None
+    assert (running.state, running.attempt) == (RunState.RUNNING, 1)
+    assert running.started_at is not None and running.started_at.tzinfo is UTC
+
+    store.finish_attempt(run_id, attempt, RunState.FAILED)
+    finished = store.get_run(run_id)
+    assert finished is not None and finished.state == "failed"
+    assert finished.finished_at is not None and finished.finished_at >= finished.started_at  # type: ignore[operator]
+
+
+def test_finish_rejects_unknown_attempt_and_state(store: RunStore) -> None:
+    run_id = new_run(store)
+    store.start_attempt(run_id)
+    with pytest.raises(UsageError):
+        store.finish_attempt(run_id, 7, "succeeded")
+    with pytest.raises(ValueError):
+        store.finish_attempt(run_id, 1, "exploded")
+    with pytest.raises(UsageError):
+        store.start_attempt("no-such-run")
+
+
+def test_node_states_are_upserted_per_attempt(store: RunStore) -> None:
+    run_id = new_run(store)
+    attempt = store.start_attempt(run_id)
+    writer = store.writer(run_id, attempt)
+    writer.node_event(event(run_id, attempt, "build/compile", "running"))
+    writer.node_event(event(run_id, attempt, "test/unit", "skipped", reason="condition"))
+    writer.flush()  # the next events upsert rows that already exist
+    writer.node_event(event(run_id, attempt, "build/compile", "failed", exit_code=2, error="exit 2",
+                            reason="retrying"))
+    writer.node_event(event(run_id, attempt, "build/compile", "running", try_number=2))
+    writer.node_event(event(run_id, attempt, "build/compile", "succeeded", exit_code=0, try_number=2))
+    writer.close()
+
+    nodes = {n.node: n for n in store.node_records(run_id)}
+    assert set(nodes) == {"build/compile", "test/unit"}
+    compile_ = nodes["build/compile"]
+    assert (compile_.state, compile_.exit_code, compile_.error) == ("succeeded", 0, None)
+    assert compile_.try_number == 2
+    assert compile_.started_at is not None and compile_.finished_at is not None
+    assert compile_.started_at.tzinfo is UTC and compile_.started_at <= compile_.finished_at
+    assert (nodes["test/unit"].state, nodes["test/unit"].reason) == (NodeState.SKIPPED, "condition")
+
+    # A second attempt has rows of its own; get_run shows the latest.
+    second = store.start_attempt(run_id)
+    with closing(store.writer(run_id, second)) as w2:
+        w2.node_event(event(run_id, second, "build/compile", "reused"))
+    record = store.get_run(run_id)
+    assert record is not None
+    assert [(n.node, n.state, n.attempt) for n in record.nodes] == [("build/compile", "reused", 2)]
+    assert {n.node for n in store.node_records(run_id, attempt=1)} == {"build/compile", "test/unit"}
+    assert store.node_records("no-such-run") == []
+
+
+def test_get_run_by_unique_prefix(store: RunStore) -> None:
+    first, second = new_run(store), new_run(store)
+    assert first != second
+    common = _common_prefix(first, second)
+    assert store.get_run(first[: len(common) + 1]).run_id == first  # type: ignore[union-attr]
+    assert store.get_run(first).run_id == first  # type: ignore[union-attr]
+    with pytest.raises(UsageError, match="ambiguous"):
+        store.get_run(common)
+    assert store.get_run("19990101-") is None
+    assert store.get_run("") is None
+    assert store.get_run("2%") is None  # LIKE wildcards are escaped
+
+
+def test_list_runs_newest_first(store: RunStore) -> None:
+    ids = [new_run(store, name=f"r{i}") for i in range(5)]
+    assert ids == sorted(ids)  # ids sort by creation time
+    listed = store.list_runs()
+    assert [r.run_id for r in listed] == ids[::-1]
+    assert all(r.graph_json == "" and r.nodes == [] for r in listed)
+    assert [r.run_id for r in store.list_runs(limit=2)] == ids[::-1][:2]
+
+
+def test_run_ids_are_sortable_and_unique() -> None:
+    ids = [new_run_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids) and ids == sorted(ids)
+    assert len(ids[0]) == len("20261122-174512-0a3f9")
+    later = new_run_id()
+    time.sleep(0.002)
+    assert new_run_id() > later
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
