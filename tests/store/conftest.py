@@ -17,7 +17,7 @@ from worldtree.testing.stores import pg_unavailable_reason, store_url
 _pg_skips: list[str] = []
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", "sqlite-direct", pytest.param("postgres", marks=pytest.mark.postgres)])
 def kind(request: pytest.FixtureRequest) -> str:
     if request.param == "postgres":
         why = pg_unavailable_reason()
@@ -30,13 +30,19 @@ def kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def url(kind: str, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty store of this test's kind."""
-    with store_url(kind, tmp_path) as value:  # type: ignore[arg-type]
+    with store_url("sqlite" if kind == "sqlite-direct" else kind, tmp_path) as value:  # type: ignore[arg-type]
+        if kind == "sqlite-direct":  # migrated by the SQLAlchemy store; then run writes bypass SQLAlchemy
+            open_store(value).close()
         yield value
 
 
 @pytest.fixture
-def store(url: str) -> Iterator[RunStore]:
+def store(url: str, kind: str) -> Iterator[RunStore]:
     opened = open_store(url)
+    if kind == "sqlite-direct":
+        from worldtree.store.sqlite_direct import SqliteDirectStore
+
+        assert isinstance(opened, SqliteDirectStore)
     yield opened
     opened.close()
 

@@ -16,7 +16,8 @@ import time
 from datetime import UTC, datetime
 
 from worldtree.store import LogLine, NodeEvent, open_store
-from worldtree.store.writer import BATCH_SIZE, SqlRunWriter
+from worldtree.store.batching import BATCH_SIZE
+from worldtree.store.writer import SqlRunWriter
 
 
 def measure(url: str, nodes: int) -> str:

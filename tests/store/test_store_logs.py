@@ -8,7 +8,7 @@ from store_helpers import line, new_run
 
 from worldtree.errors import StoreError
 from worldtree.store import RunStore
-from worldtree.store import writer as writer_module
+from worldtree.store import batching as writer_module
 
 
 def _fill(store: RunStore) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from worldtree.app.secrets import load_secrets, secret_names
+from worldtree.app.secrets import literal_credentials, load_secrets, secret_names
 from worldtree.app.workdir import prepare_workdir
 from worldtree.backends.base import RunContext
 from worldtree.compile.compiler import compile_pipeline
@@ -108,7 +108,7 @@ def start_run(prepared: Prepared, store: RunStore, options: RunOptions, console:
     graph = prepared.graph
     workdir = prepare_workdir(options.workdir or graph.workdir)
     secrets = load_secrets(secret_names(graph), options.secrets_file)
-    masker = Masker(list(secrets.values()))
+    masker = Masker([*secrets.values(), *literal_credentials(graph)])
     run_id = store.create_run(name=graph.name, source=graph.source, workdir=workdir.path,
                               graph_json=masker.mask(graph.model_dump_json()),
                               options=_stored_options(options, workdir.created))
@@ -132,11 +132,11 @@ def retry_run(run_id: str, store: RunStore, options: RunOptions, console: Listen
         concurrency=options.concurrency or stored.get("concurrency"),
         secrets_file=options.secrets_file, allow_env=options.allow_env or stored.get("allow_env", []),
         allow_all_env=options.allow_all_env or stored.get("allow_all_env", False),
-        grace_seconds=options.grace_seconds)
+        grace_seconds=options.grace_seconds, config_path=options.config_path or stored.get("config_path"))
     reuse = _reusable(graph, record.nodes)
     workdir = prepare_workdir(record.workdir)
     secrets = load_secrets(secret_names(graph), options.secrets_file)
-    masker = Masker(list(secrets.values()))
+    masker = Masker([*secrets.values(), *literal_credentials(graph)])
     try:
         return _execute(record.run_id, graph, workdir.path, store, merged, secrets, masker, console, reuse=reuse)
     finally:
@@ -155,7 +155,8 @@ def _reusable(graph: ExecutionGraph, nodes: list[NodeRecord]) -> dict[str, NodeR
 
 def _stored_options(options: RunOptions, workdir_created: bool) -> dict[str, Any]:
     return {"concurrency": options.concurrency, "env": options.env, "allow_env": options.allow_env,
-            "allow_all_env": options.allow_all_env, "workdir_created": workdir_created}
+            "allow_all_env": options.allow_all_env, "workdir_created": workdir_created,
+            "config_path": os.path.abspath(options.config_path) if options.config_path else None}
 
 
 class _StoreListener:
@@ -177,7 +178,7 @@ def _execute(run_id: str, graph: ExecutionGraph, workdir: str, store: RunStore, 
     ctx = RunContext(run_id=run_id, attempt=attempt, workdir=workdir, graph=graph,
                      grace_seconds=options.grace_seconds, allow_env=options.allow_env,
                      allow_all_env=options.allow_all_env, config=_load_config(options.config_path),
-                     secret_values=list(secrets.values()))
+                     secret_values=masker.values)
     listener = Fanout(_StoreListener(writer), console(run_id, attempt, graph, masker))
     engine = Engine(ctx, listener, concurrency=options.concurrency, secrets=secrets, masker=masker, reuse=reuse)
     state = RunState.FAILED

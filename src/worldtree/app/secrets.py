@@ -33,3 +33,17 @@ def load_secrets(names: list[str], secrets_file: str | None = None) -> dict[str,
         elif name in os.environ:
             values[name] = os.environ[name]
     return values
+
+
+def literal_credentials(graph: ExecutionGraph) -> list[str]:
+    """Passwords and keys written literally in ``engine:`` URLs: masked like secrets.
+
+    Such a run's stored graph keeps them masked, so ``worldtree retry`` cannot log in with
+    them; the loader warns to use ``${NAME}`` and ``secrets:`` instead.
+    """
+    engines = {n.target.engine for n in graph.nodes if n.target.engine and "://" in n.target.engine}
+    if not engines:
+        return []
+    from worldtree.backends.ssh.target import literal_credentials as from_url
+
+    return [value for url in sorted(engines) for value in from_url(url)]

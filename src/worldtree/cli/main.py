@@ -119,9 +119,16 @@ def plan(
     prepared = _guard(lambda: prepare(file, RunOptions(env=_guard(lambda: _parse_env(env)), strict=strict)))
     _print_warnings(prepared.warnings)
     graph = prepared.graph
+    from worldtree.app.secrets import literal_credentials
+    from worldtree.engine.masking import Masker
+
+    masker = Masker(literal_credentials(graph))
     if as_json:
-        typer.echo(graph.model_dump_json(indent=2))
+        typer.echo(masker.mask(graph.model_dump_json(indent=2)))
         return
+    for node in graph.nodes:
+        if node.target.engine:
+            node.target.engine = masker.mask(node.target.engine)
     typer.echo(f"pipeline {graph.name}: {len(graph.nodes)} nodes, {len(graph.edges())} edges, "
                f"on_failure={graph.on_failure}")
     for node in graph.nodes:
@@ -175,6 +182,9 @@ def run(
     inventory: Annotated[str | None, typer.Option("--inventory", "-i", help="Inventory for `hosts:` jobs.")] = None,
     allow_env: Annotated[list[str], typer.Option("--allow-env", help="Host variable containers may see.")] = [],  # noqa: B006
     allow_all_env: Annotated[bool, typer.Option("--allow-all-env", help="Containers see the host's env.")] = False,
+    config: Annotated[str | None, typer.Option("--config", help="worldtree config file (runner sizes, "
+                                               "language images); default $WORLDTREE_CONFIG or ./worldtree.yaml")
+                      ] = None,
     strict: StrictOpt = False,
 ) -> None:
     """Run a pipeline on this machine."""
@@ -182,7 +192,7 @@ def run(
 
     options = RunOptions(concurrency=concurrency, env=_guard(lambda: _parse_env(env)), workdir=workdir,
                          secrets_file=secrets_file, strict=strict, allow_env=allow_env,
-                         allow_all_env=allow_all_env, inventory=inventory)
+                         allow_all_env=allow_all_env, inventory=inventory, config_path=config)
     prepared = _guard(lambda: prepare(file, options))
     _print_warnings(prepared.warnings)
     store = _guard(_open_store)
@@ -345,6 +355,48 @@ def _resolve_node(record: Any, node: str) -> str:
         if node in (n.id, n.path):
             return n.id
     return node.strip("/")
+
+
+@app.command()
+def facts(
+    names: Annotated[list[str], typer.Argument(help="Inventory host or group names.")],
+    inventory: Annotated[str, typer.Option("--inventory", "-i", help="Inventory file.")] = "inventory.yaml",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    secrets_file: Annotated[str | None, typer.Option("--secrets-file", help="dotenv file for ${NAME} passwords.")
+                            ] = None,
+) -> None:
+    """Gather OS, kernel, architecture, CPUs, memory and hostname of hosts, concurrently over SSH."""
+    import asyncio
+
+    from worldtree.errors import UsageError
+
+    def gather() -> dict[str, dict[str, Any]]:
+        from worldtree.config import load_config
+        from worldtree.facts import gather_facts
+        from worldtree.inventory import load_inventory
+
+        inv = load_inventory(inventory)
+        env = dict(os.environ)
+        if secrets_file:
+            from dotenv import dotenv_values
+
+            env.update({k: v for k, v in dotenv_values(secrets_file).items() if v is not None})
+        try:
+            return asyncio.run(gather_facts(inv, names, env=env, config=load_config(None)))
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0]) if exc.args else str(exc)) from None
+
+    result = _guard(gather)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        for host, values in sorted(result.items()):
+            if "error" in values:
+                typer.echo(f"{host}: error: {values['error']}")
+                continue
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
+            typer.echo(f"{host}: {shown}")
+    raise typer.Exit(1 if any("error" in v for v in result.values()) else 0)
 
 
 @app.command()

@@ -134,7 +134,11 @@ def _target(step: StepSpec, levels: tuple[InheritedFields | None, ...], runner: 
     elif engine_text and "://" in engine_text:
         kind = engine_text.split("://", 1)[0]
         kind = "idp" if kind == "idps" else kind
-    elif step.plugin or step.language or step.service or image or engine_text == "docker":
+    elif step.plugin or step.language or step.service:
+        kind = "docker"
+    elif engine_text == "host":  # an explicit host engine wins over an inherited image
+        kind = "host"
+    elif image or engine_text == "docker":
         kind = "docker"
     elif engine_text:
         kind = engine_text

@@ -9,12 +9,15 @@ inventory resolves it). Edges are rewired so that
   *every* host — a job is done when it is done everywhere;
 * a fanned job that needs another fanned job waits for all of that job's hosts.
 
-Each copy gets ``target.host`` (``target.hosts`` cleared) and ``WORLDTREE_HOST`` in its env.
-Pure: the input graph is not modified.
+Each copy gets ``target.host`` (``target.hosts`` cleared), ``target.engine`` set to the
+host's ``ssh://`` URL (address, port, user, key file, host-key settings; a password only as
+its ``${SECRET}`` reference), so the graph runs without the inventory file (retry, agents),
+and ``WORLDTREE_HOST`` in its env. Pure: the input graph is not modified.
 """
 
 from __future__ import annotations
 
+from worldtree.backends.ssh.target import host_engine_url
 from worldtree.compile.diagnostics import Diagnostic
 from worldtree.errors import SpecError
 from worldtree.inventory import Inventory
@@ -63,11 +66,12 @@ def expand_hosts(graph: ExecutionGraph, inventory: Inventory | None) -> Executio
         copies[node_id] = [host_node_id(node_id, h) for h in hosts]
 
     by_id = graph.by_id()
+    urls = {h: host_engine_url(h, inventory.host(h)) for hosts in hosts_of.values() for h in hosts}
     out: list[Node] = []
     for node in graph.nodes:
         if node.id not in hosts_of:
             flat = [c for dep in node.needs for c in copies[dep]]
-            out.append(node.model_copy(update={"needs": list(dict.fromkeys(flat))}, deep=True))
+            out.append(node.model_copy(update={"needs": list(dict.fromkeys(flat))}))
             continue
         for host in hosts_of[node.id]:
             needs: list[str] = []
@@ -76,12 +80,16 @@ def expand_hosts(graph: ExecutionGraph, inventory: Inventory | None) -> Executio
                     needs.append(host_node_id(dep, host))  # this host's previous step
                 else:
                     needs.extend(copies[dep])
-            out.append(node.model_copy(deep=True, update={
+            # shallow copies with every mutable field replaced: deep copies cost ~0.3 ms a node
+            out.append(node.model_copy(update={
                 "id": host_node_id(node.id, host),
+                "secrets": list(node.secrets),
+                "scopes": list(node.scopes),
                 "path": _host_path(node, host),
                 "needs": list(dict.fromkeys(needs)),
                 "env": {**node.env, HOST_ENV: host},
-                "target": node.target.model_copy(update={"hosts": None, "host": host}),
+                "target": node.target.model_copy(update={"kind": "ssh", "hosts": None, "host": host,
+                                                         "engine": urls[host]}),
             }))
     return graph.model_copy(update={"nodes": out})
 

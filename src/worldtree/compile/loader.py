@@ -6,6 +6,7 @@ All diagnostics are collected before anything is raised: a user fixes a file in 
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from worldtree.compile.diagnostics import Diagnostic
 from worldtree.compile.jobs import job_dependencies, job_entries
 from worldtree.compile.yaml_source import Positions, YamlSourceError, load_yaml
+from worldtree.engine.conditions import ConditionError, parse_condition
 from worldtree.errors import SpecError
 from worldtree.model.spec import PipelineSpec
 
@@ -56,6 +58,7 @@ def load_pipeline_text(text: str, filename: str = "<string>", *, strict: bool = 
         raise SpecError(_sorted(diags)) from None
     diags.extend(_unknown_keys(spec, (), locate, strict))
     diags.extend(_check_names_and_needs(spec, locate))
+    diags.extend(_literal_engine_credentials(data, (), locate))
     if any(d.severity == "error" for d in diags):
         raise SpecError(_sorted(diags))
     return LoadedPipeline(spec=spec, source=filename, warnings=_sorted(diags))
@@ -174,8 +177,12 @@ def _check_names_and_needs(spec: PipelineSpec, locate: _Locator) -> list[Diagnos
                                     "unique across the pipeline to be referenced by `needs`",
                                     (*entry.path, "name")))
         seen_job.setdefault(entry.name, entry.path)
+        if entry.job.if_ is not None:
+            out.extend(_check_condition(entry.job.if_, (*entry.path, "if"), locate))
         step_names: set[str] = set()
         for s, step in enumerate(entry.job.steps):
+            if step.if_ is not None:
+                out.extend(_check_condition(step.if_, (*entry.path, "steps", s, "if"), locate))
             if step.name is None:
                 continue
             if step.name in step_names:
@@ -203,6 +210,35 @@ def _check_names_and_needs(spec: PipelineSpec, locate: _Locator) -> list[Diagnos
         out.append(locate.error("cycle", "dependency cycle: " + " -> ".join(cycle)
                                 + "; remove one of these `needs`", where))
     return out
+
+
+_LITERAL_CREDENTIAL = re.compile(r"^(ssh|idps?)://[^:@/]*:(?!\$\{)[^@]+@")
+
+
+def _literal_engine_credentials(data: Any, path: tuple[Any, ...], locate: _Locator) -> list[Diagnostic]:
+    """Warn where an ``engine:`` URL carries a password or key in clear text."""
+    out: list[Diagnostic] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == "engine" and isinstance(value, str) and _LITERAL_CREDENTIAL.match(value):
+                out.append(locate.error(
+                    "literal-credential", "a password or key is written in `engine:`; worldtree masks it in "
+                    "output and stored runs, but anyone reading this file sees it (and `worldtree retry` cannot "
+                    "use it): write ${NAME} and list NAME in the job's `secrets:`", (*path, key), severity="warning"))
+            else:
+                out.extend(_literal_engine_credentials(value, (*path, key), locate))
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            out.extend(_literal_engine_credentials(item, (*path, i), locate))
+    return out
+
+
+def _check_condition(expression: str, path: tuple[Any, ...], locate: _Locator) -> list[Diagnostic]:
+    try:
+        parse_condition(expression)
+    except ConditionError as exc:
+        return [locate.error("condition", str(exc), path)]
+    return []
 
 
 def _find_cycle(deps: dict[str, list[str]]) -> list[str] | None:

@@ -44,6 +44,12 @@ def open_store(url: str | None = None) -> RunStore:
     Raises :class:`worldtree.errors.StoreError` when the URL is malformed, the database cannot
     be reached, or its schema cannot be migrated.
     """
+    target = url if url is not None else default_store_url()
+    from worldtree.store.sqlite_direct import open_direct
+
+    direct = open_direct(target)  # the embedded default, already migrated: no SQLAlchemy import
+    if direct is not None:
+        return direct
     from worldtree.store.sql import SqlRunStore
 
-    return SqlRunStore(url if url is not None else default_store_url())
+    return SqlRunStore(target)

@@ -26,6 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeEngine
 
+from worldtree.store.rows import utc_param
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in and out on every database.
@@ -55,17 +57,6 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
-
-
-def utc_param(value: datetime | None, as_text: bool) -> Any:
-    """``value`` as the driver wants it (UTC text for SQLite); the writer calls it directly."""
-    if value is None:
-        return None
-    if value.tzinfo is not UTC:
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: the store keeps timezone-aware UTC")
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:-6] if as_text else value  # [:-6] drops +00:00
 
 
 metadata = MetaData()
