@@ -64,7 +64,9 @@ fi
 
 if ! ping_sock "$SOCK"; then
   rm -f "$SOCK"
-  nohup podman --runtime runc system service --time=0 "unix://$SOCK" >"$LOG" 2>&1 &
+  # From /: the service (and every conmon it forks) keeps its working directory, and a deleted
+  # checkout would break every later container start ("Failed to get working directory").
+  (cd / && exec nohup podman --runtime runc system service --time=0 "unix://$SOCK" >"$LOG" 2>&1) &
   for _ in $(seq 100); do ping_sock "$SOCK" && break; sleep 0.1; done
   if ! ping_sock "$SOCK"; then
     echo "container-engine.sh: podman's API did not answer on $SOCK; see $LOG:" >&2

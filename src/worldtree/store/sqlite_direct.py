@@ -42,6 +42,52 @@ UPSERT_NODE = ("INSERT INTO node_states (run_id, attempt, node, state, started_a
 INSERT_LOGS = "INSERT INTO logs (run_id, attempt, node, seq, ts, stream, line) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
+#: The schema Alembic's revision HEAD creates on SQLite, statement for statement (a test compares
+#: ``sqlite_master`` of both). A new file gets it without importing Alembic (0.3 s of start-up).
+SCHEMA = (
+    "CREATE TABLE alembic_version (\n\tversion_num VARCHAR(32) NOT NULL, \n\tCONSTRAINT alembic_version_pkc "
+    "PRIMARY KEY (version_num)\n)",
+    "CREATE TABLE runs (\n\tid VARCHAR(40) NOT NULL, \n\tname TEXT NOT NULL, \n\tsource TEXT, \n\tworkdir TEXT "
+    "NOT NULL, \n\tstate VARCHAR(20) NOT NULL, \n\tattempt INTEGER NOT NULL, \n\tcreated_at DATETIME NOT NULL, "
+    "\n\tstarted_at DATETIME, \n\tfinished_at DATETIME, \n\tgraph_json TEXT NOT NULL, \n\toptions_json TEXT NOT "
+    "NULL, \n\tPRIMARY KEY (id)\n)",
+    "CREATE INDEX ix_runs_created_at ON runs (created_at)",
+    "CREATE TABLE attempts (\n\trun_id VARCHAR(40) NOT NULL, \n\tnumber INTEGER NOT NULL, \n\tstate VARCHAR(20) "
+    "NOT NULL, \n\tstarted_at DATETIME NOT NULL, \n\tfinished_at DATETIME, \n\tpid INTEGER NOT NULL, \n\thostname "
+    "VARCHAR(255) NOT NULL, \n\theartbeat_at DATETIME NOT NULL, \n\tPRIMARY KEY (run_id, number), \n\tFOREIGN "
+    "KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE\n)",
+    "CREATE TABLE node_states (\n\trun_id VARCHAR(40) NOT NULL, \n\tattempt INTEGER NOT NULL, \n\tnode TEXT NOT "
+    "NULL, \n\tstate VARCHAR(20) NOT NULL, \n\tstarted_at DATETIME, \n\tfinished_at DATETIME, \n\texit_code "
+    "INTEGER, \n\terror TEXT, \n\treason TEXT, \n\ttry_number INTEGER NOT NULL, \n\tPRIMARY KEY (run_id, attempt, "
+    "node), \n\tFOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE\n)",
+    "CREATE TABLE logs (\n\tid INTEGER NOT NULL, \n\trun_id VARCHAR(40) NOT NULL, \n\tattempt INTEGER NOT NULL, "
+    "\n\tnode TEXT NOT NULL, \n\tseq INTEGER NOT NULL, \n\tts DATETIME NOT NULL, \n\tstream VARCHAR(20) NOT NULL, "
+    "\n\tline TEXT NOT NULL, \n\tPRIMARY KEY (id), \n\tFOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE "
+    "CASCADE\n)",
+    "CREATE INDEX ix_logs_run_seq ON logs (run_id, seq)",
+    "CREATE INDEX ix_logs_run_node ON logs (run_id, node)",
+)
+
+
+def _create_fresh(path: str) -> bool:
+    """Give a new (or empty) SQLite file the HEAD schema; False when it is not ours to create."""
+    try:
+        conn = _connect(path)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            with _Tx(conn):  # BEGIN IMMEDIATE: a second process waits, then sees the schema
+                tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                if tables == 0:
+                    for statement in SCHEMA:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (HEAD,))
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return True
+
+
 def sqlite_path(url: str) -> str | None:
     """The file of a plain ``sqlite:///PATH`` URL (no query options), else None."""
     for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
@@ -63,7 +109,9 @@ def _connect(path: str) -> sqlite3.Connection:
 def open_direct(url: str) -> SqliteDirectStore | None:
     """The fast store when ``url`` is a SQLite file already at HEAD (in WAL mode), else None."""
     path = sqlite_path(url)
-    if path is None or not os.path.isfile(path):
+    if path is None or not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        return None
+    if (not os.path.exists(path) or os.path.getsize(path) == 0) and not _create_fresh(path):
         return None
     try:
         conn = _connect(path)
