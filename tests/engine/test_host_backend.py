@@ -55,3 +55,35 @@ def test_missing_shell_is_an_error_not_a_failure(process_path: str) -> None:
 def test_background_process_holding_the_pipe_does_not_hang_the_step(process_path: str) -> None:
     state, _ = run_pipeline_text("jobs:\n  j: {steps: [{run: 'sleep 30 & echo started', timeout: 10}]}")
     assert state == RunState.SUCCEEDED
+
+
+def test_plain_commands_skip_the_shell_and_others_keep_it() -> None:
+    import os
+
+    from worldtree.backends.host import direct_argv
+
+    path = os.environ["PATH"]
+    assert direct_argv("sh", "true", path) == [host._which("true", path)]
+    assert direct_argv("sh", "make -j4 build", path) is not None
+    for needs_shell in ("echo hi", "cd /tmp", "A=1 env", "ls *.py", "true\nfalse", "exit 3", "x && y",
+                        "cat 'a b'", "echo $HOME", "./script.sh", "no-such-program-xyz"):
+        assert direct_argv("sh", needs_shell, path) is None, needs_shell
+    assert direct_argv("bash -eo pipefail", "true", path) is None
+    assert direct_argv("python3", "true", path) is None
+
+
+def test_direct_and_shell_runs_agree(tmp_path: Path) -> None:
+    state, rec = run_pipeline_text("""
+jobs:
+  j:
+    environment: {PATH: "/nonexistent:/usr/bin:/bin"}
+    steps:
+      - {name: direct, run: "ls -d /"}
+      - {name: missing, run: "no-such-program-xyz --flag", allow_failure: true}
+      - {name: fails, run: "false"}
+""", workdir=str(tmp_path))
+    assert state == RunState.FAILED
+    assert rec.output("j/direct") == ["/"]
+    assert rec.last("j/missing").exit_code == 127
+    assert any("not found" in line for line in rec.output("j/missing"))
+    assert rec.last("j/fails").exit_code == 1

@@ -68,12 +68,21 @@ ListenerFactory = Callable[[str, int, ExecutionGraph, Masker], EngineListener]
 
 
 def prepare(file: str, options: RunOptions) -> Prepared:
-    """Load, check and compile a pipeline file (SpecError on bad input)."""
+    """Load, check and compile a pipeline file (SpecError on bad input); large files via a cache."""
+    from worldtree.app import graph_cache
+
+    key = graph_cache.cache_key(file, options.strict, options.env, options.inventory)
+    if key is not None:
+        cached = graph_cache.load_cached(key)
+        if cached is not None:
+            return Prepared(*cached)
     loaded = load_pipeline(file, strict=options.strict)
     graph = compile_pipeline(loaded.spec, source=os.path.abspath(file), env_overrides=options.env)
     inventory = options.inventory or _relative_to(file, loaded.spec.inventory)
     if any(n.target.hosts for n in graph.nodes):
         graph = _expand_hosts(graph, inventory)
+    if key is not None and (inventory is None or inventory == options.inventory):
+        graph_cache.store_cached(key, graph, loaded.warnings)
     return Prepared(graph, loaded.warnings)
 
 
