@@ -184,8 +184,8 @@ def bench_workload(key: str, out: Path, args: argparse.Namespace) -> dict[str, M
     tools = ["worldtree", "make", "floor"]
     if key in DOIT_ON:
         tools += [f"doit-{m}" for m in args.doit_modes]
-    if key == "w0":  # start-up with the store already there, as on every run but a user's first
-        tools.append("worldtree-warm")
+    if args.warm_store:  # the store already there, as on every run of a user's but the first
+        tools.insert(1, "worldtree-warm")
     results: dict[str, Measure] = {}
     for tool in tools:
         results[tool] = measure(tool, cmds[tool], args.repeat, args.timeout,
@@ -198,8 +198,8 @@ def bench_workload(key: str, out: Path, args: argparse.Namespace) -> dict[str, M
     return results
 
 
-def verdict(key: str, r: dict[str, Measure]) -> tuple[str, bool | None]:
-    wt = r["worldtree"]
+def verdict(key: str, r: dict[str, Measure], tool: str = "worldtree") -> tuple[str, bool | None]:
+    wt = r[tool]
     if not wt.ok:
         return ("worldtree failed", False)
     if key == "m":
@@ -231,23 +231,23 @@ def table(all_results: dict[str, dict[str, Measure]], facts: dict[str, dict[str,
             "floor/make", "wt RSS MB", "target", "result"]
     rows = [head]
     for key, r in all_results.items():
-        wt, make, doit, floor = (r.get(t) for t in ("worldtree", "make", "doit", "floor"))
-        target, ok = verdict(key, r)
-        ratios = [_ratio(wt, make), _ratio(wt, doit), _ratio(floor, make)]
-        if key == "w0":  # ratios to a 3 ms make run say nothing
-            ratios = ["-", "-", "-"]
-        rows.append([
-            f"{key.upper()} ({facts[key]['nodes']} n)", _fmt(wt.best if wt else None),
-            _fmt(make.best if make else None), "-" if doit is None else f"{_fmt(doit.best)} ({doit.note})",
-            _fmt(floor.best if floor else None), *ratios,
-            _fmt(wt.peak_rss_mb if wt else None, 0), target,
-            "n/a" if ok is None else ("PASS" if ok else "FAIL"),
-        ])
-        warm = r.get("worldtree-warm")
-        if warm is not None:
-            rows.append(["  W0, store exists", _fmt(warm.best), "", "", "", "", "", "",
-                         _fmt(warm.peak_rss_mb, 0), f"(<= {W0_MAX_S} s)",
-                         "" if warm.best is None else ("pass" if warm.best <= W0_MAX_S else "fail")])
+        make, doit, floor = (r.get(t) for t in ("make", "doit", "floor"))
+        for tool in ("worldtree", "worldtree-warm"):
+            wt = r.get(tool)
+            if wt is None:
+                continue
+            target, ok = verdict(key, r, tool)
+            ratios = [_ratio(wt, make), _ratio(wt, doit), _ratio(floor, make)]
+            if key == "w0":  # ratios to a 3 ms make run say nothing
+                ratios = ["-", "-", "-"]
+            first = tool == "worldtree"
+            rows.append([
+                f"{key.upper()} ({facts[key]['nodes']} n)" if first else "  store exists",
+                _fmt(wt.best), _fmt(make.best if make and first else None),
+                "-" if doit is None or not first else f"{_fmt(doit.best)} ({doit.note})",
+                _fmt(floor.best if floor and first else None), *ratios,
+                _fmt(wt.peak_rss_mb, 0), target, "n/a" if ok is None else ("PASS" if ok else "FAIL"),
+            ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -271,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doit-modes", default="process,thread",
                         help="doit -P modes to try; the doit column shows the fastest")
     parser.add_argument("--out", type=Path, default=gen.DEFAULT_OUT, help="where gen.py writes the workloads")
+    parser.add_argument("--no-warm-store", dest="warm_store", action="store_false",
+                        help="skip the second worldtree row, timed with .worldtree/ already migrated")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = parser.parse_args(argv)
     args.doit_modes = [m for m in args.doit_modes.split(",") if m]
@@ -299,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                 key: {
                     **facts[key],
                     "target": verdict(key, r)[0], "pass": verdict(key, r)[1],
+                    "pass_store_exists": verdict(key, r, "worldtree-warm")[1] if "worldtree-warm" in r else None,
                     "tools": {t: {**asdict(m), "best_s": m.best, "median_s": m.median,
                                   "peak_rss_mb": m.peak_rss_mb} for t, m in r.items()},
                 }
