@@ -17,9 +17,7 @@ from typing import Any
 from worldtree.app.secrets import literal_credentials, load_secrets, secret_names
 from worldtree.app.workdir import prepare_workdir
 from worldtree.backends.base import RunContext
-from worldtree.compile.compiler import compile_pipeline
 from worldtree.compile.diagnostics import Diagnostic
-from worldtree.compile.loader import load_pipeline
 from worldtree.engine.environment import RUN_ID_VAR
 from worldtree.engine.events import EngineListener, Fanout
 from worldtree.engine.masking import Masker
@@ -76,6 +74,10 @@ def prepare(file: str, options: RunOptions) -> Prepared:
         cached = graph_cache.load_cached(key)
         if cached is not None:
             return Prepared(*cached)
+    # Only a cache miss pays for YAML, the spec models and the compiler (start-up time).
+    from worldtree.compile.compiler import compile_pipeline
+    from worldtree.compile.loader import load_pipeline
+
     loaded = load_pipeline(file, strict=options.strict)
     graph = compile_pipeline(loaded.spec, source=os.path.abspath(file), env_overrides=options.env)
     inventory = options.inventory or _relative_to(file, loaded.spec.inventory)

@@ -85,16 +85,21 @@ class SpawnedProcess:
         self.loop.add_reader(self._pidfd, self._on_exit)
 
     def _on_readable(self, fd: int) -> None:
+        self._read_once(fd)
+
+    def _read_once(self, fd: int) -> bool:
+        """Read what is there; False when nothing more can be read now (empty or closed)."""
         try:
             data = os.read(fd, _READ)
         except BlockingIOError:
-            return
+            return False
         except OSError:
             data = b""
         if data:
             self._pipes[fd].feed(data)
-        else:
-            self._close_pipe(fd)
+            return True
+        self._close_pipe(fd)
+        return False
 
     def _close_pipe(self, fd: int) -> None:
         splitter = self._pipes.pop(fd, None)
@@ -114,6 +119,12 @@ class SpawnedProcess:
             code = os.waitstatus_to_exitcode(status)
         except ChildProcessError:
             code = 255
+        # Output written just before the exit is already in the pipes: read it now, so the
+        # common case (no grandchild holding the pipes) finishes in this one callback.
+        for fd in list(self._pipes):
+            for _ in range(16):  # at most 1 MiB now; a grandchild still writing is read as usual
+                if fd not in self._pipes or not self._read_once(fd):
+                    break
         if not self.exited.done():
             self.exited.set_result(128 - code if code < 0 else code)
 

@@ -435,14 +435,31 @@ def _duration(start: Any, end: Any) -> str:
 
 
 def main() -> None:
-    """Entry point; keeps tracebacks away from users unless --debug."""
+    """Entry point; keeps tracebacks away from users unless --debug.
+
+    Ends with ``os._exit`` once output is flushed: everything worth keeping is committed to the
+    store by then, and the interpreter's own teardown (module cleanup, closing SQLite's last WAL
+    connection, which checkpoints and syncs) would add ~60 ms to every command.
+    """
+    code: int | str | None = 0
     try:
         app()
+    except SystemExit as exc:
+        code = exc.code
     except Exception as exc:  # pragma: no cover - last resort
         if "--debug" in sys.argv or os.environ.get("WORLDTREE_DEBUG"):
             raise
         typer.echo(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
-        sys.exit(1)
+        code = 1
+    if isinstance(code, str):
+        typer.echo(code, err=True)
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        pass
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 
 from worldtree.backends.base import Backend, OutputSink, RunContext, StepRequest, Stream
 from worldtree.backends.registry import create_backend
-from worldtree.engine.conditions import ConditionError, Status, evaluate
 from worldtree.engine.environment import node_env, runner_env
 from worldtree.engine.events import EngineListener
 from worldtree.engine.masking import Masker
@@ -139,6 +138,8 @@ class Engine:
         success = r.bad_upstream is None and not self._stopping
         failure = r.upstream_failed or self._failed
         if node.condition:
+            from worldtree.engine.conditions import ConditionError, Status, evaluate  # rare: import lazily
+
             try:
                 wanted = evaluate(node.condition, {**self.graph.env, **node.env},
                                   Status(upstream_ok=success, failed=failure, cancelled=False))
