@@ -1,7 +1,8 @@
 """A cache of compiled graphs for large pipeline files, like ``__pycache__`` for YAML.
 
-Parsing a 25 KB pipeline (500 jobs) costs 50 ms, an 830 KB one (2,000 jobs, 97,500 ``needs``) costs PyYAML half a second, while
-loading the compiled graph back from JSON costs pydantic-core a few milliseconds. The key is
+Parsing a 25 KB pipeline (500 jobs) costs 50 ms, an 830 KB one (2,000 jobs, 97,500 ``needs``)
+half a second, while loading the compiled graph back from JSON costs pydantic-core a few
+milliseconds. The key is
 a hash of everything the graph depends on: the file's bytes and path, the inventory's bytes,
 ``--env`` overrides, ``--strict`` and worldtree's version. Small files are not cached: they
 parse faster than a cache lookup pays back.
