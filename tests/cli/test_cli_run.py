@@ -156,3 +156,23 @@ def test_sigkill_leaves_a_readable_store_and_an_interrupted_retryable_run(sqlite
     assert lines[0]["attempt"] == 2
     states = {x["node"]: x["state"] for x in lines if x["event"] == "node"}
     assert states == {"a/step-1": "reused", "b/step-1": "succeeded"}
+
+
+def test_literal_registry_password_is_masked_and_warned(sqlite_cli: Cli) -> None:
+    secret = "Literal-Registry-Pw-9"
+    sqlite_cli.write("p.yaml", f"""
+jobs:
+  j:
+    image_registry: registry.example
+    image_registry_username: me
+    image_registry_password: {secret}
+    steps: [{{run: echo hi, engine: host}}]
+""")
+    proc = sqlite_cli("run", "p.yaml")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: a password or key is written in `image_registry_password:`" in proc.stderr
+    plan = sqlite_cli("plan", "p.yaml", "--json").stdout
+    db = Path(sqlite_cli.store.removeprefix("sqlite:///"))
+    stored = b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+    assert secret not in proc.stdout + proc.stderr + plan
+    assert secret.encode() not in stored

@@ -36,14 +36,17 @@ def load_secrets(names: list[str], secrets_file: str | None = None) -> dict[str,
 
 
 def literal_credentials(graph: ExecutionGraph) -> list[str]:
-    """Passwords and keys written literally in ``engine:`` URLs: masked like secrets.
+    """Passwords and keys written literally in the file (``engine:`` URLs,
+    ``image_registry_password``): masked like secrets.
 
-    Such a run's stored graph keeps them masked, so ``worldtree retry`` cannot log in with
-    them; the loader warns to use ``${NAME}`` and ``secrets:`` instead.
+    Such a run's stored graph keeps them masked, so ``worldtree retry`` cannot use them; the
+    loader warns to write ``${NAME}`` and list NAME in ``secrets:`` instead.
     """
+    values = sorted({n.target.image_registry_password for n in graph.nodes
+                     if n.target.image_registry_password and "${" not in n.target.image_registry_password})
     engines = {n.target.engine for n in graph.nodes if n.target.engine and "://" in n.target.engine}
-    if not engines:
-        return []
-    from worldtree.backends.ssh.target import literal_credentials as from_url
+    if engines:
+        from worldtree.backends.ssh.target import literal_credentials as from_url
 
-    return [value for url in sorted(engines) for value in from_url(url)]
+        values += [value for url in sorted(engines) for value in from_url(url)]
+    return values

@@ -216,13 +216,15 @@ _LITERAL_CREDENTIAL = re.compile(r"^(ssh|idps?)://[^:@/]*:(?!\$\{)[^@]+@")
 
 
 def _literal_engine_credentials(data: Any, path: tuple[Any, ...], locate: _Locator) -> list[Diagnostic]:
-    """Warn where an ``engine:`` URL carries a password or key in clear text."""
+    """Warn where an ``engine:`` URL or ``image_registry_password`` carries a credential in clear text."""
     out: list[Diagnostic] = []
     if isinstance(data, dict):
         for key, value in data.items():
-            if key == "engine" and isinstance(value, str) and _LITERAL_CREDENTIAL.match(value):
+            literal = (key == "engine" and isinstance(value, str) and _LITERAL_CREDENTIAL.match(value)) or (
+                key == "image_registry_password" and isinstance(value, str) and "${" not in value)
+            if literal:
                 out.append(locate.error(
-                    "literal-credential", "a password or key is written in `engine:`; worldtree masks it in "
+                    "literal-credential", f"a password or key is written in `{key}:`; worldtree masks it in "
                     "output and stored runs, but anyone reading this file sees it (and `worldtree retry` cannot "
                     "use it): write ${NAME} and list NAME in the job's `secrets:`", (*path, key), severity="warning"))
             else:

@@ -86,15 +86,29 @@ def language_entry(language: Mapping[str, Any], config: Mapping[str, Any]) -> tu
     return str(entry["image"]).format(name=name, version=version), dict(entry)
 
 
-def registry_auth(target: Target) -> dict[str, str] | None:
-    """X-Registry-Auth for a pull, from ``image_registry*``; None when no credentials are given."""
+def registry_auth(target: Target, env: Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """X-Registry-Auth for a pull, from ``image_registry*``; None when no credentials are given.
+
+    ``${NAME}`` is expanded from the step environment ``env`` (where a job's ``secrets:`` arrive,
+    masked), so a password need not be written, and stored, in clear text.
+    """
     if not target.image_registry_username and not target.image_registry_password:
         return None
-    auth = {"username": target.image_registry_username or "",
-            "password": target.image_registry_password or ""}
+    env = env or {}
+    auth = {"username": _expand_ref(target.image_registry_username or "", env, "image_registry_username"),
+            "password": _expand_ref(target.image_registry_password or "", env, "image_registry_password")}
     if target.image_registry:
-        auth["serveraddress"] = target.image_registry
+        auth["serveraddress"] = _expand_ref(target.image_registry, env, "image_registry")
     return auth
+
+
+def _expand_ref(text: str, env: Mapping[str, str], what: str) -> str:
+    """``${NAME}`` -> its value; BackendError naming the variable (never a value) when unset."""
+    for name in _VAR.findall(text):
+        if name not in env:
+            raise BackendError(f"`{what}` uses ${{{name}}}, which is not set: list the secret in the job's "
+                               "`secrets:` or set it in `environment`")
+    return expand(text, env)
 
 
 # --- environment ---------------------------------------------------------------------------
@@ -267,4 +281,4 @@ def step_container(req: StepRequest, facts: RunFacts, *, name: str) -> Container
     if facts.network:
         host_config["NetworkMode"] = facts.network
         body["NetworkingConfig"] = {"EndpointsConfig": {facts.network: {"Aliases": [slug(node.name)]}}}
-    return ContainerPlan(image=image, name=name, body=body, files=files, auth=registry_auth(node.target))
+    return ContainerPlan(image=image, name=name, body=body, files=files, auth=registry_auth(node.target, req.env))
