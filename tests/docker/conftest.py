@@ -70,12 +70,14 @@ async def _build_standins() -> None:
                    f'> /usr/local/bin/{lang} && chmod +x /usr/local/bin/{lang}'
             c = await docker.containers.create({"Image": BUSYBOX,
                                                 "Cmd": ["sh", "-c", f"mkdir -p /usr/local/bin && {shim}"]})
-            await c.start()
-            await c.wait()
-            repo, tag = image.rsplit(":", 1)
-            await c.commit(repository=repo, tag=tag,
-                           config={"Labels": {STANDIN_LABEL: "1"}, "Cmd": ["/bin/sh"]})
-            await c.delete(force=True)
+            try:
+                await c.start()
+                await c.wait()
+                repo, tag = image.rsplit(":", 1)
+                await c.commit(repository=repo, tag=tag,
+                               config={"Labels": {STANDIN_LABEL: "1"}, "Cmd": ["/bin/sh"]})
+            finally:  # even when the engine fails half way: no container left behind
+                await c.delete(force=True)
     finally:
         await docker.close()
 
