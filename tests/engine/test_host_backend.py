@@ -87,3 +87,15 @@ jobs:
     assert rec.last("j/missing").exit_code == 127
     assert any("not found" in line for line in rec.output("j/missing"))
     assert rec.last("j/fails").exit_code == 1
+
+
+def test_a_workdir_removed_by_a_step_is_made_again(process_path: str, tmp_path: Path) -> None:
+    state, rec = run_pipeline_text("""
+jobs:
+  j:
+    steps:
+      - {name: one, run: "touch here", workdir: w}
+      - {name: wipe, run: "rm -rf w"}
+      - {name: again, run: "ls", workdir: w}
+""", workdir=str(tmp_path))
+    assert state == RunState.SUCCEEDED, [(e.node, e.state, e.error) for e in rec.events]

@@ -134,6 +134,7 @@ class HostBackend:
         self.ctx = ctx
         self._base_env = dict(os.environ)
         self._groups: set[int] = set()
+        self._made_dirs: set[str] = set()
 
     async def execute(self, req: StepRequest, output: OutputSink) -> int:
         env = {**self._base_env, **req.env}
@@ -159,7 +160,9 @@ class HostBackend:
 
     async def _start(self, argv: list[str], env: dict[str, str], cwd: str, output: OutputSink) -> _Child:
         try:
-            os.makedirs(cwd, exist_ok=True)
+            if cwd not in self._made_dirs:
+                os.makedirs(cwd, exist_ok=True)
+                self._made_dirs.add(cwd)
             if _USE_SPAWN:
                 return spawn.SpawnedProcess(argv, env, cwd, lambda line: output("stdout", line),
                                             lambda line: output("stderr", line))
@@ -167,6 +170,9 @@ class HostBackend:
             await child.start(argv, env, cwd)
             return child
         except FileNotFoundError as exc:
+            if cwd in self._made_dirs and not os.path.isdir(cwd):  # an earlier step removed it
+                self._made_dirs.discard(cwd)
+                return await self._start(argv, env, cwd, output)
             raise BackendError(f"cannot start shell {argv[0]!r}: not found ({exc.strerror})") from None
         except OSError as exc:
             raise BackendError(f"cannot start {argv[0]!r} in {cwd}: {exc.strerror}") from None

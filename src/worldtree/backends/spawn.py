@@ -16,6 +16,11 @@ from collections.abc import Callable
 
 #: Longest line kept whole; longer output is cut into pieces of this size.
 LINE_LIMIT = 1 << 20
+#: Output pipes join the event loop only if the child is still running this long after its
+#: start. Most CI steps are short: their output is read once, when they exit, which saves
+#: registering and unregistering two descriptors per step. A longer step streams as usual
+#: (at most this much later); one that fills a pipe before then just waits that long.
+PIPE_WATCH_DELAY = 0.02
 _READ = 1 << 16
 
 
@@ -76,13 +81,20 @@ class SpawnedProcess:
             raise
         os.close(w_out)
         os.close(w_err)
-        self._open = 2
         self._pipes = {r_out: LineSplitter(out), r_err: LineSplitter(err)}
         for fd in self._pipes:
             os.set_blocking(fd, False)
-            self.loop.add_reader(fd, self._on_readable, fd)
+        self._watching = False
+        self._watch_timer: asyncio.TimerHandle | None = self.loop.call_later(PIPE_WATCH_DELAY, self._watch_pipes)
         self._pidfd = os.pidfd_open(self.pid)
         self.loop.add_reader(self._pidfd, self._on_exit)
+
+    def _watch_pipes(self) -> None:
+        self._watch_timer = None
+        if not self._watching:
+            self._watching = True
+            for fd in self._pipes:
+                self.loop.add_reader(fd, self._on_readable, fd)
 
     def _on_readable(self, fd: int) -> None:
         self._read_once(fd)
@@ -105,7 +117,8 @@ class SpawnedProcess:
         splitter = self._pipes.pop(fd, None)
         if splitter is None:
             return
-        self.loop.remove_reader(fd)
+        if self._watching:
+            self.loop.remove_reader(fd)
         os.close(fd)
         splitter.close()
         if not self._pipes and not self.drained.done():
@@ -121,15 +134,21 @@ class SpawnedProcess:
             code = 255
         # Output written just before the exit is already in the pipes: read it now, so the
         # common case (no grandchild holding the pipes) finishes in this one callback.
+        if self._watch_timer is not None:
+            self._watch_timer.cancel()
         for fd in list(self._pipes):
-            for _ in range(16):  # at most 1 MiB now; a grandchild still writing is read as usual
-                if fd not in self._pipes or not self._read_once(fd):
+            for _ in range(64):  # what is buffered (at most 4 MiB now); a grandchild still
+                if fd not in self._pipes or not self._read_once(fd):  # writing is watched below
                     break
+        self._watch_pipes()  # pipes a grandchild still holds: read them as they come
         if not self.exited.done():
             self.exited.set_result(128 - code if code < 0 else code)
 
     def close_pipes(self) -> None:
         """Stop reading (a background grandchild may hold the pipes open forever)."""
+        if self._watch_timer is not None:
+            self._watch_timer.cancel()
+            self._watch_timer = None
         for fd in list(self._pipes):
             with contextlib.suppress(OSError):
                 while data := os.read(fd, _READ):
