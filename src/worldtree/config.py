@@ -31,8 +31,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from worldtree.errors import UsageError
 
 __all__ = ["DEFAULTS", "ENV_VAR", "load_config", "merge_config"]
@@ -84,6 +82,8 @@ def load_config(path: str | None = None) -> dict[str, Any]:
         if explicit:
             raise UsageError(f"config file {explicit} does not exist (from --config or ${ENV_VAR})")
         return copy.deepcopy(DEFAULTS)
+    import yaml  # only with a config file: most runs have none, and start-up counts
+
     try:
         data = yaml.safe_load(candidate.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

@@ -97,11 +97,9 @@ def _relative_to(file: str, path: str | None) -> str | None:
 def _expand_hosts(graph: ExecutionGraph, inventory: str | None) -> ExecutionGraph:
     if inventory is None:
         raise UsageError("jobs with `hosts:` need an inventory: set `inventory:` in the pipeline or pass --inventory")
-    try:
-        from worldtree.compile.fanout import expand_hosts
-        from worldtree.inventory import load_inventory
-    except ImportError as exc:  # pragma: no cover - arrives with the SSH backend
-        raise UsageError(f"`hosts:` fan-out is not available yet in this install ({exc})") from None
+    from worldtree.compile.fanout import expand_hosts
+    from worldtree.inventory import load_inventory
+
     return expand_hosts(graph, load_inventory(inventory))
 
 
@@ -201,10 +199,8 @@ def _execute(run_id: str, graph: ExecutionGraph, workdir: str, store: RunStore, 
 
 
 def _load_config(path: str | None) -> dict[str, object]:
-    try:
-        from worldtree.config import load_config
-    except ImportError:  # pragma: no cover - arrives with the container backend
-        return {}
+    from worldtree.config import load_config
+
     return load_config(path)
 
 
