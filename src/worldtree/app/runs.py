@@ -148,15 +148,22 @@ def retry_run(run_id: str, store: RunStore, options: RunOptions, console: Listen
     try:
         return _execute(record.run_id, graph, workdir.path, store, merged, secrets, masker, console, reuse=reuse)
     finally:
-        if stored.get("workdir_created"):
+        # A run that finished removed the directory it created: one there now is the user's. Only
+        # an interrupted run can have left its own behind.
+        if stored.get("workdir_created") and record.state == RunState.INTERRUPTED:
             workdir.created = True
         workdir.cleanup()
+
+
+_UNDONE = ("rolled_back", "rollback_failed")
 
 
 def _reusable(graph: ExecutionGraph, nodes: list[NodeRecord]) -> dict[str, NodeRecord]:
     """Succeeded nodes not downstream of anything that must run again."""
     by_id = {n.node: n for n in nodes}
-    rerun = {n.id for n in graph.nodes if n.id not in by_id or NodeState(by_id[n.id].state) not in DONE_OK}
+    # A success that `on_failure: rollback` undid is no success to keep.
+    rerun = {n.id for n in graph.nodes if n.id not in by_id or NodeState(by_id[n.id].state) not in DONE_OK
+             or by_id[n.id].reason in _UNDONE}
     rerun = graph.descendants(rerun)
     return {node_id: rec for node_id, rec in by_id.items() if node_id not in rerun}
 
@@ -193,8 +200,10 @@ def _execute(run_id: str, graph: ExecutionGraph, workdir: str, store: RunStore, 
     try:
         state = run_async(engine)
     finally:
-        writer.close()
-        store.finish_attempt(run_id, attempt, state.value)
+        try:
+            writer.close()
+        finally:  # a store that failed to take the last batch must still learn the run ended
+            store.finish_attempt(run_id, attempt, state.value)
     return RunResult(run_id, attempt, state, engine.states)
 
 

@@ -17,14 +17,19 @@ from dataclasses import dataclass
 class Workdir:
     path: str
     created: bool
+    #: The outermost directory worldtree had to create for ``path`` (``a`` for a missing ``a/b``).
+    top: str | None = None
 
     def cleanup(self) -> None:
         if self.created and os.path.realpath(self.path) != os.path.realpath(os.getcwd()):
-            shutil.rmtree(self.path, ignore_errors=True)
+            shutil.rmtree(self.top or self.path, ignore_errors=True)
 
 
 def prepare_workdir(requested: str | None) -> Workdir:
     path = os.path.abspath(requested) if requested else os.getcwd()
     created = not os.path.exists(path)
+    top = path
+    while created and not os.path.exists(os.path.dirname(top)):
+        top = os.path.dirname(top)
     os.makedirs(path, exist_ok=True)
-    return Workdir(path, created)
+    return Workdir(path, created, top if created else None)

@@ -87,12 +87,12 @@ class _Child(Protocol):
 class _AsyncioChild(asyncio.SubprocessProtocol):
     """Fallback for systems without pidfd: the same interface over asyncio's subprocess transport."""
 
-    def __init__(self, output: OutputSink) -> None:
+    def __init__(self, output: OutputSink, needles: list[str] | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.exited: asyncio.Future[int] = loop.create_future()
         self.drained: asyncio.Future[None] = loop.create_future()
-        self.splitters = {1: spawn.LineSplitter(lambda line: output("stdout", line)),
-                          2: spawn.LineSplitter(lambda line: output("stderr", line))}
+        self.splitters = {1: spawn.LineSplitter(lambda line: output("stdout", line), needles),
+                          2: spawn.LineSplitter(lambda line: output("stderr", line), needles)}
         self.open_pipes = 2
         self.transport: asyncio.SubprocessTransport | None = None
         self.pid = 0
@@ -165,8 +165,8 @@ class HostBackend:
                 self._made_dirs.add(cwd)
             if _USE_SPAWN:
                 return spawn.SpawnedProcess(argv, env, cwd, lambda line: output("stdout", line),
-                                            lambda line: output("stderr", line))
-            child = _AsyncioChild(output)
+                                            lambda line: output("stderr", line), self.ctx.secret_values)
+            child = _AsyncioChild(output, self.ctx.secret_values)
             await child.start(argv, env, cwd)
             return child
         except FileNotFoundError as exc:

@@ -35,27 +35,46 @@ def available() -> bool:
 
 
 class LineSplitter:
-    """Bytes in, whole decoded lines out; a partial line waits for its end (or LINE_LIMIT)."""
+    """Bytes in, whole decoded lines out; a partial line waits for its end (or LINE_LIMIT).
 
-    __slots__ = ("buf", "emit")
+    A line cut into pieces is never cut inside one of ``needles`` (the secret values): the
+    engine masks piece by piece, so a secret split across two pieces would leak.
+    """
 
-    def __init__(self, emit: Callable[[str], None]) -> None:
+    __slots__ = ("buf", "emit", "needles", "spare")
+
+    def __init__(self, emit: Callable[[str], None], needles: list[str] | None = None) -> None:
         self.emit = emit
         self.buf = bytearray()
+        self.needles = [n.encode() for n in needles or [] if 0 < len(n.encode()) < LINE_LIMIT]
+        self.spare = max((len(n) for n in self.needles), default=1) - 1
 
     def feed(self, data: bytes) -> None:
         buf = self.buf
         buf += data
-        if b"\n" not in data and len(buf) < LINE_LIMIT:
+        if b"\n" not in data and len(buf) < LINE_LIMIT + self.spare:
             return
         *lines, rest = buf.split(b"\n")
         for line in lines:
-            for start in range(0, max(len(line), 1), LINE_LIMIT):
-                self.emit(line[start:start + LINE_LIMIT].decode("utf-8", "replace"))
-        while len(rest) >= LINE_LIMIT:  # an endless line: pass it on in pieces
-            self.emit(rest[:LINE_LIMIT].decode("utf-8", "replace"))
-            rest = rest[LINE_LIMIT:]
+            while len(line) > LINE_LIMIT:
+                cut = self._cut(line)
+                self.emit(line[:cut].decode("utf-8", "replace"))
+                line = line[cut:]
+            self.emit(line.decode("utf-8", "replace"))
+        while len(rest) >= LINE_LIMIT + self.spare:  # an endless line: pass it on in pieces
+            cut = self._cut(rest)
+            self.emit(rest[:cut].decode("utf-8", "replace"))
+            rest = rest[cut:]
         self.buf = bytearray(rest)
+
+    def _cut(self, data: bytes | bytearray) -> int:
+        """LINE_LIMIT, or earlier where a needle would straddle it."""
+        cut = LINE_LIMIT
+        for needle in self.needles:
+            at = data.find(needle, LINE_LIMIT - len(needle) + 1, LINE_LIMIT + len(needle) - 1)
+            if 0 < at < cut:
+                cut = at
+        return cut
 
     def close(self) -> None:
         if self.buf:
@@ -67,7 +86,7 @@ class SpawnedProcess:
     """A child in its own session (so its process group can be killed), output read by the loop."""
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: str,
-                 out: Callable[[str], None], err: Callable[[str], None]) -> None:
+                 out: Callable[[str], None], err: Callable[[str], None], needles: list[str] | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         self.exited: asyncio.Future[int] = self.loop.create_future()
         self.drained: asyncio.Future[None] = self.loop.create_future()
@@ -81,7 +100,7 @@ class SpawnedProcess:
             raise
         os.close(w_out)
         os.close(w_err)
-        self._pipes = {r_out: LineSplitter(out), r_err: LineSplitter(err)}
+        self._pipes = {r_out: LineSplitter(out, needles), r_err: LineSplitter(err, needles)}
         for fd in self._pipes:
             os.set_blocking(fd, False)
         self._watching = False

@@ -10,21 +10,37 @@ from worldtree.model.graph import ExecutionGraph
 from worldtree.store.records import LogLine, NodeEvent
 
 
-class JsonConsole:
+class _Writer:
+    """Console output that stops, instead of failing the run, once its reader is gone
+    (``worldtree run p.yaml | head``) or its disk is full: the store still records everything."""
+
+    out: TextIO | None
+
+    def write(self, text: str, flush: bool = False) -> None:
+        if self.out is None:
+            return
+        try:
+            self.out.write(text)
+            if flush:
+                self.out.flush()
+        except OSError:
+            self.out = None
+
+
+class JsonConsole(_Writer):
     """One JSON object per line; the first carries ``run_id`` (written by the CLI)."""
 
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
 
     def on_event(self, event: NodeEvent) -> None:
-        self.out.write(json.dumps(event.as_json()) + "\n")
-        self.out.flush()
+        self.write(json.dumps(event.as_json()) + "\n", flush=True)
 
     def on_log(self, line: LogLine) -> None:
-        self.out.write(json.dumps(line.as_json()) + "\n")
+        self.write(json.dumps(line.as_json()) + "\n")
 
 
-class PlainConsole:
+class PlainConsole(_Writer):
     """Lines prefixed with the node's path: what CI logs and pipes want."""
 
     def __init__(self, graph: ExecutionGraph, out: TextIO | None = None) -> None:
@@ -42,7 +58,7 @@ class PlainConsole:
             text += f" [{event.reason}]"
         if event.error and event.state != "running":
             text += f": {event.error}"
-        self.out.write(text + "\n")
+        self.write(text + "\n")
 
     def on_log(self, line: LogLine) -> None:
-        self.out.write(f"[{self.paths.get(line.node, line.node)}] {line.line}\n")
+        self.write(f"[{self.paths.get(line.node, line.node)}] {line.line}\n")

@@ -6,6 +6,7 @@ for other failures (exit 1), a traceback only with ``--debug``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -224,10 +225,10 @@ def _with_console(as_json: bool, body: Callable[[Any], Any]) -> Any:
 
     def factory(run_id: str, attempt: int, graph: Any, masker: Any) -> Any:
         if as_json:
-            sys.stdout.write(json.dumps({"event": "run", "run_id": run_id, "attempt": attempt,
-                                         "name": graph.name, "nodes": len(graph.nodes)}) + "\n")
-            sys.stdout.flush()
-            return JsonConsole()
+            console = JsonConsole()
+            console.write(json.dumps({"event": "run", "run_id": run_id, "attempt": attempt,
+                                       "name": graph.name, "nodes": len(graph.nodes)}) + "\n", flush=True)
+            return console
         if sys.stdout.isatty():
             from worldtree.cli.live import LiveConsole
 
@@ -236,27 +237,30 @@ def _with_console(as_json: bool, body: Callable[[Any], Any]) -> Any:
             live.__enter__()
             live_holder.append(live)
             return live
-        sys.stdout.write(f"run {run_id} attempt {attempt}: {graph.name}\n")
-        return PlainConsole(graph)
+        plain = PlainConsole(graph)
+        plain.write(f"run {run_id} attempt {attempt}: {graph.name}\n")
+        return plain
 
     try:
         return body(factory)
     finally:
         for live in live_holder:
             live.__exit__(None, None, None)
-        sys.stdout.flush()
+        with contextlib.suppress(OSError):  # the reader may be gone (`| head`); the run is recorded
+            sys.stdout.flush()
 
 
 def _finish(result: Any, as_json: bool) -> None:
-    if as_json:
-        typer.echo(json.dumps({"event": "run_finished", "run_id": result.run_id, "attempt": result.attempt,
-                               "state": result.state.value}))
-    else:
-        counts: dict[str, int] = {}
-        for state in result.nodes.values():
-            counts[state.value] = counts.get(state.value, 0) + 1
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        typer.echo(f"run {result.run_id} {result.state.value} ({summary})", err=not sys.stdout.isatty())
+    with contextlib.suppress(OSError):  # a closed stdout must not change the exit code
+        if as_json:
+            typer.echo(json.dumps({"event": "run_finished", "run_id": result.run_id, "attempt": result.attempt,
+                                   "state": result.state.value}))
+        else:
+            counts: dict[str, int] = {}
+            for state in result.nodes.values():
+                counts[state.value] = counts.get(state.value, 0) + 1
+            summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            typer.echo(f"run {result.run_id} {result.state.value} ({summary})", err=not sys.stdout.isatty())
     raise typer.Exit(result.exit_code)
 
 

@@ -14,10 +14,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from worldtree.compile.diagnostics import Diagnostic
-from worldtree.compile.jobs import job_dependencies, job_entries
+from worldtree.compile.jobs import JobEntry, job_dependencies, job_entries
 from worldtree.compile.yaml_source import Positions, YamlSourceError, load_yaml
 from worldtree.engine.conditions import ConditionError, parse_condition
 from worldtree.errors import SpecError
+from worldtree.model.graph import slug
 from worldtree.model.spec import PipelineSpec
 
 
@@ -201,6 +202,9 @@ def _check_names_and_needs(spec: PipelineSpec, locate: _Locator) -> list[Diagnos
                                         (*entry.path, "needs", n)))
     if out:
         return out
+    out.extend(_check_node_ids(spec, entries, locate))
+    if out:
+        return out
     deps = job_dependencies(spec, entries)
     cycle = _find_cycle(deps)
     if cycle:
@@ -209,6 +213,34 @@ def _check_names_and_needs(spec: PipelineSpec, locate: _Locator) -> list[Diagnos
         where = (*first.path, "needs", idx) if idx is not None else first.path
         out.append(locate.error("cycle", "dependency cycle: " + " -> ".join(cycle)
                                 + "; remove one of these `needs`", where))
+    return out
+
+
+def _check_node_ids(spec: PipelineSpec, entries: list[JobEntry], locate: _Locator) -> list[Diagnostic]:
+    """Names that differ only in case or punctuation give the same node id (``Build Job``, ``build-job``)."""
+    out: list[Diagnostic] = []
+    stage_slugs: dict[str, str] = {}
+    for i, stage in enumerate(spec.stages or []):
+        other = stage_slugs.setdefault(slug(stage.name), stage.name)
+        if other != stage.name:
+            out.append(locate.error("duplicate-id", f"stage names {other!r} and {stage.name!r} give the same id "
+                                    f"{slug(stage.name)!r}; rename one of them", ("stages", i, "name")))
+    job_slugs: dict[str, str] = {}
+    for entry in entries:
+        key = f"{slug(entry.stage.name)}/{slug(entry.name)}" if entry.stage is not None else slug(entry.name)
+        other = job_slugs.setdefault(key, entry.name)
+        if other != entry.name:
+            out.append(locate.error("duplicate-id", f"job names {other!r} and {entry.name!r} give the same id "
+                                    f"{key!r}; rename one of them", (*entry.path, "name")))
+        step_slugs: dict[str, str] = {}
+        for s, step in enumerate(entry.job.steps):
+            name = step.name or f"step-{s + 1}"  # as the compiler names an unnamed step
+            taken = step_slugs.get(slug(name))
+            step_slugs.setdefault(slug(name), name)
+            if taken is not None:
+                out.append(locate.error("duplicate-id", f"step names {taken!r} and {name!r} in job {entry.name!r} "
+                                        f"give the same id {slug(name)!r}; rename one of them",
+                                        (*entry.path, "steps", s, "name")))
     return out
 
 

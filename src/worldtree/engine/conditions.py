@@ -20,6 +20,7 @@ from typing import Any
 
 _WRAPPER = re.compile(r"^\s*\$\{\{(.*)\}\}\s*$", re.S)
 _STATUS_FUNCS = {"success", "failure", "always", "cancelled"}
+_STRING = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
 
 
 class ConditionError(ValueError):
@@ -41,9 +42,13 @@ def parse_condition(expression: str) -> ast.Expression:
     """Parse and check; raises ConditionError with a message a user can act on."""
     match = _WRAPPER.match(expression)
     text = match.group(1) if match else expression
-    text = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", re.sub(r"\bnull\b", "None", text)))
-    text = text.replace("&&", " and ").replace("||", " or ")
-    text = re.sub(r"!(?!=)", " not ", text)
+    # Rewrite the GitHub-style spellings outside string literals only: 'true' stays 'true'.
+    parts = _STRING.split(text)
+    for i in range(0, len(parts), 2):
+        part = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", re.sub(r"\bnull\b", "None", parts[i])))
+        part = part.replace("&&", " and ").replace("||", " or ")
+        parts[i] = re.sub(r"!(?!=)", " not ", part)
+    text = "".join(parts)
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:

@@ -217,9 +217,23 @@ class Engine:
             if self.graph.on_failure in ("stop", "rollback") and not self._stopping:
                 self._stopping = True
                 for other in list(self._running):
-                    if other.node.when == "on_success" and other.task is not None:
+                    if other.node.when == "on_success" and other.task is not None and not self._runs_anyway(other):
                         other.cancel_reason = f"fail-fast: {r.node.id} {state.value}"
                         other.task.cancel()
+
+    def _runs_anyway(self, r: _NodeRun) -> bool:
+        """Whether a running node's ``if:`` still holds after a failure (``always()``, ``failure()``)."""
+        if not r.node.condition:
+            return False
+        from worldtree.engine.conditions import ConditionError, Status, evaluate, uses_status
+
+        if not uses_status(r.node.condition):
+            return False
+        try:
+            return evaluate(r.node.condition, {**self.graph.env, **r.node.env},
+                            Status(upstream_ok=False, failed=True, cancelled=False))
+        except ConditionError:
+            return False
 
     def _emit(self, r: _NodeRun, reason: str | None = None) -> None:
         self.listener.on_event(NodeEvent(
