@@ -263,7 +263,8 @@ def _literal_engine_credentials(data: Any, path: tuple[Any, ...], locate: _Locat
                 out.extend(_literal_engine_credentials(value, (*path, key), locate))
     elif isinstance(data, list):
         for i, item in enumerate(data):
-            out.extend(_literal_engine_credentials(item, (*path, i), locate))
+            if isinstance(item, dict | list):  # skip scalar lists (`needs` can hold 100,000 names)
+                out.extend(_literal_engine_credentials(item, (*path, i), locate))
     return out
 
 
