@@ -115,8 +115,7 @@ def start_run(prepared: Prepared, store: RunStore, options: RunOptions, console:
     refuse_nested()
     graph = prepared.graph
     workdir = prepare_workdir(options.workdir or graph.workdir)
-    secrets = load_secrets(secret_names(graph), options.secrets_file)
-    masker = Masker([*secrets.values(), *literal_credentials(graph)])
+    secrets, masker = _secrets_and_masker(graph, options.secrets_file)
     run_id = store.create_run(name=graph.name, source=graph.source, workdir=workdir.path,
                               graph_json=masker.mask(graph.model_dump_json()),
                               options=_stored_options(options, workdir.created))
@@ -143,8 +142,7 @@ def retry_run(run_id: str, store: RunStore, options: RunOptions, console: Listen
         grace_seconds=options.grace_seconds, config_path=options.config_path or stored.get("config_path"))
     reuse = _reusable(graph, record.nodes)
     workdir = prepare_workdir(record.workdir)
-    secrets = load_secrets(secret_names(graph), options.secrets_file)
-    masker = Masker([*secrets.values(), *literal_credentials(graph)])
+    secrets, masker = _secrets_and_masker(graph, options.secrets_file)
     try:
         return _execute(record.run_id, graph, workdir.path, store, merged, secrets, masker, console, reuse=reuse)
     finally:
@@ -156,6 +154,12 @@ def retry_run(run_id: str, store: RunStore, options: RunOptions, console: Listen
 
 
 _UNDONE = ("rolled_back", "rollback_failed")
+
+
+def _secrets_and_masker(graph: ExecutionGraph, secrets_file: str | None) -> tuple[dict[str, str], Masker]:
+    """The run's secret values, and a masker for them and for credentials written in the file."""
+    secrets = load_secrets(secret_names(graph), secrets_file)
+    return secrets, Masker([*secrets.values(), *literal_credentials(graph)])
 
 
 def _reusable(graph: ExecutionGraph, nodes: list[NodeRecord]) -> dict[str, NodeRecord]:
