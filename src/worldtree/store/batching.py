@@ -75,19 +75,20 @@ class BatchingWriter:
         return self._closed
 
     def node_event(self, event: NodeEvent) -> None:
-        with self._lock:
-            if self._closed:
-                raise StoreError(f"the writer of run {self.run_id} is closed")
-            self._events.append(event)
-            full = len(self._events) + len(self._lines) >= BATCH_SIZE
-        if full:
-            self._wake.set()
+        self._append("_events", event)
 
     def log(self, line: LogLine) -> None:
+        self._append("_lines", line)
+
+    def _append(self, queue: str, item: Any) -> None:
+        """O(1) on the caller's thread; wakes the flusher early once a batch is full.
+
+        The queue is looked up under the lock: the flusher swaps in new lists.
+        """
         with self._lock:
             if self._closed:
                 raise StoreError(f"the writer of run {self.run_id} is closed")
-            self._lines.append(line)
+            getattr(self, queue).append(item)
             full = len(self._events) + len(self._lines) >= BATCH_SIZE
         if full:
             self._wake.set()
