@@ -42,7 +42,7 @@ def test_a_run_through_the_direct_path_never_imports_sqlalchemy(tmp_path: Path) 
 import sys
 from datetime import UTC, datetime
 from worldtree.store import open_store
-from worldtree.store.records import LogLine, NodeEvent
+from worldtree.model.records import LogLine, NodeEvent
 store = open_store({url!r})
 run_id = store.create_run(name="n", source=None, workdir="/", graph_json="{{}}", options={{}})
 attempt = store.start_attempt(run_id)

@@ -24,9 +24,9 @@ from worldtree.engine.masking import Masker
 from worldtree.engine.scheduler import Engine
 from worldtree.errors import UsageError
 from worldtree.model.graph import ExecutionGraph
+from worldtree.model.records import LogLine, NodeEvent, NodeRecord
 from worldtree.model.states import DONE_OK, NodeState, RunState
 from worldtree.store.api import RunStore, RunWriter
-from worldtree.store.records import LogLine, NodeEvent, NodeRecord
 
 
 @dataclass

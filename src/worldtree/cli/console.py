@@ -7,7 +7,7 @@ import sys
 from typing import TextIO
 
 from worldtree.model.graph import ExecutionGraph
-from worldtree.store.records import LogLine, NodeEvent
+from worldtree.model.records import LogLine, NodeEvent
 
 
 class _Writer:

@@ -12,7 +12,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from worldtree.model.graph import ExecutionGraph
-from worldtree.store.records import LogLine, NodeEvent
+from worldtree.model.records import LogLine, NodeEvent
 
 _STYLE = {"pending": ("·", "dim"), "running": ("▶", "bold yellow"), "succeeded": ("✔", "green"),
           "failed": ("✘", "bold red"), "cancelled": ("■", "magenta"), "skipped": ("○", "dim cyan"),

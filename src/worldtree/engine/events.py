@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from worldtree.store.records import LogLine, NodeEvent
+from worldtree.model.records import LogLine, NodeEvent
 
 
 class EngineListener(Protocol):

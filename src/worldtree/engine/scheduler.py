@@ -21,8 +21,8 @@ from worldtree.engine.masking import Masker
 from worldtree.errors import BackendError
 from worldtree.model.durations import format_seconds
 from worldtree.model.graph import Node
+from worldtree.model.records import LogLine, NodeEvent, NodeRecord
 from worldtree.model.states import DONE_OK, NodeState, RunState, SkipReason
-from worldtree.store.records import LogLine, NodeEvent, NodeRecord
 
 #: Rollback commands get this long when their node declares no timeout.
 ROLLBACK_TIMEOUT = 600.0

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from worldtree.model.records import LogLine, NodeEvent, NodeRecord, RunRecord
 from worldtree.store.api import RunStore, RunWriter
-from worldtree.store.records import LogLine, NodeEvent, NodeRecord, RunRecord
 
 __all__ = [
     "STORE_ENV",

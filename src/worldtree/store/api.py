@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from worldtree.store.records import LogLine, NodeEvent, NodeRecord, RunRecord
+from worldtree.model.records import LogLine, NodeEvent, NodeRecord, RunRecord
 
 
 class RunWriter(Protocol):

@@ -21,7 +21,7 @@ import weakref
 from typing import Any
 
 from worldtree.errors import StoreError
-from worldtree.store.records import LogLine, NodeEvent
+from worldtree.model.records import LogLine, NodeEvent
 from worldtree.store.rows import latest_states, log_rows
 
 FLUSH_INTERVAL = 0.1  # seconds

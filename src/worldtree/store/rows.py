@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from worldtree.model.records import LogLine, NodeEvent
 from worldtree.model.states import TERMINAL, NodeState
-from worldtree.store.records import LogLine, NodeEvent
 
 TERMINAL_VALUES = frozenset(str(state) for state in TERMINAL)
 NODE_KEYS = ("run_id", "attempt", "node", "state", "started_at", "finished_at", "exit_code", "error",

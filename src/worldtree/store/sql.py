@@ -20,9 +20,9 @@ from sqlalchemy import Connection, Engine, Row, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from worldtree.errors import StoreError, UsageError
+from worldtree.model.records import LogLine, NodeRecord, RunRecord
 from worldtree.model.states import RunState
 from worldtree.store.ids import new_run_id
-from worldtree.store.records import LogLine, NodeRecord, RunRecord
 from worldtree.store.schema import display_url, open_engine, reason, write_transaction
 from worldtree.store.tables import attempts, logs, node_states, runs
 from worldtree.store.writer import SqlRunWriter

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from worldtree.errors import StoreError, UsageError
+from worldtree.model.records import LogLine, NodeRecord, RunRecord
 from worldtree.model.states import RunState
 from worldtree.store.batching import BatchingWriter
 from worldtree.store.ids import new_run_id
-from worldtree.store.records import LogLine, NodeRecord, RunRecord
 from worldtree.store.rows import utc_param
 
 if TYPE_CHECKING:

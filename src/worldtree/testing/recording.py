@@ -9,8 +9,8 @@ from worldtree.backends.base import RunContext
 from worldtree.compile.compiler import compile_pipeline
 from worldtree.compile.loader import load_pipeline_text
 from worldtree.engine.scheduler import Engine
+from worldtree.model.records import LogLine, NodeEvent, NodeRecord
 from worldtree.model.states import RunState
-from worldtree.store.records import LogLine, NodeEvent, NodeRecord
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Plain records the store hands out; the CLI and the server render these, never ORM rows."""
+"""Plain records of a run: node state changes and log lines (the engine emits them, the store keeps them,
+agents send them over the wire), and what the store hands back. No I/O, no ORM rows."""
 
 from __future__ import annotations
 
