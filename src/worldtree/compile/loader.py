@@ -16,8 +16,8 @@ from pydantic import BaseModel, ValidationError
 from worldtree.compile.diagnostics import Diagnostic
 from worldtree.compile.jobs import JobEntry, job_dependencies, job_entries
 from worldtree.compile.yaml_source import Positions, YamlSourceError, load_yaml
-from worldtree.engine.conditions import ConditionError, parse_condition
 from worldtree.errors import SpecError
+from worldtree.model.conditions import ConditionError, parse
 from worldtree.model.graph import slug
 from worldtree.model.spec import PipelineSpec
 
@@ -270,7 +270,7 @@ def _literal_engine_credentials(data: Any, path: tuple[Any, ...], locate: _Locat
 
 def _check_condition(expression: str, path: tuple[Any, ...], locate: _Locator) -> list[Diagnostic]:
     try:
-        parse_condition(expression)
+        parse(expression)
     except ConditionError as exc:
         return [locate.error("condition", str(exc), path)]
     return []

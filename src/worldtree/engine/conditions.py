@@ -1,126 +1,80 @@
-"""``if:`` expressions on jobs and steps, evaluated safely (no ``eval`` of user text).
+"""Evaluating ``if:`` conditions. The grammar and its parser live in :mod:`worldtree.model.conditions`;
+the engine only walks the parsed tree (no ``eval`` of user text).
 
-Grammar (a subset of Python and GitHub Actions expressions)::
-
-    success()  failure()  always()  cancelled()      status functions
-    env.NAME   env['NAME']                            the node's environment
-    'text'  "text"  123  true  false  null            literals
-    ==  !=  <  <=  >  >=  in  not in   and  or  not  ( )
-
-A ``${{ ... }}`` wrapper is accepted and ignored. Without a status function the expression is
-ANDed with ``success()``, as GitHub Actions does.
+Without a status function an expression is ANDed with ``success()``, as GitHub Actions does.
 """
 
 from __future__ import annotations
 
-import ast
-import re
 from dataclasses import dataclass
 from typing import Any
 
-_WRAPPER = re.compile(r"^\s*\$\{\{(.*)\}\}\s*$", re.S)
-_STATUS_FUNCS = {"success", "failure", "always", "cancelled"}
-_STRING = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+from worldtree.model import conditions as grammar
+from worldtree.model.conditions import BoolOp, ConditionError, Env, Expr, Literal, Not, StatusCall
 
-
-class ConditionError(ValueError):
-    pass
+__all__ = ["ConditionError", "Status", "evaluate", "uses_status"]
 
 
 @dataclass(frozen=True)
 class Status:
+    """What the status functions see. ``cancelled`` is true while the run is being cancelled."""
+
     upstream_ok: bool
     failed: bool
     cancelled: bool
 
 
-def uses_status(expression: str) -> bool:
-    return any(f"{name}(" in expression for name in _STATUS_FUNCS)
+def _tree(expr: Expr | str) -> Expr:
+    return grammar.parse(expr) if isinstance(expr, str) else expr
 
 
-def parse_condition(expression: str) -> ast.Expression:
-    """Parse and check; raises ConditionError with a message a user can act on."""
-    match = _WRAPPER.match(expression)
-    text = match.group(1) if match else expression
-    # Rewrite the GitHub-style spellings outside string literals only: 'true' stays 'true'.
-    parts = _STRING.split(text)
-    for i in range(0, len(parts), 2):
-        part = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", re.sub(r"\bnull\b", "None", parts[i])))
-        part = part.replace("&&", " and ").replace("||", " or ")
-        parts[i] = re.sub(r"!(?!=)", " not ", part)
-    text = "".join(parts)
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise ConditionError(f"cannot parse condition {expression!r}: {exc.msg}") from None
-    for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED):
-            raise ConditionError(f"condition {expression!r} uses {type(node).__name__}, which is not allowed; "
-                                 "use comparisons, and/or/not, env.NAME and success()/failure()/always()")
-        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in _STATUS_FUNCS
-                                              and not node.args):
-            raise ConditionError(f"condition {expression!r}: only success(), failure(), always(), cancelled() "
-                                 "can be called")
-        if isinstance(node, ast.Name) and node.id not in (*_STATUS_FUNCS, "env", "True", "False", "None"):
-            raise ConditionError(f"condition {expression!r}: unknown name {node.id!r}; use env.{node.id}")
-    return tree
+def uses_status(expr: Expr | str) -> bool:
+    """Whether the condition calls success()/failure()/always()/cancelled()."""
+    return grammar.uses_status(_tree(expr))
 
 
-_ALLOWED = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.Compare, ast.Eq, ast.NotEq,
-            ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn, ast.Constant, ast.Name, ast.Load, ast.Call,
-            ast.Attribute, ast.Subscript)
-
-
-def evaluate(expression: str, env: dict[str, str], status: Status) -> bool:
-    tree = parse_condition(expression)
-    result = bool(_eval(tree.body, env, status))
-    if not uses_status(expression):
+def evaluate(expr: Expr | str, env: dict[str, str], status: Status) -> bool:
+    """Raises ConditionError for text that does not parse (the loader rejects such files first)."""
+    tree = _tree(expr)
+    result = bool(_eval(tree, env, status))
+    if not grammar.uses_status(tree):
         result = result and status.upstream_ok and not status.cancelled
     return result
 
 
-def _eval(node: ast.AST, env: dict[str, str], status: Status) -> Any:
-    if isinstance(node, ast.Constant):
+def _eval(node: Expr, env: dict[str, str], status: Status) -> Any:
+    if isinstance(node, Literal):
         return node.value
-    if isinstance(node, ast.BoolOp):
-        values = (_eval(v, env, status) for v in node.values)
-        return all(values) if isinstance(node.op, ast.And) else any(values)
-    if isinstance(node, ast.UnaryOp):
-        return not _eval(node.operand, env, status)
-    if isinstance(node, ast.Call):
-        name = node.func.id  # type: ignore[attr-defined]
+    if isinstance(node, Env):
+        return env if node.name is None else env.get(node.name, "")
+    if isinstance(node, StatusCall):
         return {"success": status.upstream_ok and not status.cancelled, "failure": status.failed,
-                "always": True, "cancelled": status.cancelled}[name]
-    if isinstance(node, ast.Attribute):
-        return env.get(node.attr, "")
-    if isinstance(node, ast.Subscript):
-        key = _eval(node.slice, env, status)
-        return env.get(str(key), "")
-    if isinstance(node, ast.Name):
-        return {"True": True, "False": False, "None": None}.get(node.id, env)
-    if isinstance(node, ast.Compare):
-        left = _eval(node.left, env, status)
-        for op, comparator in zip(node.ops, node.comparators, strict=True):
-            right = _eval(comparator, env, status)
-            if not _compare(op, left, right):
-                return False
-            left = right
-        return True
-    raise ConditionError(f"unsupported expression {ast.dump(node)}")  # pragma: no cover
+                "always": True, "cancelled": status.cancelled}[node.function]
+    if isinstance(node, Not):
+        return not _eval(node.operand, env, status)
+    if isinstance(node, BoolOp):
+        values = (_eval(v, env, status) for v in node.operands)
+        return all(values) if node.op == "and" else any(values)
+    return _compare(node.op, _eval(node.left, env, status), _eval(node.right, env, status))
 
 
-def _compare(op: ast.cmpop, left: Any, right: Any) -> bool:
-    if isinstance(op, ast.In | ast.NotIn):
-        found = str(left) in right if isinstance(right, str) else left in right
-        return found if isinstance(op, ast.In) else not found
-    if isinstance(left, str) and isinstance(right, int | float):
+def _compare(op: str, left: Any, right: Any) -> bool:
+    if op in ("in", "not in"):
+        try:
+            found = str(left) in right if isinstance(right, str) else left in right
+        except TypeError:
+            found = False
+        return found if op == "in" else not found
+    # env values are strings: `env.N > 2` compares numbers when the value is one
+    if isinstance(left, str) and isinstance(right, int | float) and not isinstance(right, bool):
         try:
             left = float(left)
         except ValueError:
-            return False
-    ops = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
-           ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b}
+            return op == "!="
+    ops = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+           "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
     try:
-        return bool(ops[type(op)](left, right))
+        return bool(ops[op](left, right))
     except TypeError:
         return False
+
