@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from worldtree.compile.jobs import JobEntry, job_dependencies, job_entries
-from worldtree.model.graph import ExecutionGraph, Node, RetryPolicy, Scope, Target, slug
+from worldtree.model.graph import ExecutionGraph, Node, RetryPolicy, Scope, Target, path_segment, slug
 from worldtree.model.spec import InheritedFields, PipelineSpec, RetrySpec, StepSpec
 
 #: Seed 003 §12.1: a pipeline's default timeout is one day.
@@ -78,7 +78,7 @@ def _job_nodes(spec: PipelineSpec, entry: JobEntry, scopes: dict[str, Scope],
     for i, step in enumerate(job.steps):
         step_name = step.name or f"step-{i + 1}"
         levels = (step, job, stage, spec)
-        path_parts = [*([stage.name] if stage else []), entry.name, step_name]
+        path_parts = [path_segment(p) for p in (*([stage.name] if stage else []), entry.name, step_name)]
         node_id = f"{job_key}/{slug(step_name)}"
         retry = step.retry or job.retry
         out.append(Node(

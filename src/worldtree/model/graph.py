@@ -3,15 +3,26 @@
 It crosses process and machine boundaries (store, agents, Argo), so it is JSON-round-trippable
 (``ExecutionGraph.model_validate_json(g.model_dump_json()) == g``) and holds no live objects.
 Node ids are derived from names and deterministic, so a retry or an agent refers to the same
-node by the same id.
+node by the same id; :func:`dns_name` gives each id the DNS-1123 form Argo and Kubernetes need.
+
+Stored graphs outlive the code that wrote them, so the graph carries ``schema_version``.
+Versions and what changed:
+
+1. (no ``schema_version`` key) the first milestone's graphs.
+2. ``schema_version`` added; node paths escape ``/`` inside names (see :func:`path_segment`).
+   A version-1 graph loads unchanged: its fields are a subset of version 2's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: The version this code writes; it reads every version up to this one.
+SCHEMA_VERSION = 2
 
 NodeKind = Literal["step", "pre", "post"]
 ScopeKind = Literal["pipeline", "stage", "job"]
@@ -92,6 +103,7 @@ class Node(BaseModel):
 class ExecutionGraph(BaseModel):
     """Nodes plus the edges implied by their ``needs``; the scheduler's only input."""
 
+    schema_version: int = SCHEMA_VERSION
     name: str
     source: str | None = None
     workdir: str | None = None
@@ -99,6 +111,21 @@ class ExecutionGraph(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     scopes: dict[str, Scope] = Field(default_factory=dict)
     nodes: list[Node]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        """Bring an older stored graph to the current version; refuse one from a newer worldtree."""
+        if not isinstance(data, dict):
+            return data
+        version = data.get("schema_version", 1)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ValueError(f"schema_version must be a positive integer, got {version!r}")
+        if version > SCHEMA_VERSION:
+            raise ValueError(f"this graph has schema_version {version}, but this worldtree reads versions up to "
+                             f"{SCHEMA_VERSION}; upgrade worldtree")
+        # 1 -> 2 adds only the version itself (the fields of version 1 are unchanged).
+        return {**data, "schema_version": SCHEMA_VERSION}
 
     def by_id(self) -> dict[str, Node]:
         return {n.id: n for n in self.nodes}
@@ -132,3 +159,31 @@ _SLUG = re.compile(r"[^a-z0-9]+")
 def slug(name: str) -> str:
     """A node-id segment from a user's name: lower case, ``-`` for runs of other characters."""
     return _SLUG.sub("-", name.lower()).strip("-") or "x"
+
+
+def path_segment(name: str) -> str:
+    """A user's name as one segment of a node path: ``/`` inside it becomes U+2215 (DIVISION SLASH).
+
+    Paths join stage, job and step names with ``/``; without this, job ``a`` with step ``b/s`` and
+    job ``a/b`` with step ``s`` would both print as ``a/b/s``.
+    """
+    return name.replace("/", "\u2215")
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+DNS_NAME_MAX = 63
+
+
+def dns_name(node_id: str) -> str:
+    """The node id as a DNS-1123 label (Argo task and pod names): lowercase alphanumerics and ``-``,
+    at most 63 characters, starting and ending alphanumeric.
+
+    An id that already is such a label is kept as is. Any other id is slugged and gets an 8-hex
+    suffix hashed from the whole id, so two ids that slug alike (``a/b``, ``a-b``, ``A.b``) or
+    share a long prefix still get different names, and the same id always gets the same name.
+    """
+    if _DNS_LABEL.match(node_id):
+        return node_id
+    digest = hashlib.sha256(node_id.encode()).hexdigest()[:8]
+    base = _SLUG.sub("-", node_id.lower()).strip("-")[:DNS_NAME_MAX - len(digest) - 1].rstrip("-")
+    return f"{base}-{digest}" if base else f"n-{digest}"
