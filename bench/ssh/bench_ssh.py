@@ -37,7 +37,7 @@ from sshd_farm import Farm, inventory_yaml, start_farm  # noqa: E402
 
 from worldtree.backends.base import RunContext, StepRequest  # noqa: E402
 from worldtree.backends.ssh.backend import SshBackend  # noqa: E402
-from worldtree.backends.ssh.pool import CIPHERS  # noqa: E402
+from worldtree.connectors.ssh.pool import CIPHERS  # noqa: E402
 from worldtree.model.graph import ExecutionGraph, Node, Target  # noqa: E402
 
 
@@ -109,7 +109,7 @@ async def engine(farm: Farm, steps: int, concurrency: int, work: Path) -> float:
     from worldtree.compile.fanout import expand_hosts
     from worldtree.compile.loader import load_pipeline_text
     from worldtree.engine.scheduler import Engine
-    from worldtree.inventory import load_inventory
+    from worldtree.ops.inventory import load_inventory
 
     graph = compile_pipeline(load_pipeline_text(_pipeline(steps), "bench.yaml").spec)
     graph = expand_hosts(graph, load_inventory(work / "inventory.yaml"))

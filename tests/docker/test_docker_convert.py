@@ -19,9 +19,9 @@ from worldtree.backends.docker.convert import (
     runner_resources,
     step_container,
 )
-from worldtree.config import DEFAULTS
 from worldtree.errors import BackendError
 from worldtree.model.graph import Target
+from worldtree.ops.config import DEFAULTS
 
 
 def facts(**kw):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from worldtree.config import DEFAULTS, load_config, merge_config
 from worldtree.errors import UsageError
+from worldtree.ops.config import DEFAULTS, load_config, merge_config
 
 
 def test_defaults_without_a_file(tmp_path, monkeypatch):

@@ -262,7 +262,7 @@ async def test_connection_errors_are_one_line_and_name_the_host(farm: Farm) -> N
 
 
 async def test_upload_and_download(farm: Farm, tmp_path) -> None:
-    from worldtree.backends.ssh.target import parse_engine_url
+    from worldtree.connectors.ssh.target import parse_engine_url
 
     server = _key_server(farm)
     backend = SshBackend(ctx_for(farm, ssh_config=str(farm.ssh_config)))

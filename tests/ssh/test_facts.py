@@ -7,9 +7,9 @@ import platform
 
 from sshd_farm import Farm, inventory_yaml
 
-from worldtree.backends.ssh.pool import SshPool
-from worldtree.facts import gather_facts, parse_facts
-from worldtree.inventory import load_inventory_text
+from worldtree.connectors.ssh.pool import SshPool
+from worldtree.ops.facts.host import gather_facts, parse_facts
+from worldtree.ops.inventory import load_inventory_text
 
 
 def test_parse_facts() -> None:

@@ -8,8 +8,8 @@ from worldtree.compile.compiler import compile_pipeline
 from worldtree.compile.fanout import expand_hosts
 from worldtree.compile.loader import load_pipeline_text
 from worldtree.errors import SpecError
-from worldtree.inventory import load_inventory_text
 from worldtree.model.graph import ExecutionGraph
+from worldtree.ops.inventory import load_inventory_text
 
 INVENTORY = load_inventory_text("""\
 defaults: {user: ops}
@@ -111,7 +111,7 @@ def test_the_example_compiles_and_fans_out() -> None:
     from pathlib import Path
 
     from worldtree.compile.loader import load_pipeline
-    from worldtree.inventory import load_inventory
+    from worldtree.ops.inventory import load_inventory
 
     examples = Path(__file__).resolve().parents[2] / "examples" / "ssh"
     graph = compile_pipeline(load_pipeline(examples / "fleet.yaml").spec)

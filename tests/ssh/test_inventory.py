@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from worldtree.errors import SpecError
-from worldtree.inventory import load_inventory, load_inventory_text
+from worldtree.ops.inventory import load_inventory, load_inventory_text
 
 GOOD = """\
 defaults:

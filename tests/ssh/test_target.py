@@ -6,14 +6,10 @@ import base64
 
 import pytest
 
-from worldtree.backends.ssh.pool import SshPool
-from worldtree.backends.ssh.target import (
-    host_engine_url,
-    parse_engine_url,
-    redact_engine_url,
-)
+from worldtree.connectors.ssh.pool import SshPool
+from worldtree.connectors.ssh.target import parse_engine_url, redact_engine_url
 from worldtree.errors import BackendError
-from worldtree.inventory import HostSpec
+from worldtree.ops.inventory import HostSpec, Inventory
 
 KEY = b"-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n"
 
@@ -79,7 +75,7 @@ def test_redact() -> None:
 
 
 def test_literal_credentials() -> None:
-    from worldtree.backends.ssh.target import literal_credentials
+    from worldtree.connectors.ssh.target import literal_credentials
 
     assert literal_credentials("ssh://u:p%40ss@h") == ["p%40ss", "p@ss"]
     assert literal_credentials("ssh://u:${PW}@h") == [] and literal_credentials("ssh://u@h") == []
@@ -90,12 +86,12 @@ def test_literal_credentials() -> None:
 def test_inventory_host_round_trips_through_its_url() -> None:
     spec = HostSpec(address="10.1.2.3", port=2201, user="ops", key_file="~/.ssh/id_ops", password="${OPS_PW}",
                     host_key_checking=False, known_hosts="/etc/kh", connect_timeout=3)
-    url = host_engine_url("web1", spec)
+    url = Inventory(hosts={"web1": spec, "db": HostSpec()}).engine_url("web1")
     assert "${OPS_PW}" in url
     t = parse_engine_url(url, {"OPS_PW": "x y"})
     assert (t.address, t.port, t.user, t.password, t.key_file) == ("10.1.2.3", 2201, "ops", "x y", "~/.ssh/id_ops")
     assert (t.host_key_checking, t.known_hosts, t.connect_timeout) == (False, "/etc/kh", 3.0)
-    assert parse_engine_url(host_engine_url("db", HostSpec())).address == "db"
+    assert parse_engine_url(Inventory(hosts={"db": HostSpec()}).engine_url("db")).address == "db"
 
 
 def test_connect_options(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -98,7 +98,7 @@ def _expand_hosts(graph: ExecutionGraph, inventory: str | None) -> ExecutionGrap
     if inventory is None:
         raise UsageError("jobs with `hosts:` need an inventory: set `inventory:` in the pipeline or pass --inventory")
     from worldtree.compile.fanout import expand_hosts
-    from worldtree.inventory import load_inventory
+    from worldtree.ops.inventory import load_inventory
 
     return expand_hosts(graph, load_inventory(inventory))
 
@@ -212,7 +212,7 @@ def _execute(run_id: str, graph: ExecutionGraph, workdir: str, store: RunStore, 
 
 
 def _load_config(path: str | None) -> dict[str, object]:
-    from worldtree.config import load_config
+    from worldtree.ops.config import load_config
 
     return load_config(path)
 

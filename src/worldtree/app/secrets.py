@@ -46,7 +46,7 @@ def literal_credentials(graph: ExecutionGraph) -> list[str]:
                      if n.target.image_registry_password and "${" not in n.target.image_registry_password})
     engines = {n.target.engine for n in graph.nodes if n.target.engine and "://" in n.target.engine}
     if engines:
-        from worldtree.backends.ssh.target import literal_credentials as from_url
+        from worldtree.connectors.ssh.target import literal_credentials as from_url
 
         values += [value for url in sorted(engines) for value in from_url(url)]
     return values

@@ -375,9 +375,9 @@ def facts(
     from worldtree.errors import UsageError
 
     def gather() -> dict[str, dict[str, Any]]:
-        from worldtree.config import load_config
-        from worldtree.facts import gather_facts
-        from worldtree.inventory import load_inventory
+        from worldtree.ops.config import load_config
+        from worldtree.ops.facts.host import gather_facts
+        from worldtree.ops.inventory import load_inventory
 
         inv = load_inventory(inventory)
         env = dict(os.environ)

@@ -17,15 +17,30 @@ and ``WORLDTREE_HOST`` in its env. Pure: the input graph is not modified.
 
 from __future__ import annotations
 
-from worldtree.backends.ssh.target import host_engine_url
+from typing import Protocol
+
 from worldtree.compile.diagnostics import Diagnostic
 from worldtree.errors import SpecError
-from worldtree.inventory import Inventory
 from worldtree.model.graph import ExecutionGraph, Node
 
-__all__ = ["HOST_ENV", "expand_hosts", "host_node_id"]
+__all__ = ["HOST_ENV", "HostSource", "expand_hosts", "host_node_id"]
 
 HOST_ENV = "WORLDTREE_HOST"
+
+
+class HostSource(Protocol):
+    """What fan-out needs of an inventory (``worldtree.ops.inventory.Inventory`` is one). A
+    protocol, so the compiler does not import the ops layer above it."""
+
+    source: str
+
+    def resolve(self, names: list[str]) -> list[str]:
+        """Host and group names -> host names in order; KeyError/ValueError with a message."""
+        ...
+
+    def engine_url(self, name: str) -> str:
+        """The ``ssh://`` URL of one host, without secrets."""
+        ...
 
 
 def host_node_id(node_id: str, host: str) -> str:
@@ -34,7 +49,7 @@ def host_node_id(node_id: str, host: str) -> str:
     return f"{head}@{host}/{step}" if sep else f"{node_id}@{host}"
 
 
-def expand_hosts(graph: ExecutionGraph, inventory: Inventory | None) -> ExecutionGraph:
+def expand_hosts(graph: ExecutionGraph, inventory: HostSource | None) -> ExecutionGraph:
     """One node per (node, host) for every node with ``target.hosts``; see the module docstring.
 
     Raises SpecError when a job names hosts but there is no inventory, or names an unknown
@@ -66,7 +81,7 @@ def expand_hosts(graph: ExecutionGraph, inventory: Inventory | None) -> Executio
         copies[node_id] = [host_node_id(node_id, h) for h in hosts]
 
     by_id = graph.by_id()
-    urls = {h: host_engine_url(h, inventory.host(h)) for hosts in hosts_of.values() for h in hosts}
+    urls = {h: inventory.engine_url(h) for hosts in hosts_of.values() for h in hosts}
     out: list[Node] = []
     for node in graph.nodes:
         if node.id not in hosts_of:

@@ -2,9 +2,6 @@
 
 ``convert`` and ``compose`` are pure (request -> API bodies); ``client`` is the only module
 that talks to the daemon; ``services`` brings compose projects up; ``backend`` ties them to
-the :mod:`worldtree.backends.base` contract.
+the :mod:`worldtree.backends.base` contract. Nothing is imported here, so the pure conversion
+loads without aiodocker.
 """
-
-from worldtree.backends.docker.backend import DockerBackend
-
-__all__ = ["DockerBackend"]

@@ -30,9 +30,9 @@ from worldtree.backends.docker.convert import (
     step_container,
 )
 from worldtree.backends.docker.services import ComposeUp
-from worldtree.config import DEFAULTS, load_config, merge_config
 from worldtree.errors import BackendError, WorldtreeError
 from worldtree.model.graph import slug
+from worldtree.ops.config import DEFAULTS, load_config, merge_config
 
 __all__ = ["DockerBackend"]
 

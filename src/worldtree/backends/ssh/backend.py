@@ -2,7 +2,7 @@
 
 Follows :mod:`worldtree.backends.base`. A node's host is either its ``engine`` URL
 (:mod:`.target`) or, after fan-out, ``target.host``: a name in the run's inventory
-(``RunContext.config["inventory"]``: an :class:`~worldtree.inventory.Inventory` or a path).
+(``RunContext.config["inventory"]``: an :class:`~worldtree.ops.inventory.Inventory` or a path).
 What runs remotely is in :mod:`.remote`; connection settings are in :mod:`.pool`.
 """
 
@@ -14,19 +14,17 @@ import signal
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import asyncssh
 
 from worldtree.backends.base import OutputSink, RunContext, StepRequest, Stream
-from worldtree.backends.ssh import remote, transfer
-from worldtree.backends.ssh.pool import SshPool, open_channel, translate_error
-from worldtree.backends.ssh.target import SshTarget, parse_engine_url, target_for_host
+from worldtree.backends.ssh import remote
+from worldtree.connectors.ssh import transfer
+from worldtree.connectors.ssh.pool import SshPool, open_channel, translate_error
+from worldtree.connectors.ssh.target import SshTarget, parse_engine_url
 from worldtree.errors import BackendError
-from worldtree.inventory import Inventory, load_inventory
-
-if TYPE_CHECKING:
-    from worldtree.facts import HostFacts
+from worldtree.ops.facts.host import HostFacts, host_facts
+from worldtree.ops.inventory import Inventory, load_inventory
 
 __all__ = ["SshBackend"]
 
@@ -66,7 +64,7 @@ class SshBackend:
             inventory = self.inventory()
             if spec.host not in inventory.hosts:
                 raise BackendError(f"host {spec.host!r} is not in inventory {inventory.source}")
-            return target_for_host(spec.host, inventory.host(spec.host), req.env)
+            return inventory.target(spec.host, req.env)
         if spec.engine:
             return parse_engine_url(spec.engine, req.env)
         raise BackendError(f"step {req.node.path}: an ssh step needs `engine: ssh://…` or a job `hosts:`")
@@ -157,8 +155,6 @@ class SshBackend:
     # -- files and facts, for operations and artifacts -----------------------------------
     async def facts(self, target: SshTarget) -> HostFacts:
         """Facts of ``target``, gathered once per run over this run's pool."""
-        from worldtree.facts import host_facts
-
         return await host_facts(self.pool, target)
 
     async def upload(self, target: SshTarget, local: str | Path, remote_path: str, *,

@@ -14,10 +14,10 @@ from typing import Any
 import asyncssh
 from pydantic import BaseModel
 
-from worldtree.backends.ssh.pool import SshPool, open_channel, translate_error
-from worldtree.backends.ssh.target import SshTarget, target_for_host
+from worldtree.connectors.ssh.pool import SshPool, open_channel, translate_error
+from worldtree.connectors.ssh.target import SshTarget
 from worldtree.errors import BackendError, WorldtreeError
-from worldtree.inventory import Inventory
+from worldtree.ops.inventory import Inventory
 
 __all__ = ["FACTS_COMMAND", "HostFacts", "gather_facts", "host_facts", "parse_facts"]
 
@@ -98,7 +98,7 @@ async def gather_facts(inventory: Inventory, names: list[str], *, env: Mapping[s
     Returns ``{host: {fact: value, ...}}``; a host that cannot be reached maps to
     ``{"error": "one line naming the host"}`` instead, and the others are still gathered.
     ``env`` expands ``${SECRET}`` passwords; ``config`` takes the pool settings of
-    :mod:`worldtree.backends.ssh.pool`. Without ``pool`` a pool is opened and closed here.
+    :mod:`worldtree.connectors.ssh.pool`. Without ``pool`` a pool is opened and closed here.
     Raises KeyError for a name that is neither a host nor a group.
     """
     hosts = inventory.resolve(names)
@@ -107,7 +107,7 @@ async def gather_facts(inventory: Inventory, names: list[str], *, env: Mapping[s
 
     async def one(name: str) -> dict[str, object]:
         try:
-            target = target_for_host(name, inventory.host(name), env)
+            target = inventory.target(name, env)
             return (await host_facts(active, target)).model_dump()
         except WorldtreeError as exc:
             return {"error": str(exc)}

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 
 import asyncssh
 
-from worldtree.backends.ssh.target import SshTarget
+from worldtree.connectors.ssh.target import SshTarget
 from worldtree.errors import BackendError, ConnectError
 
 __all__ = ["CIPHERS", "SshPool", "open_channel", "translate_error"]

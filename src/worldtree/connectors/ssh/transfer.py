@@ -6,7 +6,7 @@ from pathlib import Path
 
 import asyncssh
 
-from worldtree.backends.ssh.target import SshTarget
+from worldtree.connectors.ssh.target import SshTarget
 from worldtree.errors import BackendError
 
 __all__ = ["download", "upload"]

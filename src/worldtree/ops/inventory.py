@@ -25,19 +25,22 @@ is ``["web1", "web2", "db1"]``. Passwords never belong here: ``password`` accept
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from worldtree.compile.diagnostics import Diagnostic
 from worldtree.compile.yaml_source import Positions, YamlSourceError, load_yaml
+from worldtree.connectors.ssh.target import SshTarget
 from worldtree.errors import SpecError
+from worldtree.model.refs import REF, expand_required
 
 __all__ = ["GroupSpec", "HostDefaults", "HostSpec", "Inventory", "load_inventory", "load_inventory_text"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
-_SECRET_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 _RESERVED = "all"
 
 
@@ -67,7 +70,7 @@ class HostDefaults(_Model):
     @field_validator("password")
     @classmethod
     def _password_is_reference(cls, value: str | None) -> str | None:
-        if value is not None and not _SECRET_REF.match(value):
+        if value is not None and not REF.fullmatch(value):
             raise ValueError("an inventory never holds a password: write `${SECRET_NAME}` and list that "
                              "secret in the job's `secrets:`")
         return value
@@ -170,6 +173,32 @@ class Inventory(_Model):
 
     def names(self) -> list[str]:
         return [*self.hosts, *self.groups]
+
+    def target(self, name: str, env: Mapping[str, str] | None = None) -> SshTarget:
+        """Where host ``name`` is reached, its ``${SECRET}`` password expanded from ``env``."""
+        spec = self.host(name)
+        password = expand_required(spec.password, env or {}, f"inventory host {name!r}") if spec.password \
+            else None
+        return SshTarget(address=spec.address or name, port=spec.port, user=spec.user, password=password,
+                         key_file=spec.key_file, label=name, host_key_checking=spec.host_key_checking,
+                         known_hosts=spec.known_hosts, connect_timeout=spec.connect_timeout)
+
+    def engine_url(self, name: str) -> str:
+        """The ``ssh://`` URL of host ``name`` (no secret: a password stays a ``${NAME}``), so a
+        fanned-out graph runs without the inventory file (retry, agents)."""
+        spec = self.host(name)
+        address = spec.address or name
+        host = f"[{address}]" if ":" in address else quote(address, safe="")
+        userinfo = quote(spec.user, safe="") if spec.user else ""
+        if spec.password:
+            userinfo += ":" + spec.password  # a ${NAME} reference, checked by HostDefaults
+        params = {k: v for k, v in (("key_file", spec.key_file), ("known_hosts", spec.known_hosts),
+                                    ("connect_timeout", spec.connect_timeout)) if v is not None}
+        if spec.host_key_checking is False:
+            params["host_key_checking"] = "false"
+        query = ("?" + urlencode(params, safe="/~${}")) if params else ""
+        port = f":{spec.port}" if spec.port else ""
+        return f"ssh://{userinfo + '@' if userinfo else ''}{host}{port}{query}"
 
 
 def _suggest(name: str, choices: list[str]) -> str:

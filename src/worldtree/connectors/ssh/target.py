@@ -1,6 +1,8 @@
 """Where an SSH node connects: parsed from a step's ``engine`` URL or an inventory host.
 
-Pure conversion, no I/O. URL forms (seed 003 §4.3 plus OpenSSH habits)::
+Pure conversion, no I/O. The grammar itself is :func:`worldtree.model.engines.split_ssh_url`
+(the loader checks it at load time); this module expands ``${NAME}`` parts and decodes keys.
+An inventory host becomes a target in :mod:`worldtree.ops.inventory`. URL forms (seed 003 §4.3 plus OpenSSH habits)::
 
     ssh://user:password@host:port          password login
     ssh://private_key:BASE64@host:port     base64 of a private key file (OpenSSH or PEM);
@@ -22,21 +24,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, quote, unquote, urlencode
+from urllib.parse import unquote
 
 from worldtree.errors import BackendError
+from worldtree.model.engines import split_ssh_url
+from worldtree.model.refs import REF, expand_required
 
-__all__ = ["KEY_USER", "SshTarget", "expand_refs", "host_engine_url", "literal_credentials", "parse_engine_url",
-           "redact_engine_url", "target_for_host"]
+__all__ = ["KEY_USER", "SshTarget", "literal_credentials", "parse_engine_url", "redact_engine_url"]
 
 #: the literal user name that marks a base64 private key in the password position (seed 003)
 KEY_USER = "private_key"
-_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_QUERY_KEYS = {"user", "key_file", "known_hosts", "host_key_checking", "connect_timeout"}
 _FALSE = {"0", "false", "no", "off"}
 
 
@@ -70,54 +70,18 @@ class SshTarget:
         return out
 
 
-def expand_refs(text: str, env: Mapping[str, str], what: str) -> str:
-    """Replace ``${NAME}`` from ``env``; BackendError naming the variable (never a value)."""
-    def repl(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in env:
-            raise BackendError(f"{what} uses ${{{name}}}, which is not set: list the secret in the job's "
-                               "`secrets:` or set it in `environment`")
-        return env[name]
-    return _REF.sub(repl, text)
-
-
-def _split(url: str) -> tuple[str | None, str | None, str, str | None, dict[str, str]]:
-    """``ssh://[user[:pass]@]host[:port][?q]`` -> raw parts (not yet unquoted or expanded)."""
-    if not url.startswith("ssh://"):
-        raise BackendError("an SSH engine URL starts with ssh://")
-    rest = url[len("ssh://"):]
-    rest, _, query = rest.partition("?")
-    rest = rest.rstrip("/")
-    userinfo, at, hostport = rest.rpartition("@")
-    user = password = None
-    if at:
-        user, colon, pw = userinfo.partition(":")
-        password = pw if colon else None
-    if hostport.startswith("["):  # [ipv6]:port
-        host, _, tail = hostport[1:].partition("]")
-        port = tail[1:] if tail.startswith(":") else None
-    else:
-        host, colon, port_text = hostport.rpartition(":")
-        if not colon:
-            host, port = hostport, None
-        else:
-            port = port_text
-    params = dict(parse_qsl(query, keep_blank_values=True))
-    return user, password, host, port, params
-
-
 def parse_engine_url(url: str, env: Mapping[str, str] | None = None) -> SshTarget:
     """Parse (and expand ``${NAME}`` in) an ``ssh://`` engine URL; see the module docstring."""
     env = env or {}
-    user, password, host, port_text, params = _split(url)
     shown = redact_engine_url(url)
-    unknown = sorted(set(params) - _QUERY_KEYS)
-    if unknown:
-        raise BackendError(f"engine {shown}: unknown query parameter {unknown[0]!r} "
-                           f"(known: {', '.join(sorted(_QUERY_KEYS))})")
+    try:
+        parts = split_ssh_url(url)
+    except ValueError as exc:
+        raise BackendError(f"engine {shown}: {exc}") from None
+    user, password, host, port_text, params = parts.user, parts.password, parts.host, parts.port, parts.params
 
     def part(value: str | None) -> str | None:
-        return None if value is None else unquote(expand_refs(value, env, f"engine {shown}"))
+        return None if value is None else unquote(expand_required(value, env, f"engine {shown}"))
 
     user, password, host = part(user), part(password), part(host) or ""
     if not host:
@@ -177,7 +141,7 @@ def redact_engine_url(url: str) -> str:
     userinfo, at, hostport = rest.rpartition("@")
     if at:
         user, colon, pw = userinfo.partition(":")
-        if colon and not _REF.fullmatch(pw):
+        if colon and not REF.fullmatch(pw):
             userinfo = f"{user}:***"
         rest = f"{userinfo}@{hostport}"
     return f"ssh://{rest}{qmark}{query}"
@@ -188,41 +152,15 @@ def literal_credentials(url: str) -> list[str]:
     in the file and decoded: values a run must mask like secrets."""
     if not url.startswith("ssh://"):
         return []
-    user, password, _host, _port, _params = _split(url)
-    if not password or _REF.search(password):
+    try:
+        parts = split_ssh_url(url)
+    except ValueError:
+        return []
+    user, password = parts.user, parts.password
+    if not password or REF.search(password):
         return []
     out = [password, unquote(password)]
     if unquote(user or "") == KEY_USER:
         with suppress(BackendError):
             out.append(_decode_key(password, "").decode("utf-8", "replace"))
     return list(dict.fromkeys(out))
-
-
-def target_for_host(name: str, spec: object, env: Mapping[str, str] | None = None) -> SshTarget:
-    """An inventory host (a :class:`worldtree.inventory.HostSpec` with defaults applied)."""
-    from worldtree.inventory import HostSpec
-
-    assert isinstance(spec, HostSpec)
-    password = expand_refs(spec.password, env or {}, f"inventory host {name!r}") if spec.password else None
-    return SshTarget(address=spec.address or name, port=spec.port, user=spec.user, password=password,
-                     key_file=spec.key_file, label=name, host_key_checking=spec.host_key_checking,
-                     known_hosts=spec.known_hosts, connect_timeout=spec.connect_timeout)
-
-
-def host_engine_url(name: str, spec: object) -> str:
-    """The ``ssh://`` URL of an inventory host (no secret: a password stays a ``${NAME}``)."""
-    from worldtree.inventory import HostSpec
-
-    assert isinstance(spec, HostSpec)
-    address = spec.address or name
-    host = f"[{address}]" if ":" in address else quote(address, safe="")
-    userinfo = quote(spec.user, safe="") if spec.user else ""
-    if spec.password:
-        userinfo += ":" + spec.password  # a ${NAME} reference, checked by the inventory model
-    params = {k: v for k, v in (("key_file", spec.key_file), ("known_hosts", spec.known_hosts),
-                                ("connect_timeout", spec.connect_timeout)) if v is not None}
-    if spec.host_key_checking is False:
-        params["host_key_checking"] = "false"
-    query = ("?" + urlencode(params, safe="/~${}")) if params else ""
-    port = f":{spec.port}" if spec.port else ""
-    return f"ssh://{userinfo + '@' if userinfo else ''}{host}{port}{query}"
