@@ -58,6 +58,9 @@ class RunContext:
     config: dict[str, object] = field(default_factory=dict)
     #: secret values, for backends that must scrub their own error messages
     secret_values: list[str] = field(default_factory=list)
+    #: what host steps inherit of worldtree's environment (``backends.child_env``): "all" but
+    #: ``WORLDTREE_*`` for local runs; "allowlist" for server/agent executors
+    inherit_env: Literal["all", "allowlist"] = "all"
 
 
 @dataclass

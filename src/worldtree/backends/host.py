@@ -2,78 +2,39 @@
 
 On Linux the child is started with posix_spawn and watched through a pidfd (see
 ``backends.spawn``); elsewhere asyncio's subprocess support does the same job, slower.
+
+What a step may leave behind, and when it dies:
+
+* A step ends when its main process exits and its output pipes close. A process of the step
+  that still holds its stdout/stderr ``PIPE_DRAIN_SECONDS`` after the main process exited
+  (``(yes &); echo started``) outlives its step: its whole process group is killed then, and
+  the step's result is the main process's exit code.
+* A background process that let go of the pipes (``server >log 2>&1 &``) may serve later
+  steps: it is killed with its group when the run ends (``close``).
+* Cancellation (timeout, Ctrl-C, fail-fast): SIGTERM to the group, SIGKILL after the grace.
+* If worldtree itself dies (``kill -9``), the run's watchdog (``backends.watchdog``) SIGKILLs
+  every group still alive; ``backends.orphans`` finds what escaped its group.
+* Steps inherit worldtree's environment minus its own variables (``backends.child_env``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
-import re
-import shlex
-import shutil
 import signal
 import time
 from typing import Protocol
 
-from worldtree.backends import spawn
+from worldtree.backends import child_env, spawn
 from worldtree.backends.base import OutputSink, RunContext, StepRequest
+from worldtree.backends.command import StepCommand
+from worldtree.backends.watchdog import Watchdog
 from worldtree.errors import BackendError
 
 #: How long to wait for a finished step's pipes to close (a background child may hold them).
 PIPE_DRAIN_SECONDS = 0.25
-_POSIX_SHELLS = {"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh"}
 _USE_SPAWN = spawn.available()
-
-
-def shell_argv(shell: str, command: str) -> list[str]:
-    """``sh`` -> ``sh -e -c CMD`` (stop at the first failing line, as CI users expect);
-    a shell given with options (``bash -eo pipefail``) is used as written."""
-    parts = shlex.split(shell) or ["sh"]
-    if len(parts) == 1 and os.path.basename(parts[0]) in _POSIX_SHELLS:
-        parts.append("-e")
-    return [*parts, "-c", command]
-
-
-#: Words no POSIX shell would change: no quotes, globs, variables, redirections or separators.
-_PLAIN_WORD = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
-#: Builtins and keywords that must run inside a shell to mean what they say (echo, printf, test
-#: and pwd exist as programs too, but behave differently from the shells' builtins).
-_SHELL_ONLY = frozenset({
-    '!', '.', ':', '[', '[[', '{', '}', 'alias', 'echo', 'printf', 'test', 'pwd', 'kill', 'bg', 'break',
-    'builtin', 'case', 'cd', 'command', 'continue', 'declare', 'do', 'done', 'elif', 'else', 'enable', 'esac',
-    'eval', 'exec', 'exit', 'export', 'fc', 'fg', 'fi', 'for', 'function', 'getopts', 'hash', 'history', 'if',
-    'jobs', 'let', 'local', 'newgrp', 'readonly', 'read', 'return', 'select', 'set', 'shift', 'shopt',
-    'source', 'then', 'time', 'times', 'trap', 'type', 'typeset', 'ulimit', 'umask', 'unalias', 'unset',
-    'until', 'wait', 'while',
-})
-
-
-def direct_argv(shell: str, command: str, path: str | None) -> list[str] | None:
-    """GNU make's fast path: a one-line command of plain words runs without a shell.
-
-    ``true``, ``make -j4 build`` or ``./deploy.sh prod`` mean the same with or without ``sh -c``,
-    and skipping the shell saves a process start per step. Returns the argv with its program
-    resolved on the step's PATH, or None when a shell is needed (or the program is not found:
-    the shell then reports it as it always does).
-    """
-    if "\n" in command or " " in shell or os.path.basename(shell) not in _POSIX_SHELLS:
-        return None
-    words = command.split()
-    if not words or words[0] in _SHELL_ONLY or "=" in words[0]:
-        return None
-    if not all(_PLAIN_WORD.fullmatch(word) for word in words):
-        return None
-    program = _which(words[0], path)
-    return None if program is None else [program, *words[1:]]
-
-
-@functools.lru_cache(maxsize=512)
-def _which(name: str, path: str | None) -> str | None:
-    if "/" in name:
-        return None  # relative to the step's workdir: leave it to the shell
-    return shutil.which(name, path=path)
 
 
 class _Child(Protocol):
@@ -132,25 +93,28 @@ class HostBackend:
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
-        self._base_env = dict(os.environ)
+        self._base_env = child_env.inherited(os.environ, ctx.inherit_env)
         self._groups: set[int] = set()
         self._made_dirs: set[str] = set()
+        self._watchdog = Watchdog()
 
     async def execute(self, req: StepRequest, output: OutputSink) -> int:
         env = {**self._base_env, **req.env}
-        argv = (direct_argv(req.node.shell, req.command, env.get("PATH")) if _USE_SPAWN else None) \
-            or shell_argv(req.node.shell, req.command)
+        step = StepCommand(req.node.shell, req.command)
+        argv = (step.direct_argv(env.get("PATH")) if _USE_SPAWN else None) or step.argv()
         child = await self._start(argv, env, req.workdir, output)
-        self._groups.add(child.pid)
         try:
+            self._track(child.pid)
             code = await child.exited
             if not child.drained.done():
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(asyncio.shield(child.drained), PIPE_DRAIN_SECONDS)
+                except TimeoutError:  # something of the step still holds its output: it ends now
+                    self._kill_group(child.pid)
             try:  # keep the group only while something in it still runs (pids get reused)
                 os.killpg(child.pid, 0)
             except (ProcessLookupError, PermissionError):
-                self._groups.discard(child.pid)
+                self._forget(child.pid)
             return code
         except asyncio.CancelledError:
             await self._terminate(child)
@@ -184,8 +148,7 @@ class HostBackend:
         while not child.exited.done() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         # The group leader may be gone while its children still run: kill the group regardless.
-        _killpg(child.pid, signal.SIGKILL)
-        self._groups.discard(child.pid)
+        self._kill_group(child.pid)
         if not child.exited.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(child.exited), 2.0)
@@ -193,8 +156,24 @@ class HostBackend:
     async def close(self) -> None:
         """Steps may leave background processes (a server for the next step): they end with the run."""
         for pgid in list(self._groups):
-            _killpg(pgid, signal.SIGKILL)
-        self._groups.clear()
+            self._kill_group(pgid)
+        self._watchdog.close()
+
+    def _track(self, pgid: int) -> None:
+        self._groups.add(pgid)
+        try:
+            self._watchdog.track(pgid)
+        except OSError as exc:  # the step is already running: end it rather than leave it unguarded
+            self._kill_group(pgid)
+            raise BackendError(f"cannot start the run's watchdog /bin/sh: {exc.strerror}") from None
+
+    def _forget(self, pgid: int) -> None:
+        self._groups.discard(pgid)
+        self._watchdog.forget(pgid)
+
+    def _kill_group(self, pgid: int) -> None:
+        _killpg(pgid, signal.SIGKILL)
+        self._forget(pgid)
 
 
 def _killpg(pgid: int, sig: int) -> None:

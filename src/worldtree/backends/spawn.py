@@ -2,16 +2,18 @@
 
 Why not ``asyncio.create_subprocess_exec``: ``subprocess.Popen`` re-encodes the whole
 environment per call and Python 3.11's default child watcher starts a thread per process.
-``os.posix_spawn`` (vfork/clone in glibc) plus a pidfd registered with the event loop is the
-cheapest way Python has to run thousands of short steps. Linux >= 5.3 only; elsewhere
+``posix_spawn`` (vfork/clone in glibc, called through ctypes: see ``_spawn``) plus a pidfd
+registered with the event loop is the cheapest way Python has to run thousands of short steps.
+Linux >= 5.3 with glibc >= 2.29 or musl >= 1.1.24 only; elsewhere
 :func:`available` is false and the host backend falls back to asyncio's subprocess support.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import ctypes
 import os
+import signal
 from collections.abc import Callable
 
 #: Longest line kept whole; longer output is cut into pieces of this size.
@@ -21,11 +23,18 @@ LINE_LIMIT = 1 << 20
 #: registering and unregistering two descriptors per step. A longer step streams as usual
 #: (at most this much later); one that fills a pipe before then just waits that long.
 PIPE_WATCH_DELAY = 0.02
-_READ = 1 << 16
+#: Bytes per read. Each read's lines are passed on in one event-loop callback, and a flood of
+#: short lines (``yes``: 8,192 lines per 16 KiB) costs the engine ~20 us a line: bigger reads
+#: would delay every timer (timeouts, heartbeats) and SIGTERM by that much more.
+_READ = 1 << 14
+#: Reads of a pipe in one go when its step exits: all a default pipe buffers (64 KiB) and one
+#: to see its end, so the common step finishes in one callback. A bound, because a grandchild
+#: may keep writing (``yes &``): what comes later goes through the loop's readers.
+_DRAIN_READS = 5
 
 
 def available() -> bool:
-    if not hasattr(os, "pidfd_open") or not hasattr(os, "posix_spawn"):
+    if not hasattr(os, "pidfd_open") or _libc is None:
         return False
     try:
         os.close(os.pidfd_open(os.getpid()))
@@ -156,35 +165,87 @@ class SpawnedProcess:
         if self._watch_timer is not None:
             self._watch_timer.cancel()
         for fd in list(self._pipes):
-            for _ in range(64):  # what is buffered (at most 4 MiB now); a grandchild still
-                if fd not in self._pipes or not self._read_once(fd):  # writing is watched below
+            for _ in range(_DRAIN_READS):  # what is buffered; a grandchild still writing is
+                if fd not in self._pipes or not self._read_once(fd):  # watched below
                     break
         self._watch_pipes()  # pipes a grandchild still holds: read them as they come
         if not self.exited.done():
             self.exited.set_result(128 - code if code < 0 else code)
 
     def close_pipes(self) -> None:
-        """Stop reading (a background grandchild may hold the pipes open forever)."""
+        """Read what is buffered, then stop reading: a bounded number of reads, because a
+        background grandchild may hold the pipes open and write forever (``yes &``)."""
         if self._watch_timer is not None:
             self._watch_timer.cancel()
             self._watch_timer = None
         for fd in list(self._pipes):
-            with contextlib.suppress(OSError):
-                while data := os.read(fd, _READ):
-                    self._pipes[fd].feed(data)
+            for _ in range(_DRAIN_READS):
+                if fd not in self._pipes or not self._read_once(fd):
+                    break
             self._close_pipe(fd)
 
 
-def _spawn(argv: list[str], env: dict[str, str], cwd: str, w_out: int, w_err: int) -> int:
-    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-               (os.POSIX_SPAWN_DUP2, w_out, 1), (os.POSIX_SPAWN_DUP2, w_err, 2)]
-    # posix_spawn has no portable "chdir in the child": change ours around the call. Nothing
-    # awaits in between, and worldtree's threads use absolute paths only.
-    here = os.getcwd()
-    if cwd != here:
-        os.chdir(cwd)
+# posix_spawn through libc, because os.posix_spawn has no "chdir in the child" action and
+# changing the parent's cwd around the call races every other thread of the process (the
+# server runs threads). glibc >= 2.29 and musl >= 1.1.24 have the action as
+# posix_spawn_file_actions_addchdir_np; without it ``available()`` is false (asyncio path).
+_SETSIGDEF = 0x04  # POSIX_SPAWN_SETSIGDEF, same value in glibc and musl
+_SETSID = 0x80  # POSIX_SPAWN_SETSID
+#: Opaque libc structs, allocated larger than any libc's (glibc x86_64: 80 and 336 bytes).
+_ACTIONS_SIZE = 256
+_ATTR_SIZE = 1024
+
+
+def _load_libc() -> ctypes.CDLL | None:
     try:
-        return os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsid=True)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.posix_spawn_file_actions_addchdir_np  # noqa: B018 - probe: AttributeError if absent
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_libc = _load_libc()
+
+
+def _make_attr(libc: ctypes.CDLL) -> ctypes.Array[ctypes.c_char]:
+    """Spawn attributes shared by every step (posix_spawn only reads them): a new session, so
+    the step's process group can be killed; SIGPIPE and SIGXFSZ back to their defaults, because
+    Python ignores them and ignored signals survive exec (``yes | head`` must end quietly)."""
+    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+    sigs = ctypes.create_string_buffer(_ATTR_SIZE)
+    libc.posix_spawnattr_init(attr)
+    libc.sigemptyset(sigs)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        libc.sigaddset(sigs, int(sig))
+    libc.posix_spawnattr_setsigdefault(attr, sigs)
+    libc.posix_spawnattr_setflags(attr, ctypes.c_short(_SETSID | _SETSIGDEF))
+    return attr
+
+
+_attr = _make_attr(_libc) if _libc is not None else None
+
+
+def _spawn(argv: list[str], env: dict[str, str], cwd: str, w_out: int, w_err: int) -> int:
+    """posix_spawnp(argv) in a new session with stdin from /dev/null, stdout/stderr to the
+    pipes and ``cwd`` as its working directory; the caller's cwd never changes."""
+    assert _libc is not None and _attr is not None
+    libc = _libc
+    args = [os.fsencode(a) for a in argv]
+    c_argv = (ctypes.c_char_p * (len(args) + 1))(*args)
+    c_envp = (ctypes.c_char_p * (len(env) + 1))(*[os.fsencode(f"{k}={v}") for k, v in env.items()])
+    actions = ctypes.create_string_buffer(_ACTIONS_SIZE)
+    pid = ctypes.c_int()
+    libc.posix_spawn_file_actions_init(actions)
+    try:
+        if (libc.posix_spawn_file_actions_addopen(actions, 0, b"/dev/null", os.O_RDONLY, 0)
+                or libc.posix_spawn_file_actions_adddup2(actions, w_out, 1)
+                or libc.posix_spawn_file_actions_adddup2(actions, w_err, 2)
+                or libc.posix_spawn_file_actions_addchdir_np(actions, os.fsencode(cwd))):
+            raise MemoryError("posix_spawn file actions")
+        err = libc.posix_spawnp(ctypes.byref(pid), args[0], actions, _attr, c_argv, c_envp)
     finally:
-        if cwd != here:
-            os.chdir(here)
+        libc.posix_spawn_file_actions_destroy(actions)
+    if err:
+        raise OSError(err, os.strerror(err), argv[0])  # FileNotFoundError for ENOENT, as os.posix_spawnp
+    return pid.value
