@@ -121,12 +121,16 @@ def _retry(spec: RetrySpec | None) -> RetryPolicy:
     return RetryPolicy() if spec is None else RetryPolicy(max=spec.max, backoff=spec.backoff)
 
 
+_REGISTRY_FIELDS = ("image_registry", "image_registry_username", "image_registry_password")
+
+
 def _target(step: StepSpec, levels: tuple[InheritedFields | None, ...], runner: str | None,
             runner_hosts: list[str]) -> Target:
     engine = _pick(*levels, attr="engine")
     image = _pick(*levels, attr="image")
-    registry = {f: _pick(*levels, attr=f) for f in
-                ("image_registry", "image_registry_username", "image_registry_password")}
+    # A plugin's own registry login wins over the one its step inherits (seed 003 step/setup.go).
+    registry = {f: (getattr(step.plugin, f, None) if step.plugin else None) or _pick(*levels, attr=f)
+                for f in _REGISTRY_FIELDS}
     kind = "host"
     engine_text = str(engine) if engine is not None else None
     if runner_hosts:
@@ -145,7 +149,7 @@ def _target(step: StepSpec, levels: tuple[InheritedFields | None, ...], runner: 
     return Target(
         kind=kind, engine=engine_text, image=image, runner=runner,  # type: ignore[arg-type]
         hosts=list(runner_hosts) or None,
-        plugin=step.plugin.model_dump(exclude_none=True) if step.plugin else None,
+        plugin=step.plugin.model_dump(exclude_none=True, exclude=set(_REGISTRY_FIELDS)) if step.plugin else None,
         language=step.language.model_dump(exclude_none=True) if step.language else None,
         service=step.service.model_dump(exclude_none=True) if step.service else None,
         **registry,  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from worldtree.compile.diagnostics import Diagnostic
 from worldtree.compile.jobs import JobEntry, job_dependencies, job_entries
-from worldtree.compile.yaml_source import Positions, YamlSourceError, load_yaml
+from worldtree.compile.yaml_source import MAX_DOCUMENT_BYTES, Positions, YamlSourceError, load_yaml, too_large
 from worldtree.errors import SpecError
 from worldtree.model.conditions import ConditionError, parse
 from worldtree.model.graph import slug
@@ -33,6 +33,9 @@ def load_pipeline(path: str | Path, *, strict: bool = False) -> LoadedPipeline:
     """Read and check a pipeline file. Raises SpecError carrying every diagnostic found."""
     filename = str(path)
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_DOCUMENT_BYTES:  # refuse before reading it into memory
+            raise SpecError([too_large(size, filename)])
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError([Diagnostic("error", "file", "no such file; check the path", filename)]) from None
@@ -58,6 +61,7 @@ def load_pipeline_text(text: str, filename: str = "<string>", *, strict: bool = 
         diags.extend(_validation_diagnostics(exc, locate))
         raise SpecError(_sorted(diags)) from None
     diags.extend(_unknown_keys(spec, (), locate, strict))
+    diags.extend(_unsupported_seed_fields(spec, locate))
     diags.extend(_check_names_and_needs(spec, locate))
     diags.extend(_literal_engine_credentials(data, (), locate))
     if any(d.severity == "error" for d in diags):
@@ -133,7 +137,8 @@ def _dotted(path: tuple[Any, ...]) -> str:
 
 
 def _known_fields(model: BaseModel) -> list[str]:
-    return [f.alias or name for name, f in type(model).model_fields.items()]
+    """Keys to suggest; ``state`` (the seed tool's run record) is accepted but never suggested."""
+    return [f.alias or name for name, f in type(model).model_fields.items() if not f.exclude]
 
 
 def _unknown_keys(model: BaseModel, path: tuple[Any, ...], locate: _Locator, strict: bool) -> list[Diagnostic]:
@@ -161,18 +166,45 @@ def _unknown_keys(model: BaseModel, path: tuple[Any, ...], locate: _Locator, str
     return out
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _check_name(name: str, what: str, path: tuple[Any, ...], locate: _Locator) -> list[Diagnostic]:
+    """Names reach terminals, paths and ids: control characters (NUL, newline, ESC) are refused."""
+    if _CONTROL.search(name) and "\x00" not in name:  # the YAML reader reports NUL wherever it is
+        return [locate.error("control-character", f"{what} name {name!r} contains a control character; "
+                             "use printable characters only", path)]
+    return []
+
+
+def _unsupported_seed_fields(spec: PipelineSpec, locate: _Locator) -> list[Diagnostic]:
+    out = []
+    for entry in job_entries(spec):
+        for s, step in enumerate(entry.job.steps):
+            for field_name in ("data_dir_inner", "data_dir_outer"):
+                if getattr(step, field_name) is not None:
+                    out.append(locate.error(
+                        "unsupported", f"`{field_name}` is not supported by worldtree and is ignored; mount the "
+                        "data another way (a step that copies it, or the docker image)",
+                        (*entry.path, "steps", s, field_name), key=True, severity="warning"))
+    return out
+
+
 def _check_names_and_needs(spec: PipelineSpec, locate: _Locator) -> list[Diagnostic]:
-    out: list[Diagnostic] = []
+    out: list[Diagnostic] = _check_name(spec.name, "pipeline", ("name",), locate)
     entries = job_entries(spec)
     if spec.stages is not None:
         seen_stage: set[str] = set()
         for i, stage in enumerate(spec.stages):
+            out.extend(_check_name(stage.name, "stage", ("stages", i, "name"), locate))
             if stage.name in seen_stage:
                 out.append(locate.error("duplicate-name", f"duplicate stage name {stage.name!r}; "
                                         "stage names must be unique", ("stages", i, "name")))
             seen_stage.add(stage.name)
     seen_job: dict[str, tuple[Any, ...]] = {}
     for entry in entries:
+        out.extend(_check_name(entry.name, "job", entry.path if spec.jobs is not None else (*entry.path, "name"),
+                               locate))
         if entry.name in seen_job:
             out.append(locate.error("duplicate-name", f"duplicate job name {entry.name!r}; job names must be "
                                     "unique across the pipeline to be referenced by `needs`",
@@ -186,6 +218,7 @@ def _check_names_and_needs(spec: PipelineSpec, locate: _Locator) -> list[Diagnos
                 out.extend(_check_condition(step.if_, (*entry.path, "steps", s, "if"), locate))
             if step.name is None:
                 continue
+            out.extend(_check_name(step.name, "step", (*entry.path, "steps", s, "name"), locate))
             if step.name in step_names:
                 out.append(locate.error("duplicate-name", f"duplicate step name {step.name!r} in job "
                                         f"{entry.name!r}; step names must be unique within a job",
@@ -253,7 +286,7 @@ def _literal_engine_credentials(data: Any, path: tuple[Any, ...], locate: _Locat
     if isinstance(data, dict):
         for key, value in data.items():
             literal = (key == "engine" and isinstance(value, str) and _LITERAL_CREDENTIAL.match(value)) or (
-                key == "image_registry_password" and isinstance(value, str) and "${" not in value)
+                key == "image_registry_password" and isinstance(value, str) and value and "${" not in value)
             if literal:
                 out.append(locate.error(
                     "literal-credential", f"a password or key is written in `{key}:`; worldtree masks it in "

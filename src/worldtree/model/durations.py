@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+#: Longer durations are refused: timers of 1e300 seconds overflow the event loop.
+MAX_SECONDS = 10 * 366 * 86400.0
 
 
 def parse_duration(value: object) -> float:
@@ -34,8 +37,12 @@ def parse_duration(value: object) -> float:
                 )
     else:
         raise ValueError("a duration must be a number of seconds or a string like '90s', '15m', '1h30m'")
+    if not math.isfinite(seconds):
+        raise ValueError(f"a duration must be a finite number of seconds, got {value!r}")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"a duration of {value!r} is over the limit of 10 years; write a shorter one")
     return seconds
 
 

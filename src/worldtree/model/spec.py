@@ -8,6 +8,11 @@
 Both load into :class:`PipelineSpec`. Models allow unknown keys on purpose: the loader turns
 them into warnings with a did-you-mean (errors under ``--strict``), because files written
 for the seed's tool carry keys it ignores (``type``, ``mode``, ``title``).
+
+The seed 003 tool serializes every field, zero values included (``timeout: 0``, ``run_mode: ""``,
+``image_registry_password: ""``, ``plugin: null``, ``environment: {}``), plus the ``state:`` it
+recorded. As in that tool, a zero value means "unset" (``timeout: 0`` inherits), so such a
+document runs exactly like the same document without them; its keys are known, not warned about.
 """
 
 from __future__ import annotations
@@ -28,9 +33,25 @@ class SpecModel(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _zero_is_unset(cls, value: Any) -> Any:
+        """Drop known fields holding ``null`` or ``""``, which the seed 003 tool treats as unset
+        (its ``{}`` maps equal our defaults); unknown keys stay, for the linter to report."""
+        if not isinstance(value, dict):
+            return value
+        known = _field_keys(cls)
+        return {k: v for k, v in value.items() if not (k in known and (v is None or v == ""))}
+
+
+def _field_keys(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(key for name, f in model.model_fields.items() for key in (name, f.alias) if key)
+
 
 def _duration(value: Any) -> float | None:
-    return None if value is None else parse_duration(value)
+    """``None`` and zero mean "inherit" (seed 003: ``timeout: 0`` is unset)."""
+    seconds = None if value is None else parse_duration(value)
+    return seconds or None
 
 
 def _env(value: Any) -> dict[str, str]:
@@ -77,6 +98,10 @@ class PluginSpec(SpecModel):
     image: str
     settings: dict[str, Any] = Field(default_factory=dict)
     entrypoint: str | None = None
+    #: the plugin image's registry and login; they win over the step's inherited ones
+    image_registry: str | None = None
+    image_registry_username: str | None = None
+    image_registry_password: str | None = None
 
 
 class LanguageSpec(SpecModel):
@@ -118,6 +143,9 @@ class InheritedFields(SpecModel):
     timeout: float | None = None
     shell: str | None = None
     engine: str | None = None
+    #: the record the seed 003 tool writes into a document after running it (id, status, times,
+    #: error): that run's output, not input, so it is accepted and ignored
+    state: dict[str, Any] | None = Field(default=None, exclude=True)
 
     @field_validator("environment", mode="before")
     @classmethod
@@ -145,6 +173,9 @@ class StepSpec(InheritedFields):
     allow_failure: bool | None = None
     when: When | None = None
     if_: str | None = Field(default=None, alias="if")
+    #: seed 003's host directory mounted into the step's container; not supported (the loader warns)
+    data_dir_inner: str | None = None
+    data_dir_outer: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -158,6 +189,9 @@ class StepSpec(InheritedFields):
     def _one_action(self) -> StepSpec:
         if self.command is not None and self.run is not None:
             raise ValueError("a step takes `command` or `run`, not both")
+        if self.language is not None and self.plugin is not None:
+            raise ValueError("a step takes `language` or `plugin`, not both (a language step runs in its own "
+                             "image); split it into two steps")
         actions = [self.script is not None and self.language is None, self.plugin is not None,
                    self.service is not None]
         if sum(actions) > 1:
