@@ -11,7 +11,6 @@ from worldtree.backends.docker.convert import (
     RunFacts,
     container_env,
     container_name,
-    expand,
     parse_cpu,
     parse_memory,
     plugin_settings_env,
@@ -21,6 +20,7 @@ from worldtree.backends.docker.convert import (
 )
 from worldtree.errors import BackendError
 from worldtree.model.graph import Target
+from worldtree.model.refs import expand
 from worldtree.ops.config import DEFAULTS
 
 

@@ -57,22 +57,7 @@ def test_background_process_holding_the_pipe_does_not_hang_the_step(process_path
     assert state == RunState.SUCCEEDED
 
 
-def test_plain_commands_skip_the_shell_and_others_keep_it() -> None:
-    import os
-
-    from worldtree.backends.host import direct_argv
-
-    path = os.environ["PATH"]
-    assert direct_argv("sh", "true", path) == [host._which("true", path)]
-    assert direct_argv("sh", "make -j4 build", path) is not None
-    for needs_shell in ("echo hi", "cd /tmp", "A=1 env", "ls *.py", "true\nfalse", "exit 3", "x && y",
-                        "cat 'a b'", "echo $HOME", "./script.sh", "no-such-program-xyz"):
-        assert direct_argv("sh", needs_shell, path) is None, needs_shell
-    assert direct_argv("bash -eo pipefail", "true", path) is None
-    assert direct_argv("python3", "true", path) is None
-
-
-def test_direct_and_shell_runs_agree(tmp_path: Path) -> None:
+def test_direct_path_in_a_run_finds_programs_and_reports_missing_ones(tmp_path: Path) -> None:
     state, rec = run_pipeline_text("""
 jobs:
   j:

@@ -27,6 +27,7 @@ from worldtree.backends.docker.convert import (
     RunFacts,
     container_env,
     container_name,
+    service_env,
     step_container,
 )
 from worldtree.backends.docker.services import ComposeUp
@@ -67,7 +68,7 @@ class DockerBackend:
         ref = plan.name  # the name until create returns: cleanup works at every point
         try:
             ref = await self._engine.create(plan.name, plan.body, plan.files)
-            code = await self._engine.run_attached(ref, output)
+            code = await self._engine.run_attached(ref, output, needles=self._ctx.secret_values)
         except asyncio.CancelledError:
             await self._unstoppable(self._engine.stop_and_remove(ref, self._ctx.grace_seconds))
             raise
@@ -99,13 +100,14 @@ class DockerBackend:
             raise BackendError(f"service type {kind!r} is not supported by this backend (docker); "
                                f"use {', '.join(SUPPORTED_SERVICE_TYPES)}")
         facts = await self._facts()
-        project = parse_compose(spec.get("config") or "", container_env(req.env, facts))
+        variables = service_env(spec)
+        project = parse_compose(spec.get("config") or "", {**container_env(req.env, facts), **variables})
         for warning in project.warnings:
             output("stderr", f"worldtree: {warning}")
         deployment = Deployment(name=str(spec.get("name") or req.node.name),
                                 version=str(spec.get("version", "latest")),
                                 keep=bool(spec.get("keep", False)), run_id=self._ctx.run_id,
-                                node_id=req.node.id)
+                                node_id=req.node.id, env=variables)
         network = facts.network or await self._run_network()
         compose = ComposeUp(self._engine, output, self._ctx.grace_seconds)
         try:

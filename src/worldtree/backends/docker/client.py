@@ -19,7 +19,8 @@ from typing import Any
 import aiodocker
 import aiohttp
 
-from worldtree.backends.base import OutputSink, Stream
+from worldtree.backends.base import OutputSink
+from worldtree.backends.spawn import LineSplitter
 from worldtree.errors import BackendError, ConnectError
 
 #: Docker Engine API version spoken: Docker >= 20.10 and Podman >= 3 serve it.
@@ -46,24 +47,6 @@ async def translate(what: str) -> AsyncIterator[None]:
                            f"{ENGINE_HINT}") from None
     except aiohttp.ClientError as exc:
         raise BackendError(f"{what}: container engine API error: {exc}") from None
-
-
-class LineSplitter:
-    """Bytes in arbitrary chunks -> whole lines (no newline) to ``output``; ``flush`` the rest."""
-
-    def __init__(self, stream: Stream, output: OutputSink) -> None:
-        self._stream, self._output, self._buf = stream, output, b""
-
-    def feed(self, data: bytes) -> None:
-        self._buf += data
-        *lines, self._buf = self._buf.split(b"\n")
-        for line in lines:
-            self._output(self._stream, line.rstrip(b"\r").decode("utf-8", "replace"))
-
-    def flush(self) -> None:
-        if self._buf:
-            self._output(self._stream, self._buf.rstrip(b"\r").decode("utf-8", "replace"))
-            self._buf = b""
 
 
 def tar_files(files: Mapping[str, bytes]) -> bytes:
@@ -156,11 +139,15 @@ class Engine:
         return str(container.id)
 
     async def run_attached(self, container_id: str, output: OutputSink,
-                           on_started: Callable[[], None] | None = None) -> int:
-        """Start a created container, stream its output line by line, return its exit code."""
+                           on_started: Callable[[], None] | None = None, needles: list[str] | None = None) -> int:
+        """Start a created container, stream its output line by line, return its exit code.
+
+        Lines go through the host backend's splitter (``backends.spawn.LineSplitter``): an endless
+        line is passed on in pieces of ``LINE_LIMIT``, never cut inside one of ``needles``."""
         docker = await self.client()
         container = docker.containers.container(container_id)
-        out, err = LineSplitter("stdout", output), LineSplitter("stderr", output)
+        out = LineSplitter(lambda line: output("stdout", line), needles)
+        err = LineSplitter(lambda line: output("stderr", line), needles)
         async with translate("running container"):
             async with container.attach(stdout=True, stderr=True, logs=True) as stream:
                 await container.start()
@@ -168,8 +155,8 @@ class Engine:
                     on_started()
                 while (msg := await stream.read_out()) is not None:
                     (err if msg.stream == 2 else out).feed(msg.data)
-            out.flush()
-            err.flush()
+            out.close()
+            err.close()
             # Output EOF means the process is gone; inspect is cheaper than /wait (Podman polls).
             state = (await container.show())["State"]
             if state.get("Running") or state.get("Status") in ("created", "configured", "running"):

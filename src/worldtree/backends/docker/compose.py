@@ -29,6 +29,7 @@ from worldtree.backends.docker.convert import LABEL_NODE, LABEL_ROLE, LABEL_RUN
 from worldtree.errors import BackendError
 from worldtree.model.durations import parse_duration
 from worldtree.model.graph import slug
+from worldtree.model.refs import NAME
 
 LABEL_SERVICE = "worldtree.service"
 LABEL_VERSION = "worldtree.service.version"
@@ -82,6 +83,8 @@ class Deployment:
     keep: bool
     run_id: str
     node_id: str
+    #: variables every container of the deployment gets beneath its own ``environment``
+    env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def network(self) -> str | None:
@@ -103,7 +106,8 @@ class Deployment:
         return out
 
 
-_INTERPOLATION = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+#: compose's forms around the one variable-name grammar (:mod:`worldtree.model.refs`)
+_INTERPOLATION = re.compile(rf"\$(?:(\$)|\{{({NAME})(?:(:?-)([^}}]*))?\}}|({NAME}))")
 
 
 def expand(text: str, env: Mapping[str, str]) -> str:
@@ -269,7 +273,7 @@ def service_container(svc: ComposeService, deployment: Deployment,
         bindings.setdefault(f"{p.container}/{p.protocol}", []).append(binding)
     body: dict[str, Any] = {
         "Image": svc.image,
-        "Env": [f"{k}={v}" for k, v in svc.environment.items()],
+        "Env": [f"{k}={v}" for k, v in {**deployment.env, **svc.environment}.items()],
         "Labels": {**deployment.labels(), "worldtree.compose.service": svc.name},
         "ExposedPorts": exposed,
         "HostConfig": {"NetworkMode": network, "PortBindings": bindings, "Init": True},

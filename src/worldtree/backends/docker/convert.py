@@ -7,6 +7,7 @@ One function per concern (image, environment, command, resources, mounts), compo
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import json
 import re
@@ -17,8 +18,10 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from worldtree.backends.base import StepRequest
+from worldtree.backends.command import StepCommand
 from worldtree.errors import BackendError
 from worldtree.model.graph import Node, Target, slug
+from worldtree.model.refs import expand, expand_required
 
 LABEL_RUN = "worldtree.run_id"
 LABEL_NODE = "worldtree.node"
@@ -95,31 +98,14 @@ def registry_auth(target: Target, env: Mapping[str, str] | None = None) -> dict[
     if not target.image_registry_username and not target.image_registry_password:
         return None
     env = env or {}
-    auth = {"username": _expand_ref(target.image_registry_username or "", env, "image_registry_username"),
-            "password": _expand_ref(target.image_registry_password or "", env, "image_registry_password")}
+    auth = {"username": expand_required(target.image_registry_username or "", env, "`image_registry_username`"),
+            "password": expand_required(target.image_registry_password or "", env, "`image_registry_password`")}
     if target.image_registry:
-        auth["serveraddress"] = _expand_ref(target.image_registry, env, "image_registry")
+        auth["serveraddress"] = expand_required(target.image_registry, env, "`image_registry`")
     return auth
 
 
-def _expand_ref(text: str, env: Mapping[str, str], what: str) -> str:
-    """``${NAME}`` -> its value; BackendError naming the variable (never a value) when unset."""
-    for name in _VAR.findall(text):
-        if name not in env:
-            raise BackendError(f"`{what}` uses ${{{name}}}, which is not set: list the secret in the job's "
-                               "`secrets:` or set it in `environment`")
-    return expand(text, env)
-
-
 # --- environment ---------------------------------------------------------------------------
-
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def expand(text: str, env: Mapping[str, str]) -> str:
-    """``${VAR}`` -> its value in ``env`` (empty when unset, as a shell does)."""
-    return _VAR.sub(lambda m: env.get(m.group(1), ""), text)
-
 
 def _expand_deep(value: Any, env: Mapping[str, str]) -> Any:
     if isinstance(value, str):
@@ -152,6 +138,24 @@ def plugin_settings_env(settings: Mapping[str, Any], env: Mapping[str, str]) -> 
             text = str(expanded)
         out[name] = text
     return out
+
+
+def plugin_command_env(node: Node) -> dict[str, str]:
+    """``PIPELINE_PLUGIN_COMMAND``: the step's ``command``, base64 (plugins written for the seed
+    003 tool read it). Empty when the step has none: the compiler then puts the plugin's
+    entrypoint in ``node.command``, which is not the user's command."""
+    plugin = node.target.plugin or {}
+    entry = str(plugin.get("entrypoint") or DEFAULT_PLUGIN_ENTRYPOINT)
+    command = "" if node.command == entry else node.command
+    return {"PIPELINE_PLUGIN_COMMAND": base64.b64encode(command.encode()).decode()}
+
+
+def service_env(service: Mapping[str, Any]) -> dict[str, str]:
+    """``PIPELINE_SERVICE_TYPE``/``_NAME``/``_VERSION`` of a service step (seed 003 §7): for
+    interpolation in its compose file and in every container it starts."""
+    return {"PIPELINE_SERVICE_TYPE": str(service.get("type") or "docker-compose"),
+            "PIPELINE_SERVICE_NAME": str(service.get("name") or ""),
+            "PIPELINE_SERVICE_VERSION": str(service.get("version") or "latest")}
 
 
 def container_env(req_env: Mapping[str, str], facts: RunFacts) -> dict[str, str]:
@@ -238,7 +242,8 @@ def container_name(run_id: str, node_id: str, try_number: int, purpose: str, suf
 
 def step_command(req: StepRequest,
                  config: Mapping[str, Any]) -> tuple[list[str], list[str], dict[str, bytes]]:
-    """``(entrypoint, cmd, files)``: plugin entrypoint, language script, or ``shell -e -c command``."""
+    """``(entrypoint, cmd, files)``: plugin entrypoint, language script, or the step's
+    :class:`~worldtree.backends.command.StepCommand` (``sh -e -c``, as on every backend)."""
     target = req.node.target
     if target.plugin and req.purpose == "run":
         entrypoint = str(target.plugin.get("entrypoint") or DEFAULT_PLUGIN_ENTRYPOINT)
@@ -248,8 +253,8 @@ def step_command(req: StepRequest,
         script = f"{SCRIPT_DIR}/{PurePosixPath(str(entry.get('file') or 'script')).name}"
         argv = [str(a).replace("{script}", script) for a in entry.get("command") or ["{script}"]]
         return argv[:1], argv[1:], {script: req.command.encode()}
-    shell = shlex.split(req.node.shell or "sh") or ["sh"]
-    return shell[:1], [*shell[1:], "-e", "-c", req.command], {}
+    argv = StepCommand(req.node.shell, req.command).argv()
+    return argv[:1], argv[1:], {}
 
 
 def step_container(req: StepRequest, facts: RunFacts, *, name: str) -> ContainerPlan:
@@ -259,6 +264,7 @@ def step_container(req: StepRequest, facts: RunFacts, *, name: str) -> Container
     env = container_env(req.env, facts)
     if node.target.plugin and req.purpose == "run":
         env.update(plugin_settings_env(node.target.plugin.get("settings") or {}, env))
+        env.update(plugin_command_env(node))
     entrypoint, cmd, files = step_command(req, facts.config)
     host_config: dict[str, Any] = {
         "Binds": binds(facts.workdir, req.workdir),

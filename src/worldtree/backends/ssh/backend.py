@@ -17,7 +17,8 @@ from pathlib import Path
 
 import asyncssh
 
-from worldtree.backends.base import OutputSink, RunContext, StepRequest, Stream
+from worldtree.backends.base import OutputSink, RunContext, StepRequest
+from worldtree.backends.spawn import LineSplitter
 from worldtree.backends.ssh import remote
 from worldtree.connectors.ssh import transfer
 from worldtree.connectors.ssh.pool import SshPool, open_channel, translate_error
@@ -28,6 +29,7 @@ from worldtree.ops.inventory import Inventory, load_inventory
 
 __all__ = ["SshBackend"]
 
+_READ = 1 << 16
 _LOCAL_ONLY = {"HOME", "PATH", "SHELL", "USER", "LOGNAME", "PWD", "OLDPWD", "SHLVL", "TMPDIR", "HOSTNAME",
                "MAIL", "TERM", "_"}
 
@@ -99,14 +101,25 @@ class SshBackend:
         async with self.pool.session(target) as conn:
             try:
                 proc = await open_channel(conn, lambda: conn.create_process(
-                    remote.CHANNEL_COMMAND, encoding="utf-8", errors="replace"))
+                    remote.CHANNEL_COMMAND, encoding=None))
             except (asyncssh.Error, OSError) as exc:
                 raise translate_error(exc, target, self.ctx.secret_values) from None
             pid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-            pumps = [asyncio.ensure_future(_pump(proc.stdout, "stdout", output, pid)),
-                     asyncio.ensure_future(_pump(proc.stderr, "stderr", output, None))]
+
+            def stdout(line: str) -> None:
+                if not pid.done():  # the first line is the marker with the remote PID
+                    found = remote.parse_pid(line)
+                    if found is not None:
+                        pid.set_result(found)
+                        return
+                output("stdout", line)
+
+            needles = self.ctx.secret_values
+            pumps = [asyncio.ensure_future(_pump(proc.stdout, LineSplitter(stdout, needles))),
+                     asyncio.ensure_future(_pump(proc.stderr, LineSplitter(
+                         lambda line: output("stderr", line), needles)))]
             try:
-                proc.stdin.write(script)
+                proc.stdin.write(script.encode())
                 proc.stdin.write_eof()
                 await asyncio.wait(pumps)
                 await proc.wait_closed()
@@ -126,7 +139,7 @@ class SshBackend:
                     raise BackendError(f"ssh {target.label}: reading output failed") from pump.exception()
             return _exit_code(proc, target)
 
-    async def _stop(self, target: SshTarget, proc: asyncssh.SSHClientProcess[str],
+    async def _stop(self, target: SshTarget, proc: asyncssh.SSHClientProcess[bytes],
                     pid: asyncio.Future[int], pumps: list[asyncio.Task[None]]) -> None:
         """Kill the remote process group (TERM, then KILL after the grace period), then the channel."""
         grace = self.ctx.grace_seconds
@@ -167,22 +180,15 @@ class SshBackend:
             await transfer.download(conn, target, remote_path, local)
 
 
-async def _pump(reader: asyncssh.SSHReader[str], stream: Stream, output: OutputSink,
-                pid: asyncio.Future[int] | None) -> None:
-    while True:
-        line = await reader.readline()
-        if not line:  # EOF (asyncssh's async iterator yields one "" there)
-            return
-        text = line[:-1] if line.endswith("\n") else line
-        if pid is not None and not pid.done():
-            found = remote.parse_pid(text)
-            if found is not None:
-                pid.set_result(found)
-                continue
-        output(stream, text.removesuffix("\r"))
+async def _pump(reader: asyncssh.SSHReader[bytes], splitter: LineSplitter) -> None:
+    """Bytes as they come, through the one line splitter (line limit, secret-safe cuts): a
+    remote process printing one endless line costs LINE_LIMIT of memory, not all of it."""
+    while chunk := await reader.read(_READ):
+        splitter.feed(chunk)
+    splitter.close()
 
 
-def _exit_code(proc: asyncssh.SSHClientProcess[str], target: SshTarget) -> int:
+def _exit_code(proc: asyncssh.SSHClientProcess[bytes], target: SshTarget) -> int:
     if proc.exit_signal is not None:
         name = proc.exit_signal[0]
         try:

@@ -11,7 +11,7 @@ The script exports the environment, enters the workdir and ``exec``s the node's 
 
     export NAME='value'                    # req.env, each value quoted
     cd -- /srv/app                         # see workdir_lines for the rules
-    exec bash -c '<the step command>'      # for `shell: sh` in an sh login shell: eval in place
+    exec sh -e -c '<the step command>'     # backends.command.StepCommand, as on every backend
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ import re
 import shlex
 from collections.abc import Mapping
 
+from worldtree.backends.command import StepCommand
+from worldtree.model.refs import NAME
+
 __all__ = ["CHANNEL_COMMAND", "PID_MARK", "build_script", "kill_command", "parse_pid", "workdir_lines"]
 
 PID_MARK = "WORLDTREE-PID:"
 #: ``. /dev/stdin`` sources the script without a fork (``eval "$(cat)"`` costs a process per step)
 CHANNEL_COMMAND = f"printf '{PID_MARK}%s\\n' \"$$\"; . /dev/stdin"
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENT = re.compile(f"^{NAME}$")
 
 
 def workdir_lines(node_workdir: str | None, run_workdir: str | None) -> list[str]:
@@ -47,17 +50,12 @@ def workdir_lines(node_workdir: str | None, run_workdir: str | None) -> list[str
 
 def build_script(command: str, env: Mapping[str, str], *, shell: str = "sh",
                  node_workdir: str | None = None, run_workdir: str | None = None) -> str:
-    """The text evaluated by :data:`CHANNEL_COMMAND`. Names that are not shell identifiers
-    cannot be exported by a POSIX shell and are left out."""
+    """The text evaluated by :data:`CHANNEL_COMMAND`: exports, workdir, then ``exec`` of the
+    step's :class:`~worldtree.backends.command.StepCommand` (``sh -e -c``, as on every backend).
+    Names that are not shell identifiers cannot be exported by a POSIX shell and are left out."""
     lines = [f"export {k}={shlex.quote(v)}" for k, v in env.items() if _IDENT.match(k)]
     lines.extend(workdir_lines(node_workdir, run_workdir))
-    argv = shlex.split(shell) or ["sh"]
-    run = "exec " + " ".join(shlex.quote(a) for a in argv) + " -c " + shlex.quote(command)
-    if argv == ["sh"]:
-        # Already in sh (the usual login shell of service accounts)? Evaluate in place: one exec
-        # fewer per step. Anything else (bash, zsh as login shell) still gets a real `sh -c`.
-        run = f'case "$0" in sh|-sh|*/sh) eval {shlex.quote(command)} ;; *) {run} ;; esac'
-    lines.append(run)
+    lines.append("exec " + StepCommand(shell, command).shell_line())
     return "\n".join(lines) + "\n"
 
 
