@@ -69,9 +69,11 @@ jobs:
 
 
 def test_sigterm_ends_a_run_whose_step_floods(tmp_path: Path) -> None:
+    """The flooding step's main process exits at once; SIGTERM must still reach the other job."""
     out, wall, _ = run_isolated("""
 jobs:
-  j: {steps: [{run: "(yes & echo $! > bg.pid); echo started; sleep 30", timeout: 60}]}
+  flood: {steps: [{run: "(yes & echo $! > bg.pid); echo started"}]}
+  slow: {steps: [{run: "sleep 30"}]}
 """, tmp_path, sigterm_after=2.0)
     assert out.startswith("CANCELLED"), (out, wall)
     assert wall < 15, wall

@@ -40,7 +40,7 @@ while read -r line; do
   esac
 done
 for g in $listed; do
-  eval "[ -n \"\${g$g-}\" ]" && kill -9 -- "-$g" 2>/dev/null
+  eval "[ -n \"\${g$g-}\" ]" && kill -9 "-$g" 2>/dev/null
 done
 exit 0
 """
