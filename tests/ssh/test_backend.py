@@ -281,12 +281,6 @@ async def test_upload_and_download(farm: Farm, tmp_path) -> None:
     assert out.out() == ["600"]
 
 
-async def test_close_is_idempotent_and_safe_without_execute(farm: Farm) -> None:
-    backend = SshBackend(ctx_for(farm))
-    await backend.close()
-    await backend.close()
-
-
 async def test_inventory_host_from_run_config(farm: Farm, tmp_path) -> None:
     """A node with only ``target.host`` reads the inventory named in the run's config."""
     from sshd_farm import inventory_yaml

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
+import time
 
 from sshd_farm import Farm, inventory_yaml
 
@@ -39,3 +41,21 @@ async def test_gather_facts_for_a_group_concurrently_and_cached(farm: Farm) -> N
         assert (farm.server("h1").accepted(), pool.opened) == before  # cached: no new connection
     finally:
         await pool.close()
+
+
+async def test_gather_facts_waits_for_slow_hosts_at_the_same_time(farm: Farm) -> None:
+    """Two hosts that accept TCP but never answer, 1.5 s connect timeout each: together they
+    cost 1.5 s, not 3 s."""
+    silent = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]
+    try:
+        hosts = "".join(f"  slow{i}: {{address: 127.0.0.1, port: {s.getsockname()[1]}, connect_timeout: 1.5}}\n"
+                        for i, s in enumerate(silent))
+        inventory = load_inventory_text(f"hosts:\n{hosts}", "inv.yaml")
+        started = time.monotonic()
+        facts = await gather_facts(inventory, ["slow0", "slow1"], config={"ssh_known_hosts": str(farm.known_hosts)})
+        elapsed = time.monotonic() - started
+    finally:
+        for s in silent:
+            s.close()
+    assert all("timed out" in str(f["error"]) for f in facts.values()), facts
+    assert 1.4 < elapsed < 2.6
