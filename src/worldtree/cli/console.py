@@ -6,6 +6,7 @@ import json
 import sys
 from typing import TextIO
 
+from worldtree.engine.masking import Masker
 from worldtree.model.graph import ExecutionGraph
 from worldtree.model.records import LogLine, NodeEvent
 
@@ -28,24 +29,28 @@ class _Writer:
 
 
 class JsonConsole(_Writer):
-    """One JSON object per line; the first carries ``run_id`` (written by the CLI)."""
+    """One JSON object per line; the first carries ``run_id`` (written by the CLI).
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    Lines are masked whole: node ids and errors can hold a value a step name or a file carried.
+    """
+
+    def __init__(self, out: TextIO | None = None, masker: Masker | None = None) -> None:
         self.out = out or sys.stdout
+        self.masker = masker or Masker()
 
     def on_event(self, event: NodeEvent) -> None:
-        self.write(json.dumps(event.as_json()) + "\n", flush=True)
+        self.write(self.masker.mask(json.dumps(event.as_json())) + "\n", flush=True)
 
     def on_log(self, line: LogLine) -> None:
-        self.write(json.dumps(line.as_json()) + "\n")
+        self.write(self.masker.mask(json.dumps(line.as_json())) + "\n")
 
 
 class PlainConsole(_Writer):
     """Lines prefixed with the node's path: what CI logs and pipes want."""
 
-    def __init__(self, graph: ExecutionGraph, out: TextIO | None = None) -> None:
+    def __init__(self, graph: ExecutionGraph, out: TextIO | None = None, masker: Masker | None = None) -> None:
         self.out = out or sys.stdout
-        self.paths = {n.id: n.path for n in graph.nodes}
+        self.paths = node_paths(graph, masker)
 
     def on_event(self, event: NodeEvent) -> None:
         path = self.paths.get(event.node, event.node)
@@ -62,3 +67,9 @@ class PlainConsole(_Writer):
 
     def on_log(self, line: LogLine) -> None:
         self.write(f"[{self.paths.get(line.node, line.node)}] {line.line}\n")
+
+
+def node_paths(graph: ExecutionGraph, masker: Masker | None) -> dict[str, str]:
+    """Node id -> the path shown for it; a step name can hold a secret's value (``deploy $TOKEN``)."""
+    mask = masker.mask if masker else str
+    return {n.id: mask(n.path) for n in graph.nodes}

@@ -11,6 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 from rich.tree import Tree
 
+from worldtree.cli.console import node_paths
+from worldtree.engine.masking import Masker
 from worldtree.model.graph import ExecutionGraph
 from worldtree.model.records import LogLine, NodeEvent
 
@@ -23,11 +25,12 @@ _TERMINAL = {"succeeded", "failed", "cancelled", "skipped", "timed_out", "reused
 class LiveConsole:
     """Rich live tree; output lines scroll above it, prefixed with the node path."""
 
-    def __init__(self, graph: ExecutionGraph, console: Console | None = None, max_rows: int = 60) -> None:
+    def __init__(self, graph: ExecutionGraph, console: Console | None = None, max_rows: int = 60,
+                 masker: Masker | None = None) -> None:
         self.graph = graph
         self.console = console or Console()
         self.states: dict[str, NodeEvent] = {}
-        self.paths = {n.id: n.path for n in graph.nodes}
+        self.paths = node_paths(graph, masker)
         self.max_rows = max_rows
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=self.console)
@@ -67,7 +70,7 @@ class LiveConsole:
             if shown >= self.max_rows:
                 break
             shown += 1
-            parts = node.path.split("/")
+            parts = self.paths[node.id].split("/")
             parent = root
             for depth in range(1, len(parts)):
                 key = tuple(parts[:depth])

@@ -127,30 +127,31 @@ def plan(
     if as_json:
         typer.echo(masker.mask(graph.model_dump_json(indent=2)))
         return
-    for node in graph.nodes:
-        if node.target.engine:
-            node.target.engine = masker.mask(node.target.engine)
-    typer.echo(f"pipeline {graph.name}: {len(graph.nodes)} nodes, {len(graph.edges())} edges, "
-               f"on_failure={graph.on_failure}")
+
+    def echo(text: str) -> None:  # plan loads no secrets; credentials written in the file are masked
+        typer.echo(masker.mask(text))
+
+    echo(f"pipeline {graph.name}: {len(graph.nodes)} nodes, {len(graph.edges())} edges, "
+         f"on_failure={graph.on_failure}")
     for node in graph.nodes:
         timeout = effective_timeout(graph, node.id)
-        typer.echo(f"- {node.id}  [{node.target.kind}]  {node.path}")
-        typer.echo(f"    command: {node.command.strip()}" if "\n" not in node.command.strip()
-                   else "    command: |\n" + "\n".join("      " + line for line in node.command.strip().splitlines()))
+        echo(f"- {node.id}  [{node.target.kind}]  {node.path}")
+        echo(f"    command: {node.command.strip()}" if "\n" not in node.command.strip()
+             else "    command: |\n" + "\n".join("      " + line for line in node.command.strip().splitlines()))
         if node.needs:
-            typer.echo(f"    needs: {', '.join(node.needs)}")
+            echo(f"    needs: {', '.join(node.needs)}")
         if timeout is not None:
-            typer.echo(f"    timeout: {timeout:g}s")
+            echo(f"    timeout: {timeout:g}s")
         if node.env:
-            typer.echo("    env: " + ", ".join(f"{k}={v}" for k, v in sorted(node.env.items())))
+            echo("    env: " + ", ".join(f"{k}={v}" for k, v in sorted(node.env.items())))
         if node.secrets:
-            typer.echo(f"    secrets: {', '.join(node.secrets)}")
+            echo(f"    secrets: {', '.join(node.secrets)}")
         extras = [f"retry={node.retry.max}" if node.retry.max else "", "allow_failure" if node.allow_failure else "",
                   f"when={node.when}" if node.when != "on_success" else "",
                   f"if={node.condition}" if node.condition else "",
                   "precheck" if node.precheck else "", "rollback" if node.rollback else ""]
         if any(extras):
-            typer.echo("    " + " ".join(e for e in extras if e))
+            echo("    " + " ".join(e for e in extras if e))
 
 
 @app.command()
@@ -225,19 +226,19 @@ def _with_console(as_json: bool, body: Callable[[Any], Any]) -> Any:
 
     def factory(run_id: str, attempt: int, graph: Any, masker: Any) -> Any:
         if as_json:
-            console = JsonConsole()
+            console = JsonConsole(masker=masker)
             console.write(json.dumps({"event": "run", "run_id": run_id, "attempt": attempt,
                                        "name": graph.name, "nodes": len(graph.nodes)}) + "\n", flush=True)
             return console
         if sys.stdout.isatty():
             from worldtree.cli.live import LiveConsole
 
-            live = LiveConsole(graph)
+            live = LiveConsole(graph, masker=masker)
             live.console.print(f"run [bold]{run_id}[/bold] attempt {attempt}: {graph.name}")
             live.__enter__()
             live_holder.append(live)
             return live
-        plain = PlainConsole(graph)
+        plain = PlainConsole(graph, masker=masker)
         plain.write(f"run {run_id} attempt {attempt}: {graph.name}\n")
         return plain
 
