@@ -9,7 +9,8 @@
     ├── BackendError (RuntimeError)     worldtree or a backend broke (not: a step exited non-zero)
     │   ├── BackendUnavailable          the node needs a backend this install cannot run yet
     │   └── ConnectError (ConnectionError)  a remote target could not be reached
-    └── StoreError (RuntimeError)       the run store cannot be opened or written
+    ├── StoreError (RuntimeError)       the run store cannot be opened or written
+    └── ConflictError                   a compare-and-set lost: another process changed the run first
 
 Foreign exceptions (SQLAlchemy, asyncssh, docker) are translated at the boundary that calls
 them, so callers only ever catch these. Only ``worldtree.cli`` renders them.
@@ -66,3 +67,8 @@ class ConnectError(BackendError, ConnectionError):
 
 class StoreError(WorldtreeError, RuntimeError):
     """The run store cannot be opened, migrated or written."""
+
+
+class ConflictError(WorldtreeError):
+    """A compare-and-set in the store lost: another process retried, finished, fenced or changed
+    the run (or node) first. The message says what happened and what to do."""

@@ -17,22 +17,23 @@ from datetime import UTC, datetime
 
 from worldtree.store import LogLine, NodeEvent, open_store
 from worldtree.store.batching import BATCH_SIZE
-from worldtree.store.writer import SqlRunWriter
+from worldtree.store.batching import BatchingWriter
 
 
 def measure(url: str, nodes: int) -> str:
     store = open_store(url)
     run_id = store.create_run(name="measure", source=None, workdir="/", graph_json="{}", options={})
-    attempt = store.start_attempt(run_id)
-    writer = store.writer(run_id, attempt)
-    assert isinstance(writer, SqlRunWriter)
-    now = datetime.now(UTC)
     names = [f"stage/job-{i}/step" for i in range(nodes)]
+    lease = store.start_attempt(run_id, node_ids=names)
+    attempt = lease.attempt
+    writer = store.writer(run_id, attempt, token=lease.token)
+    assert isinstance(writer, BatchingWriter)
+    now = datetime.now(UTC)
     events = [NodeEvent(run_id, attempt, n, "running", now) for n in names]
     events += [NodeEvent(run_id, attempt, n, "succeeded", now, exit_code=0) for n in names]
     lines = [LogLine(run_id, attempt, n, "stdout", f"line of {n}", now) for n in names]
 
-    probe = SqlRunWriter.__new__(SqlRunWriter)  # appends only: same code, no thread to race with
+    probe = BatchingWriter.__new__(BatchingWriter)  # appends only: same code, no thread to race with
     probe.__dict__.update(_lock=writer._lock, _closed=False, _events=[], _lines=[], _wake=writer._wake)
     start = time.perf_counter()
     for ev in events:
@@ -41,11 +42,11 @@ def measure(url: str, nodes: int) -> str:
 
     wall, cpu = time.perf_counter(), time.process_time()
     for k in range(0, len(events), BATCH_SIZE):
-        writer._write(events[k:k + BATCH_SIZE], [], False)
+        writer._write(events[k:k + BATCH_SIZE], [], {})
     events_wall, events_cpu = time.perf_counter() - wall, time.process_time() - cpu
     wall, cpu = time.perf_counter(), time.process_time()
     for k in range(0, len(lines), BATCH_SIZE):
-        writer._write([], lines[k:k + BATCH_SIZE], False)
+        writer._write([], lines[k:k + BATCH_SIZE], {})
     lines_wall, lines_cpu = time.perf_counter() - wall, time.process_time() - cpu
     writer.close()
     store.close()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from worldtree.store import LogLine, NodeEvent, RunStore
+from worldtree.store import AttemptLease, LogLine, NodeEvent, RunStore, RunWriter
 
 
 def new_run(store: RunStore, name: str = "demo") -> str:
@@ -19,3 +20,12 @@ def event(run_id: str, attempt: int, node: str, state: str, **fields: object) ->
 
 def line(run_id: str, attempt: int, node: str, text: str, stream: str = "stdout") -> LogLine:
     return LogLine(run_id=run_id, attempt=attempt, node=node, stream=stream, line=text, ts=datetime.now(UTC))
+
+
+def start(store: RunStore, run_id: str, nodes: list[str] | None = None,
+          expect_attempt: int | None = None) -> AttemptLease:
+    return store.start_attempt(run_id, node_ids=nodes or [], expect_attempt=expect_attempt)
+
+
+def writer(store: RunStore, lease: AttemptLease, **callbacks: Any) -> RunWriter:
+    return store.writer(lease.run_id, lease.attempt, token=lease.token, **callbacks)

@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
-from store_helpers import new_run
+from store_helpers import new_run, start
 
 from worldtree.store import RunStore, open_store
 from worldtree.store.tables import attempts
@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from worldtree.store import LogLine, open_store
 store = open_store(sys.argv[1])
 run_id = store.create_run(name="doomed", source=None, workdir="/", graph_json="{}", options={})
-attempt = store.start_attempt(run_id)
-writer = store.writer(run_id, attempt)
+lease = store.start_attempt(run_id, node_ids=["job/step"])
+attempt = lease.attempt
+writer = store.writer(run_id, attempt, token=lease.token)
 print(run_id, flush=True)
 i = 0
 while True:
@@ -51,8 +52,8 @@ def test_sigkilled_run_reads_as_interrupted(url: str) -> None:
         assert [x.seq for x in lines] == list(range(1, len(lines) + 1))  # whole batches only
 
         # A retry supersedes the dead attempt, and its lines follow the old ones.
-        second = store.start_attempt(run_id)
-        assert second == 2
+        second = start(store, run_id, expect_attempt=1)
+        assert (second.attempt, second.token) == (2, 2)
         assert store.get_run(run_id).state == "running"  # type: ignore[union-attr]
         with store._engine.connect() as conn:  # type: ignore[attr-defined]
             states = conn.execute(select(attempts.c.number, attempts.c.state)
@@ -74,19 +75,19 @@ def _follow_while_running(url: str, run_id: str) -> None:
         assert alive is not None and alive.state == "running"
 
 
-def test_stale_heartbeat_on_another_host_reads_as_interrupted(store: RunStore) -> None:
+def test_expired_lease_on_another_host_reads_as_interrupted(store: RunStore) -> None:
     run_id = new_run(store)
-    store.start_attempt(run_id)
-    _set_attempt(store, run_id, hostname="elsewhere", heartbeat_at=datetime.now(UTC) - timedelta(seconds=5))
+    start(store, run_id)
+    _set_attempt(store, run_id, hostname="elsewhere", lease_expires_at=datetime.now(UTC) + timedelta(seconds=5))
     assert store.get_run(run_id).state == "running"  # type: ignore[union-attr]
-    _set_attempt(store, run_id, hostname="elsewhere", heartbeat_at=datetime.now(UTC) - timedelta(seconds=31))
+    _set_attempt(store, run_id, hostname="elsewhere", lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
     assert store.get_run(run_id).state == "interrupted"  # type: ignore[union-attr]
     assert store.list_runs()[0].state == "interrupted"
 
 
 def test_dead_pid_on_this_host_reads_as_interrupted_at_once(store: RunStore) -> None:
     run_id = new_run(store)
-    store.start_attempt(run_id)
+    start(store, run_id)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     _set_attempt(store, run_id, pid=gone.pid, heartbeat_at=datetime.now(UTC))

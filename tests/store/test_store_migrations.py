@@ -106,7 +106,8 @@ def test_default_url_from_environment_or_cwd(url: str, tmp_path: Path,
 
 def test_public_api() -> None:
     assert sorted(worldtree.store.__all__) == sorted(
-        ["STORE_ENV", "LogLine", "NodeEvent", "NodeRecord", "RunRecord", "RunStore", "RunWriter",
+        ["LEASE_SECONDS", "STORE_ENV", "AttemptLease", "LogLine", "NodeEvent", "NodeRecord", "RunRecord",
+         "RunStore", "RunWriter",
          "default_store_url", "open_store"])
     for name in worldtree.store.__all__:
         assert hasattr(worldtree.store, name)

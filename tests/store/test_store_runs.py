@@ -6,7 +6,7 @@ from contextlib import closing
 from datetime import UTC
 
 import pytest
-from store_helpers import event, new_run
+from store_helpers import event, new_run, start, writer
 
 from worldtree.errors import UsageError
 from worldtree.model.states import NodeState, RunState
@@ -23,13 +23,13 @@ def test_create_start_finish(store: RunStore) -> None:
     assert created.options == {"concurrency": 4} and json.loads(created.graph_json) == {"nodes": []}
     assert created.created_at.tzinfo is UTC and created.started_at is None
 
-    attempt = store.start_attempt(run_id)
+    lease = start(store, run_id)
     running = store.get_run(run_id)
-    assert attempt == 1 and running is not None
-    assert (running.state, running.attempt) == (RunState.RUNNING, 1)
+    assert (lease.attempt, lease.token) == (1, 1) and running is not None
+    assert (running.state, running.attempt, running.graph_version) == (RunState.RUNNING, 1, 1)
     assert running.started_at is not None and running.started_at.tzinfo is UTC
 
-    store.finish_attempt(run_id, attempt, RunState.FAILED)
+    store.finish_attempt(run_id, lease.attempt, RunState.FAILED, token=lease.token)
     finished = store.get_run(run_id)
     assert finished is not None and finished.state == "failed"
     assert finished.finished_at is not None and finished.finished_at >= finished.started_at  # type: ignore[operator]
@@ -37,30 +37,29 @@ def test_create_start_finish(store: RunStore) -> None:
 
 def test_finish_rejects_unknown_attempt_and_state(store: RunStore) -> None:
     run_id = new_run(store)
-    store.start_attempt(run_id)
+    lease = start(store, run_id)
     with pytest.raises(UsageError):
-        store.finish_attempt(run_id, 7, "succeeded")
+        store.finish_attempt(run_id, 7, "succeeded", token=lease.token)
     with pytest.raises(ValueError):
-        store.finish_attempt(run_id, 1, "exploded")
+        store.finish_attempt(run_id, 1, "exploded", token=lease.token)
     with pytest.raises(UsageError):
-        store.start_attempt("no-such-run")
+        start(store, "no-such-run")
 
 
-def test_node_states_are_upserted_per_attempt(store: RunStore) -> None:
+def test_node_states_advance_per_attempt(store: RunStore) -> None:
     run_id = new_run(store)
-    attempt = store.start_attempt(run_id)
-    writer = store.writer(run_id, attempt)
-    writer.node_event(event(run_id, attempt, "build/compile", "running"))
-    writer.node_event(event(run_id, attempt, "test/unit", "skipped", reason="condition"))
-    writer.flush()  # the next events upsert rows that already exist
-    writer.node_event(event(run_id, attempt, "build/compile", "failed", exit_code=2, error="exit 2",
-                            reason="retrying"))
-    writer.node_event(event(run_id, attempt, "build/compile", "running", try_number=2))
-    writer.node_event(event(run_id, attempt, "build/compile", "succeeded", exit_code=0, try_number=2))
-    writer.close()
+    lease = start(store, run_id, ["build/compile", "test/unit", "never/ran"])
+    attempt, w = lease.attempt, writer(store, lease)
+    w.node_event(event(run_id, attempt, "build/compile", "running"))
+    w.node_event(event(run_id, attempt, "test/unit", "skipped", reason="condition"))
+    w.flush()  # the next events update rows that already moved
+    w.node_event(event(run_id, attempt, "build/compile", "running", try_number=2, reason="retry 1/2"))
+    w.node_event(event(run_id, attempt, "build/compile", "succeeded", exit_code=0, try_number=2))
+    w.close()
 
     nodes = {n.node: n for n in store.node_records(run_id)}
-    assert set(nodes) == {"build/compile", "test/unit"}
+    assert set(nodes) == {"build/compile", "test/unit", "never/ran"}
+    assert nodes["never/ran"].state == "pending"
     compile_ = nodes["build/compile"]
     assert (compile_.state, compile_.exit_code, compile_.error) == ("succeeded", 0, None)
     assert compile_.try_number == 2
@@ -69,13 +68,14 @@ def test_node_states_are_upserted_per_attempt(store: RunStore) -> None:
     assert (nodes["test/unit"].state, nodes["test/unit"].reason) == (NodeState.SKIPPED, "condition")
 
     # A second attempt has rows of its own; get_run shows the latest.
-    second = store.start_attempt(run_id)
-    with closing(store.writer(run_id, second)) as w2:
-        w2.node_event(event(run_id, second, "build/compile", "reused"))
+    store.finish_attempt(run_id, attempt, "failed", token=lease.token)
+    second = start(store, run_id, ["build/compile"])
+    with closing(writer(store, second)) as w2:
+        w2.node_event(event(run_id, second.attempt, "build/compile", "reused"))
     record = store.get_run(run_id)
     assert record is not None
     assert [(n.node, n.state, n.attempt) for n in record.nodes] == [("build/compile", "reused", 2)]
-    assert {n.node for n in store.node_records(run_id, attempt=1)} == {"build/compile", "test/unit"}
+    assert {n.node for n in store.node_records(run_id, attempt=1)} == {"build/compile", "test/unit", "never/ran"}
     assert store.node_records("no-such-run") == []
 
 

@@ -10,10 +10,12 @@ import os
 from pathlib import Path
 
 from worldtree.model.records import LogLine, NodeEvent, NodeRecord, RunRecord
-from worldtree.store.api import RunStore, RunWriter
+from worldtree.store.api import LEASE_SECONDS, AttemptLease, RunStore, RunWriter
 
 __all__ = [
+    "LEASE_SECONDS",
     "STORE_ENV",
+    "AttemptLease",
     "LogLine",
     "NodeEvent",
     "NodeRecord",

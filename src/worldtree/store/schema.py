@@ -25,10 +25,12 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 #: The newest revision in ``migrations/versions``; a test checks they agree.
-HEAD = "0001"
+HEAD = "0002"
 #: ``pg_advisory_xact_lock`` key for migrations ("wtree" in ASCII).
 _PG_MIGRATION_LOCK = 0x7774726565
 SUPPORTED = ("sqlite", "postgresql")
+#: how long a SQLite statement waits for another process's write lock
+SQLITE_BUSY_MS = 30000
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
@@ -91,7 +93,7 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -103,13 +105,29 @@ def _tune_sqlite(engine: Engine) -> None:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """One read-write transaction; on SQLite it takes the write lock up front (no upgrade deadlock)."""
+def write_transaction(engine: Engine, lock_wait_ms: int | None = None) -> Iterator[Connection]:
+    """One read-write transaction; on SQLite it takes the write lock up front (no upgrade deadlock).
+
+    ``lock_wait_ms`` bounds the wait for locks (default: SQLite's 30 s busy timeout, PostgreSQL's none).
+    """
     with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:
             conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-        with conn.begin():
-            yield conn
+            if lock_wait_ms is not None:  # on the DBAPI connection: a statement here would begin a transaction
+                _raw(conn).execute(f"PRAGMA busy_timeout = {int(lock_wait_ms)}")
+        try:
+            with conn.begin():
+                if lock_wait_ms is not None and not sqlite:
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_wait_ms)}")
+                yield conn
+        finally:
+            if sqlite and lock_wait_ms is not None:
+                _raw(conn).execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
+
+
+def _raw(conn: Connection) -> Any:
+    return conn.connection.dbapi_connection
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -1,35 +1,34 @@
 """``SqlRunStore``: the :class:`~worldtree.store.api.RunStore` on SQLite or PostgreSQL (SQLAlchemy Core).
 
-Every public method translates SQLAlchemy and driver errors into :class:`StoreError`. Whether a
-``running`` run is really running is decided when reading (``interrupted`` otherwise, see
-:func:`is_attempt_dead`) and never written back: a reader cannot kill a live run by mistake.
+Writes are :mod:`.lifecycle`'s (the same statements the direct SQLite path runs); reads are
+SQLAlchemy Core. Every public method translates SQLAlchemy and driver errors into
+:class:`StoreError`. Whether a ``running`` run is really running is decided when reading
+(``interrupted`` otherwise, see :func:`~worldtree.store.liveness.is_live`) and never written back.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, and_, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from worldtree.errors import StoreError, UsageError
+from worldtree.errors import StoreError
 from worldtree.model.records import LogLine, NodeRecord, RunRecord
 from worldtree.model.states import RunState
-from worldtree.store.ids import new_run_id
+from worldtree.store import lifecycle
+from worldtree.store.api import LEASE_SECONDS, AttemptLease
+from worldtree.store.batching import OnCancel, OnCommit, OnFault
+from worldtree.store.liveness import is_live
 from worldtree.store.schema import display_url, open_engine, reason, write_transaction
 from worldtree.store.tables import attempts, logs, node_states, runs
+from worldtree.store.tx import SqlaTx
 from worldtree.store.writer import SqlRunWriter
-
-#: A running attempt whose heartbeat is older than this is reported ``interrupted``.
-HEARTBEAT_TIMEOUT = timedelta(seconds=30)
-HOSTNAME = socket.gethostname()
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -61,63 +60,55 @@ class SqlRunStore:
         self._engine = engine if engine is not None else open_engine(url)
         self._writers: list[SqlRunWriter] = []
 
+    @contextmanager
+    def _tx(self) -> Iterator[SqlaTx]:
+        with write_transaction(self._engine) as conn:
+            yield SqlaTx(conn)
+
     @_translated("create a run")
     def create_run(self, *, name: str, source: str | None, workdir: str, graph_json: str,
-                   options: dict[str, Any]) -> str:
-        now = _now()
-        row = {"name": name, "source": source, "workdir": workdir, "state": str(RunState.PENDING),
-               "attempt": 0, "created_at": now, "graph_json": graph_json,
-               "options_json": json.dumps(options)}
-        for tries_left in range(4, -1, -1):
-            run_id = new_run_id(now)
-            try:
-                with write_transaction(self._engine) as conn:
-                    conn.execute(runs.insert(), {"id": run_id, **row})
-                return run_id
-            except IntegrityError:  # another process drew the same id in the same millisecond
-                if not tries_left:
-                    raise
-        raise AssertionError("unreachable")
+                   options: dict[str, Any], graph_version: int = 1) -> str:
+        return lifecycle.create_run(self._tx, IntegrityError, name=name, source=source, workdir=workdir,
+                                    graph_json=graph_json, options=options, graph_version=graph_version, now=_now())
 
     @_translated("start an attempt")
-    def start_attempt(self, run_id: str) -> int:
-        now = _now()
-        with write_transaction(self._engine) as conn:
-            current = conn.execute(
-                select(runs.c.attempt).where(runs.c.id == run_id).with_for_update()).scalar()
-            if current is None:
-                raise UsageError(f"no run {run_id!r} in the store")
-            number = current + 1
-            # An older attempt still marked running has lost its process: this one replaces it.
-            conn.execute(update(attempts)
-                         .where(attempts.c.run_id == run_id, attempts.c.state == RunState.RUNNING)
-                         .values(state=str(RunState.INTERRUPTED), finished_at=now))
-            conn.execute(attempts.insert(), {
-                "run_id": run_id, "number": number, "state": str(RunState.RUNNING), "started_at": now,
-                "pid": os.getpid(), "hostname": HOSTNAME, "heartbeat_at": now})
-            conn.execute(update(runs).where(runs.c.id == run_id).values(
-                attempt=number, state=str(RunState.RUNNING), started_at=now, finished_at=None))
-        return number
+    def start_attempt(self, run_id: str, *, node_ids: list[str], expect_attempt: int | None = None,
+                      lease_seconds: float = LEASE_SECONDS) -> AttemptLease:
+        with self._tx() as tx:
+            return lifecycle.start_attempt(tx, run_id, node_ids, expect_attempt, lease_seconds, _now())
 
-    def writer(self, run_id: str, attempt: int) -> SqlRunWriter:
-        writer = SqlRunWriter(self._engine, run_id, attempt)
+    def writer(self, run_id: str, attempt: int, *, token: int, on_commit: OnCommit | None = None,
+               on_cancel: OnCancel | None = None, on_fault: OnFault | None = None) -> SqlRunWriter:
+        writer = SqlRunWriter(self._engine, run_id, attempt, token=token, on_commit=on_commit,
+                              on_cancel=on_cancel, on_fault=on_fault)
         self._writers = [w for w in self._writers if not w.closed]
         self._writers.append(writer)
         return writer
 
     @_translated("finish an attempt")
-    def finish_attempt(self, run_id: str, attempt: int, state: str) -> None:
-        final = RunState(state)  # ValueError for a state that is not a RunState
-        now = _now()
-        with write_transaction(self._engine) as conn:
-            done = conn.execute(
-                update(attempts).where(attempts.c.run_id == run_id, attempts.c.number == attempt)
-                .values(state=str(final), finished_at=now, heartbeat_at=now))
-            if done.rowcount == 0:
-                raise UsageError(f"run {run_id!r} has no attempt {attempt}")
-            # Only the latest attempt speaks for the run.
-            conn.execute(update(runs).where(runs.c.id == run_id, runs.c.attempt == attempt)
-                         .values(state=str(final), finished_at=now))
+    def finish_attempt(self, run_id: str, attempt: int, state: str, *, token: int) -> None:
+        with self._tx() as tx:
+            lifecycle.finish_attempt(tx, run_id, attempt, state, token, _now())
+
+    @_translated("request a cancel")
+    def request_cancel(self, run_id: str, reason: str) -> bool:
+        with self._tx() as tx:
+            return lifecycle.request_cancel(tx, run_id, reason, _now())
+
+    @_translated("claim a node")
+    def claim_node(self, run_id: str, attempt: int, node: str, owner: str, lease_seconds: float) -> int | None:
+        with self._tx() as tx:
+            return lifecycle.claim_node(tx, run_id, attempt, node, owner, lease_seconds, _now())
+
+    @_translated("renew a node lease")
+    def renew_node_lease(self, run_id: str, attempt: int, node: str, token: int, lease_seconds: float) -> bool:
+        with self._tx() as tx:
+            return lifecycle.renew_node_lease(tx, run_id, attempt, node, token, lease_seconds, _now())
+
+    @_translated("read node leases")
+    def expired_node_leases(self, now: datetime) -> list[tuple[str, int, str, int]]:
+        with self._tx() as tx:
+            return lifecycle.expired_node_leases(tx, now)
 
     @_translated("read a run")
     def get_run(self, run_id: str) -> RunRecord | None:
@@ -180,16 +171,7 @@ class SqlRunStore:
 
     @staticmethod
     def _resolve(conn: Connection, run_id: str) -> str | None:
-        if not run_id:
-            return None
-        if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is not None:
-            return run_id
-        found = conn.execute(select(runs.c.id).where(runs.c.id.startswith(run_id, autoescape=True))
-                             .order_by(runs.c.id).limit(6)).scalars().all()
-        if len(found) > 1:
-            more = ", …" if len(found) > 5 else ""
-            raise UsageError(f"run id prefix {run_id!r} is ambiguous: {', '.join(found[:5])}{more}")
-        return found[0] if found else None
+        return lifecycle.resolve(SqlaTx(conn), run_id)
 
 
 def _now() -> datetime:
@@ -199,8 +181,9 @@ def _now() -> datetime:
 def _run_query(*, with_graph: bool) -> Any:
     columns = [runs.c.id, runs.c.name, runs.c.source, runs.c.workdir, runs.c.state, runs.c.attempt,
                runs.c.created_at, runs.c.started_at, runs.c.finished_at, runs.c.options_json,
+               runs.c.cancel_reason, runs.c.graph_version,
                attempts.c.state.label("attempt_state"), attempts.c.pid, attempts.c.hostname,
-               attempts.c.heartbeat_at]
+               attempts.c.lease_expires_at]
     if with_graph:
         columns.append(runs.c.graph_json)
     return select(*columns).select_from(runs.outerjoin(
@@ -209,15 +192,15 @@ def _run_query(*, with_graph: bool) -> Any:
 
 def _run_record(row: Row[Any], now: datetime, *, with_graph: bool) -> RunRecord:
     state = row.state
-    if state == RunState.RUNNING and (
-            row.attempt_state != RunState.RUNNING
-            or is_attempt_dead(row.pid, row.hostname, row.heartbeat_at, now)):
+    if state == RunState.RUNNING and not (
+            row.attempt_state == RunState.RUNNING and is_live(row.pid, row.hostname, row.lease_expires_at, now)):
         state = str(RunState.INTERRUPTED)
     return RunRecord(
         run_id=row.id, name=row.name, source=row.source, state=state, attempt=row.attempt,
         workdir=row.workdir, created_at=row.created_at, started_at=row.started_at,
         finished_at=row.finished_at, graph_json=row.graph_json if with_graph else "",
-        options=json.loads(row.options_json or "{}"))
+        options=json.loads(row.options_json or "{}"), cancel_reason=row.cancel_reason,
+        graph_version=row.graph_version)
 
 
 def _node_records(conn: Connection, run_id: str, attempt: int) -> list[NodeRecord]:
@@ -230,37 +213,3 @@ def _node_records(conn: Connection, run_id: str, attempt: int) -> list[NodeRecor
     return [NodeRecord(node=r.node, state=r.state, attempt=r.attempt, started_at=r.started_at,
                        finished_at=r.finished_at, exit_code=r.exit_code, error=r.error, reason=r.reason,
                        try_number=r.try_number) for r in rows]
-
-
-def is_attempt_dead(pid: int | None, hostname: str | None, heartbeat_at: datetime | None,
-                    now: datetime) -> bool:
-    """True when a ``running`` attempt cannot be running any more.
-
-    On this host a dead (or zombie) pid says so at once; elsewhere only a heartbeat older than
-    :data:`HEARTBEAT_TIMEOUT` can.
-    """
-    if heartbeat_at is None or pid is None:
-        return True
-    if hostname == HOSTNAME and not pid_alive(pid):
-        return True
-    return now - heartbeat_at > HEARTBEAT_TIMEOUT
-
-
-def pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    except OSError:
-        return False
-    try:  # a killed child its parent has not reaped yet still answers kill(0)
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True

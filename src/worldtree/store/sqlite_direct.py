@@ -3,69 +3,68 @@
 SQLAlchemy and Alembic own the schema (``tables.py``, ``migrations/``) and every read. But
 importing SQLAlchemy costs ~170 ms, half of the 0.35 s a one-step ``worldtree run`` may take.
 So when the SQLite file is already at ``HEAD``, the writes a run makes — ``create_run``,
-``start_attempt``, the batched writer, ``finish_attempt`` — go straight to ``sqlite3`` with the
-statements below, which a test proves identical to what SQLAlchemy compiles for these tables;
-reads open the SQLAlchemy store on first use. Anything else (no file yet, an older schema)
+``start_attempt``, the batched writer, ``finish_attempt``, cancel and node claims — go straight
+to ``sqlite3`` with the very statements the SQLAlchemy store runs (:mod:`.lifecycle`,
+:mod:`.transitions`, :mod:`.batching` through :mod:`.tx`); reads open the SQLAlchemy store on
+first use. Anything else (no file yet, an older schema)
 goes through :class:`~worldtree.store.sql.SqlRunStore`, which migrates.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from worldtree.errors import StoreError, UsageError
+from worldtree.errors import StoreError
 from worldtree.model.records import LogLine, NodeRecord, RunRecord
-from worldtree.model.states import RunState
-from worldtree.store.batching import BatchingWriter
-from worldtree.store.ids import new_run_id
-from worldtree.store.rows import utc_param
+from worldtree.store import lifecycle
+from worldtree.store.api import LEASE_SECONDS, AttemptLease
+from worldtree.store.batching import BatchingWriter, OnCancel, OnCommit, OnFault
+from worldtree.store.tx import SqliteTx
 
 if TYPE_CHECKING:
     from worldtree.store.sql import SqlRunStore
 
 #: must equal ``worldtree.store.schema.HEAD`` (a test checks; importing schema imports SQLAlchemy)
-HEAD = "0001"
-HOSTNAME = socket.gethostname()
-
-INSERT_RUN = ("INSERT INTO runs (id, name, source, workdir, state, attempt, created_at, started_at, "
-              "finished_at, graph_json, options_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-UPSERT_NODE = ("INSERT INTO node_states (run_id, attempt, node, state, started_at, finished_at, exit_code, "
-               "error, reason, try_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, attempt, "
-               "node) DO UPDATE SET state = excluded.state, started_at = coalesce(excluded.started_at, "
-               "node_states.started_at), finished_at = excluded.finished_at, exit_code = excluded.exit_code, "
-               "error = excluded.error, reason = excluded.reason, try_number = excluded.try_number")
-INSERT_LOGS = "INSERT INTO logs (run_id, attempt, node, seq, ts, stream, line) VALUES (?, ?, ?, ?, ?, ?, ?)"
-
+HEAD = "0002"
+#: SQLite's busy timeout for a heartbeat (ms): it must not wait behind a stuck batch for long
+HEARTBEAT_LOCK_WAIT_MS = 1000
 
 #: The schema Alembic's revision HEAD creates on SQLite, statement for statement (a test compares
 #: ``sqlite_master`` of both). A new file gets it without importing Alembic (0.3 s of start-up).
 SCHEMA = (
-    "CREATE TABLE alembic_version (\n\tversion_num VARCHAR(32) NOT NULL, \n\tCONSTRAINT alembic_version_pkc "
-    "PRIMARY KEY (version_num)\n)",
-    "CREATE TABLE runs (\n\tid VARCHAR(40) NOT NULL, \n\tname TEXT NOT NULL, \n\tsource TEXT, \n\tworkdir TEXT "
-    "NOT NULL, \n\tstate VARCHAR(20) NOT NULL, \n\tattempt INTEGER NOT NULL, \n\tcreated_at DATETIME NOT NULL, "
-    "\n\tstarted_at DATETIME, \n\tfinished_at DATETIME, \n\tgraph_json TEXT NOT NULL, \n\toptions_json TEXT NOT "
-    "NULL, \n\tPRIMARY KEY (id)\n)",
-    "CREATE INDEX ix_runs_created_at ON runs (created_at)",
-    "CREATE TABLE attempts (\n\trun_id VARCHAR(40) NOT NULL, \n\tnumber INTEGER NOT NULL, \n\tstate VARCHAR(20) "
-    "NOT NULL, \n\tstarted_at DATETIME NOT NULL, \n\tfinished_at DATETIME, \n\tpid INTEGER NOT NULL, \n\thostname "
-    "VARCHAR(255) NOT NULL, \n\theartbeat_at DATETIME NOT NULL, \n\tPRIMARY KEY (run_id, number), \n\tFOREIGN "
-    "KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE\n)",
-    "CREATE TABLE node_states (\n\trun_id VARCHAR(40) NOT NULL, \n\tattempt INTEGER NOT NULL, \n\tnode TEXT NOT "
-    "NULL, \n\tstate VARCHAR(20) NOT NULL, \n\tstarted_at DATETIME, \n\tfinished_at DATETIME, \n\texit_code "
-    "INTEGER, \n\terror TEXT, \n\treason TEXT, \n\ttry_number INTEGER NOT NULL, \n\tPRIMARY KEY (run_id, attempt, "
-    "node), \n\tFOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE\n)",
-    "CREATE TABLE logs (\n\tid INTEGER NOT NULL, \n\trun_id VARCHAR(40) NOT NULL, \n\tattempt INTEGER NOT NULL, "
-    "\n\tnode TEXT NOT NULL, \n\tseq INTEGER NOT NULL, \n\tts DATETIME NOT NULL, \n\tstream VARCHAR(20) NOT NULL, "
-    "\n\tline TEXT NOT NULL, \n\tPRIMARY KEY (id), \n\tFOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE "
-    "CASCADE\n)",
-    "CREATE INDEX ix_logs_run_seq ON logs (run_id, seq)",
-    "CREATE INDEX ix_logs_run_node ON logs (run_id, node)",
+    'CREATE TABLE alembic_version (\n\tversion_num VARCHAR(32) NOT NULL, '
+    '\n\tCONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)\n)',
+    'CREATE TABLE runs (\n\tid VARCHAR(40) NOT NULL, \n\tname TEXT NOT NULL, \n\tsource TEXT, '
+    '\n\tworkdir TEXT NOT NULL, \n\tstate VARCHAR(20) NOT NULL, \n\tattempt INTEGER NOT NULL, '
+    '\n\tcreated_at DATETIME NOT NULL, \n\tstarted_at DATETIME, \n\tfinished_at DATETIME, '
+    "\n\tgraph_json TEXT NOT NULL, \n\toptions_json TEXT NOT NULL, log_seq INTEGER DEFAULT '0' NOT NULL, "
+    "fence INTEGER DEFAULT '0' NOT NULL, cancel_requested_at DATETIME, cancel_reason TEXT, "
+    "graph_version INTEGER DEFAULT '1' NOT NULL, \n\tPRIMARY KEY (id)\n)",
+    'CREATE INDEX ix_runs_created_at ON runs (created_at)',
+    'CREATE TABLE attempts (\n\trun_id VARCHAR(40) NOT NULL, \n\tnumber INTEGER NOT NULL, '
+    '\n\tstate VARCHAR(20) NOT NULL, \n\tstarted_at DATETIME NOT NULL, \n\tfinished_at DATETIME, '
+    '\n\tpid INTEGER NOT NULL, \n\thostname VARCHAR(255) NOT NULL, \n\theartbeat_at DATETIME NOT NULL, '
+    "owner VARCHAR(300), token INTEGER DEFAULT '0' NOT NULL, lease_expires_at DATETIME, "
+    'scope_deadlines_json TEXT, \n\tPRIMARY KEY (run_id, number), '
+    '\n\tFOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE\n)',
+    'CREATE TABLE node_states (\n\trun_id VARCHAR(40) NOT NULL, \n\tattempt INTEGER NOT NULL, '
+    '\n\tnode TEXT NOT NULL, \n\tstate VARCHAR(20) NOT NULL, \n\tstarted_at DATETIME, '
+    '\n\tfinished_at DATETIME, \n\texit_code INTEGER, \n\terror TEXT, \n\treason TEXT, '
+    '\n\ttry_number INTEGER NOT NULL, owner VARCHAR(300), lease_expires_at DATETIME, token INTEGER, '
+    'deadline_at DATETIME, retry_at DATETIME, \n\tPRIMARY KEY (run_id, attempt, node), '
+    '\n\tFOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE\n)',
+    'CREATE TABLE logs (\n\tid INTEGER NOT NULL, \n\trun_id VARCHAR(40) NOT NULL, '
+    '\n\tattempt INTEGER NOT NULL, \n\tnode TEXT NOT NULL, \n\tseq INTEGER NOT NULL, \n\tts DATETIME NOT NULL, '
+    '\n\tstream VARCHAR(20) NOT NULL, \n\tline TEXT NOT NULL, \n\tPRIMARY KEY (id), '
+    '\n\tFOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE\n)',
+    'CREATE INDEX ix_logs_run_node ON logs (run_id, node)',
+    'CREATE UNIQUE INDEX ux_logs_run_seq ON logs (run_id, seq)',
 )
 
 
@@ -97,10 +96,10 @@ def sqlite_path(url: str) -> str | None:
     return None
 
 
-def _connect(path: str) -> sqlite3.Connection:
+def _connect(path: str, busy_ms: int = 30000) -> sqlite3.Connection:
     """Connections tuned as ``schema._tune_sqlite`` tunes SQLAlchemy's: WAL, explicit transactions."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA busy_timeout = 30000")
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_ms / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
@@ -128,87 +127,77 @@ def open_direct(url: str) -> SqliteDirectStore | None:
 
 
 class _Tx:
-    """``with _Tx(conn):`` = BEGIN IMMEDIATE … COMMIT (ROLLBACK on error), as write_transaction does."""
+    """``with _Tx(conn) as tx:`` = BEGIN IMMEDIATE … COMMIT (ROLLBACK on error), as write_transaction does."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
-    def __enter__(self) -> sqlite3.Connection:
+    def __enter__(self) -> SqliteTx:
         self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
+        return SqliteTx(self.conn)
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
 class SqliteDirectStore:
-    """A RunStore: writes by ``sqlite3``, reads by a lazily opened :class:`SqlRunStore`."""
+    """A RunStore: writes by ``sqlite3`` (:mod:`.lifecycle`), reads by a lazily opened :class:`SqlRunStore`."""
 
     def __init__(self, url: str, path: str) -> None:
         self.url = url
         self.path = path
         self._conn = _connect(path)
+        self._lock = threading.Lock()  # one transaction at a time on the shared connection
         self._sql: SqlRunStore | None = None
         self._writers: list[SqliteDirectWriter] = []
 
+    @contextmanager
+    def _tx(self, action: str) -> Iterator[SqliteTx]:
+        try:
+            with self._lock, _Tx(self._conn) as tx:
+                yield tx
+        except sqlite3.Error as exc:
+            raise StoreError(f"run store {self.path}: cannot {action}: {exc}") from exc
+
     # -- writes ----------------------------------------------------------------------------
     def create_run(self, *, name: str, source: str | None, workdir: str, graph_json: str,
-                   options: dict[str, Any]) -> str:
-        now = datetime.now(UTC)
-        for tries_left in range(4, -1, -1):
-            run_id = new_run_id(now)
-            try:
-                with _Tx(self._conn) as conn:
-                    conn.execute(INSERT_RUN, (run_id, name, source, workdir, str(RunState.PENDING), 0,
-                                              utc_param(now, True), None, None, graph_json, json.dumps(options)))
-                return run_id
-            except sqlite3.IntegrityError:  # another process drew the same id in the same millisecond
-                if not tries_left:
-                    raise StoreError("cannot create a run: run id collisions") from None
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot create a run in {self.path}: {exc}") from exc
-        raise AssertionError("unreachable")
+                   options: dict[str, Any], graph_version: int = 1) -> str:
+        return lifecycle.create_run(lambda: self._tx("create a run"), sqlite3.IntegrityError, name=name,
+                                    source=source, workdir=workdir, graph_json=graph_json, options=options,
+                                    graph_version=graph_version, now=datetime.now(UTC))
 
-    def start_attempt(self, run_id: str) -> int:
-        now = utc_param(datetime.now(UTC), True)
-        try:
-            with _Tx(self._conn) as conn:
-                row = conn.execute("SELECT attempt FROM runs WHERE id = ?", (run_id,)).fetchone()
-                if row is None:
-                    raise UsageError(f"no run {run_id!r} in the store")
-                number = int(row[0]) + 1
-                # An older attempt still marked running has lost its process: this one replaces it.
-                conn.execute("UPDATE attempts SET state = ?, finished_at = ? WHERE run_id = ? AND state = ?",
-                             (str(RunState.INTERRUPTED), now, run_id, str(RunState.RUNNING)))
-                conn.execute("INSERT INTO attempts (run_id, number, state, started_at, finished_at, pid, hostname, "
-                             "heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             (run_id, number, str(RunState.RUNNING), now, None, os.getpid(), HOSTNAME, now))
-                conn.execute("UPDATE runs SET attempt = ?, state = ?, started_at = ?, finished_at = NULL "
-                             "WHERE id = ?", (number, str(RunState.RUNNING), now, run_id))
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot start an attempt of run {run_id}: {exc}") from exc
-        return number
+    def start_attempt(self, run_id: str, *, node_ids: list[str], expect_attempt: int | None = None,
+                      lease_seconds: float = LEASE_SECONDS) -> AttemptLease:
+        with self._tx("start an attempt") as tx:
+            return lifecycle.start_attempt(tx, run_id, node_ids, expect_attempt, lease_seconds, datetime.now(UTC))
 
-    def writer(self, run_id: str, attempt: int) -> SqliteDirectWriter:
-        writer = SqliteDirectWriter(self.path, run_id, attempt)
+    def writer(self, run_id: str, attempt: int, *, token: int, on_commit: OnCommit | None = None,
+               on_cancel: OnCancel | None = None, on_fault: OnFault | None = None) -> SqliteDirectWriter:
+        writer = SqliteDirectWriter(self.path, run_id, attempt, token=token, on_commit=on_commit,
+                                    on_cancel=on_cancel, on_fault=on_fault)
         self._writers = [w for w in self._writers if not w.closed]
         self._writers.append(writer)
         return writer
 
-    def finish_attempt(self, run_id: str, attempt: int, state: str) -> None:
-        final = str(RunState(state))  # ValueError for a state that is not a RunState
-        now = utc_param(datetime.now(UTC), True)
-        try:
-            with _Tx(self._conn) as conn:
-                done = conn.execute("UPDATE attempts SET state = ?, finished_at = ?, heartbeat_at = ? "
-                                    "WHERE run_id = ? AND number = ?", (final, now, now, run_id, attempt))
-                if done.rowcount == 0:
-                    raise UsageError(f"run {run_id!r} has no attempt {attempt}")
-                # Only the latest attempt speaks for the run.
-                conn.execute("UPDATE runs SET state = ?, finished_at = ? WHERE id = ? AND attempt = ?",
-                             (final, now, run_id, attempt))
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot finish attempt {attempt} of run {run_id}: {exc}") from exc
+    def finish_attempt(self, run_id: str, attempt: int, state: str, *, token: int) -> None:
+        with self._tx("finish an attempt") as tx:
+            lifecycle.finish_attempt(tx, run_id, attempt, state, token, datetime.now(UTC))
+
+    def request_cancel(self, run_id: str, reason: str) -> bool:
+        with self._tx("request a cancel") as tx:
+            return lifecycle.request_cancel(tx, run_id, reason, datetime.now(UTC))
+
+    def claim_node(self, run_id: str, attempt: int, node: str, owner: str, lease_seconds: float) -> int | None:
+        with self._tx("claim a node") as tx:
+            return lifecycle.claim_node(tx, run_id, attempt, node, owner, lease_seconds, datetime.now(UTC))
+
+    def renew_node_lease(self, run_id: str, attempt: int, node: str, token: int, lease_seconds: float) -> bool:
+        with self._tx("renew a node lease") as tx:
+            return lifecycle.renew_node_lease(tx, run_id, attempt, node, token, lease_seconds, datetime.now(UTC))
+
+    def expired_node_leases(self, now: datetime) -> list[tuple[str, int, str, int]]:
+        with self._tx("read node leases") as tx:
+            return lifecycle.expired_node_leases(tx, now)
 
     # -- reads (SQLAlchemy) ------------------------------------------------------------------
     def _reader(self) -> SqlRunStore:
@@ -238,40 +227,33 @@ class SqliteDirectStore:
 
     def close(self) -> None:
         """Close open writers (flushing them), then the connections."""
-        for writer in self._writers:
-            writer.close()
-        self._writers.clear()
-        self._conn.close()
-        if self._sql is not None:
-            self._sql.close()
+        writers, self._writers = self._writers, []
+        try:
+            for writer in writers:
+                writer.close()
+        finally:
+            self._conn.close()
+            if self._sql is not None:
+                self._sql.close()
 
 
 class SqliteDirectWriter(BatchingWriter):
-    """A :class:`BatchingWriter` committing through its own ``sqlite3`` connection."""
+    """A :class:`BatchingWriter` on two ``sqlite3`` connections of its own: batches, and the lease."""
 
     errors = (sqlite3.Error,)
-    text_times = True
 
-    def __init__(self, path: str, run_id: str, attempt: int) -> None:
+    def __init__(self, path: str, run_id: str, attempt: int, **kwargs: Any) -> None:
         self._conn = _connect(path)
-        super().__init__(run_id, attempt)
-
-    def _max_seq(self) -> int:
+        self._beat_conn = _connect(path, busy_ms=HEARTBEAT_LOCK_WAIT_MS)
         try:
-            row = self._conn.execute("SELECT max(seq) FROM logs WHERE run_id = ?", (self.run_id,)).fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open a writer for run {self.run_id}: {exc}") from exc
-        return int(row[0] or 0)
+            super().__init__(run_id, attempt, **kwargs)
+        except BaseException:
+            self._release()
+            raise
 
-    def _commit(self, node_rows: list[tuple[Any, ...]], log_rows: list[tuple[Any, ...]], beat: bool) -> None:
-        with _Tx(self._conn) as conn:
-            if node_rows:
-                conn.executemany(UPSERT_NODE, node_rows)
-            if log_rows:
-                conn.executemany(INSERT_LOGS, log_rows)
-            if beat:
-                conn.execute("UPDATE attempts SET heartbeat_at = ? WHERE run_id = ? AND number = ?",
-                             (utc_param(datetime.now(UTC), True), self.run_id, self.attempt))
+    def _transaction(self, heartbeat: bool) -> _Tx:
+        return _Tx(self._beat_conn if heartbeat else self._conn)
 
     def _release(self) -> None:
         self._conn.close()
+        self._beat_conn.close()

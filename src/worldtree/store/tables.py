@@ -7,7 +7,7 @@ old revisions keep meaning what they meant.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeEngine
 
-from worldtree.store.rows import utc_param
+from worldtree.store.rows import utc_param, utc_value
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -50,13 +50,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return utc_param(value, dialect.name == "sqlite")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            return datetime.fromisoformat(value).replace(tzinfo=UTC)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return utc_value(value)
 
 
 metadata = MetaData()
@@ -74,6 +68,11 @@ runs = Table(
     Column("finished_at", UtcDateTime),
     Column("graph_json", Text, nullable=False),
     Column("options_json", Text, nullable=False),
+    Column("log_seq", Integer, nullable=False, server_default="0"),  # the last log seq handed out
+    Column("fence", Integer, nullable=False, server_default="0"),  # +1 per attempt claim
+    Column("cancel_requested_at", UtcDateTime),
+    Column("cancel_reason", Text),
+    Column("graph_version", Integer, nullable=False, server_default="1"),
     Index("ix_runs_created_at", "created_at"),
 )
 
@@ -87,6 +86,10 @@ attempts = Table(
     Column("pid", Integer, nullable=False),
     Column("hostname", String(255), nullable=False),
     Column("heartbeat_at", UtcDateTime, nullable=False),
+    Column("owner", String(300)),  # "pid@host"
+    Column("token", Integer, nullable=False, server_default="0"),  # runs.fence at claim
+    Column("lease_expires_at", UtcDateTime),
+    Column("scope_deadlines_json", Text),  # {scope_id: ISO wall-clock deadline}
 )
 
 node_states = Table(
@@ -101,6 +104,11 @@ node_states = Table(
     Column("error", Text),
     Column("reason", Text),
     Column("try_number", Integer, nullable=False, default=1),
+    Column("owner", String(300)),  # a claim by a server/agent (claim_node)
+    Column("lease_expires_at", UtcDateTime),
+    Column("token", Integer),
+    Column("deadline_at", UtcDateTime),
+    Column("retry_at", UtcDateTime),
 )
 
 logs = Table(
@@ -113,6 +121,6 @@ logs = Table(
     Column("ts", UtcDateTime, nullable=False),
     Column("stream", String(20), nullable=False),
     Column("line", Text, nullable=False),
-    Index("ix_logs_run_seq", "run_id", "seq"),
+    Index("ux_logs_run_seq", "run_id", "seq", unique=True),
     Index("ix_logs_run_node", "run_id", "node"),
 )
