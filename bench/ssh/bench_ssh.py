@@ -108,14 +108,14 @@ async def engine(farm: Farm, steps: int, concurrency: int, work: Path) -> float:
     from worldtree.compile.compiler import compile_pipeline
     from worldtree.compile.fanout import expand_hosts
     from worldtree.compile.loader import load_pipeline_text
-    from worldtree.engine.scheduler import Engine
+    from worldtree.engine.local import local_driver
     from worldtree.ops.inventory import load_inventory
 
     graph = compile_pipeline(load_pipeline_text(_pipeline(steps), "bench.yaml").spec)
     graph = expand_hosts(graph, load_inventory(work / "inventory.yaml"))
     ctx = RunContext(run_id="bench", attempt=1, workdir=str(work), graph=graph)
     started = time.perf_counter()
-    await Engine(ctx, _Quiet(), concurrency=concurrency).run()  # type: ignore[arg-type]
+    await local_driver(ctx, _Quiet(), concurrency=concurrency).run()  # type: ignore[arg-type]
     return time.perf_counter() - started
 
 

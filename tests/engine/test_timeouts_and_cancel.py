@@ -16,7 +16,7 @@ import pytest
 from worldtree.backends.base import RunContext
 from worldtree.compile.compiler import compile_pipeline
 from worldtree.compile.loader import load_pipeline_text
-from worldtree.engine.scheduler import Engine
+from worldtree.engine.local import local_driver
 from worldtree.model.states import RunState
 from worldtree.testing import RecordingListener, run_pipeline_text
 
@@ -103,7 +103,7 @@ jobs:
 """
     graph = compile_pipeline(load_pipeline_text(text).spec)
     rec = RecordingListener()
-    engine = Engine(RunContext("r", 1, "/tmp", graph, grace_seconds=1), rec, concurrency=4)
+    engine = local_driver(RunContext("r", 1, "/tmp", graph, grace_seconds=1), rec, concurrency=4)
 
     async def main() -> RunState:
         asyncio.get_running_loop().call_later(0.3, engine.cancel, "cancelled by test")

@@ -9,19 +9,21 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from worldtree.app.secrets import literal_credentials, load_secrets, secret_names
-from worldtree.app.workdir import prepare_workdir
+from worldtree.app.workdir import Workdir, prepare_workdir
 from worldtree.backends.base import RunContext
 from worldtree.compile.diagnostics import Diagnostic
+from worldtree.engine.driver import RunDriver
 from worldtree.engine.environment import RUN_ID_VAR
-from worldtree.engine.events import EngineListener, Fanout
+from worldtree.engine.events import EngineListener
+from worldtree.engine.local import local_driver
 from worldtree.engine.masking import Masker
-from worldtree.engine.scheduler import Engine
 from worldtree.errors import UsageError
 from worldtree.model.graph import ExecutionGraph
 from worldtree.model.records import LogLine, NodeEvent, NodeRecord
@@ -49,6 +51,14 @@ class RunResult:
     attempt: int
     state: RunState
     nodes: dict[str, NodeState]
+    #: the workdir, when it was kept for a retry (a failed run in a directory worldtree created)
+    kept_workdir: str | None = None
+    #: why worldtree itself ended the run (state ``error``): shown loudly by the CLI
+    fault: str | None = None
+    #: the workdir, when it was kept for a retry (a failed run in a directory worldtree created)
+    kept_workdir: str | None = None
+    #: why worldtree itself ended the run (state ``error``): shown loudly by the CLI
+    fault: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -111,49 +121,96 @@ def refuse_nested() -> None:
 
 
 def start_run(prepared: Prepared, store: RunStore, options: RunOptions, console: ListenerFactory) -> RunResult:
-    """Create a run record and execute its first attempt."""
+    """Create a run record and execute its first attempt.
+
+    Everything a user can get wrong (config file, workdir, secrets file) is checked before the
+    run is stored, so a usage error leaves no empty run and no directory behind.
+    """
     refuse_nested()
     graph = prepared.graph
-    workdir = prepare_workdir(options.workdir or graph.workdir)
+    config = _load_config(options.config_path)
     secrets, masker = _secrets_and_masker(graph, options.secrets_file)
-    run_id = store.create_run(name=graph.name, source=graph.source, workdir=workdir.path,
-                              graph_json=masker.mask(graph.model_dump_json()),
-                              options=_stored_options(options, workdir.created))
+    workdir = prepare_workdir(options.workdir or graph.workdir)
+    state: RunState | None = None
     try:
-        return _execute(run_id, graph, workdir.path, store, options, secrets, masker, console, reuse=None)
+        run_id = store.create_run(name=graph.name, source=graph.source, workdir=workdir.path,
+                                  graph_json=_stored_graph(graph), options=_stored_options(options, workdir.created))
+        result = _execute(run_id, graph, workdir, store, options, config, secrets, masker, console,
+                          reuse=None, expect_attempt=0)
+        state = result.state
+        return result
     finally:
-        workdir.cleanup()
+        workdir.release(remove=state == RunState.SUCCEEDED)
 
 
 def retry_run(run_id: str, store: RunStore, options: RunOptions, console: ListenerFactory) -> RunResult:
-    """A new attempt of ``run_id``: nodes that succeeded are reused, the rest and their dependents re-run."""
+    """A new attempt of ``run_id``: nodes that succeeded are reused, the rest and their dependents re-run.
+
+    Two retries of one run at once: the store lets exactly one start (compare-and-set on the
+    attempt number); the other gets a ConflictError. Before starting, any process an earlier
+    attempt left behind (its runner was killed) is stopped, so no node ever runs twice at once.
+    """
     refuse_nested()
     record = store.get_run(run_id)
     if record is None:
         raise UsageError(f"no run {run_id!r} in {store.url}; `worldtree runs` lists them")
-    if record.state == RunState.RUNNING:
-        raise UsageError(f"run {record.run_id} is still running; wait for it or stop it first")
-    graph = ExecutionGraph.model_validate_json(record.graph_json)
+    if record.state in (RunState.RUNNING, RunState.PENDING):
+        raise UsageError(f"run {record.run_id} is still {record.state}; wait for it or `worldtree cancel "
+                         f"{record.run_id}` first")
+    graph = _load_graph(record.graph_json)
     stored = record.options
     merged = RunOptions(
         concurrency=options.concurrency or stored.get("concurrency"),
         secrets_file=options.secrets_file, allow_env=options.allow_env or stored.get("allow_env", []),
         allow_all_env=options.allow_all_env or stored.get("allow_all_env", False),
         grace_seconds=options.grace_seconds, config_path=options.config_path or stored.get("config_path"))
-    reuse = _reusable(graph, record.nodes)
-    workdir = prepare_workdir(record.workdir)
+    config = _load_config(merged.config_path)
     secrets, masker = _secrets_and_masker(graph, options.secrets_file)
+    reuse = _reusable(graph, record.nodes)
+    _reap_leftovers(record.run_id, options.grace_seconds)
+    workdir = prepare_workdir(record.workdir, created_before=bool(stored.get("workdir_created")))
+    state: RunState | None = None
     try:
-        return _execute(record.run_id, graph, workdir.path, store, merged, secrets, masker, console, reuse=reuse)
+        result = _execute(record.run_id, graph, workdir, store, merged, config, secrets, masker, console,
+                          reuse=reuse, expect_attempt=record.attempt)
+        state = result.state
+        return result
     finally:
-        # A run that finished removed the directory it created: one there now is the user's. Only
-        # an interrupted run can have left its own behind.
-        if stored.get("workdir_created") and record.state == RunState.INTERRUPTED:
-            workdir.created = True
-        workdir.cleanup()
+        workdir.release(remove=state == RunState.SUCCEEDED)
+
+
+def cancel_run(run_id: str, store: RunStore, reason: str = "cancelled by user") -> str:
+    """Ask every process working on ``run_id`` to cancel it (a persisted request); returns the full id."""
+    record = store.get_run(run_id)
+    if record is None:
+        raise UsageError(f"no run {run_id!r} in {store.url}; `worldtree runs` lists them")
+    if not store.request_cancel(record.run_id, reason):
+        raise UsageError(f"run {record.run_id} is not running (it is {record.state}); nothing to cancel")
+    return record.run_id
 
 
 _UNDONE = ("rolled_back", "rollback_failed")
+
+
+def _reap_leftovers(run_id: str, grace: float) -> None:
+    """Stop processes an earlier attempt of ``run_id`` left running (its worldtree was killed)."""
+    try:
+        from worldtree.backends.orphans import reap
+    except ImportError:  # platforms without /proc: the watchdog is the only guard
+        return
+    reap(run_id, grace)
+
+
+def _load_graph(graph_json: str) -> ExecutionGraph:
+    return ExecutionGraph.model_validate_json(graph_json)
+
+
+def _stored_graph(graph: ExecutionGraph) -> str:
+    """The graph as stored: commands as written (secrets stay references: ``retry`` must run the real
+    command), literal credentials written in the file masked (they are secrets the file leaked)."""
+    literal = literal_credentials(graph)
+    text = graph.model_dump_json()
+    return Masker(literal).mask(text) if literal else text
 
 
 def _secrets_and_masker(graph: ExecutionGraph, secrets_file: str | None) -> tuple[dict[str, str], Masker]:
@@ -162,14 +219,24 @@ def _secrets_and_masker(graph: ExecutionGraph, secrets_file: str | None) -> tupl
     return secrets, Masker([*secrets.values(), *literal_credentials(graph)])
 
 
-def _reusable(graph: ExecutionGraph, nodes: list[NodeRecord]) -> dict[str, NodeRecord]:
-    """Succeeded nodes not downstream of anything that must run again."""
+def _reusable(graph: ExecutionGraph, nodes: list[NodeRecord]) -> dict[str, int]:
+    """Succeeded nodes not downstream of anything that must run again -> the attempt they succeeded in."""
     by_id = {n.node: n for n in nodes}
     # A success that `on_failure: rollback` undid is no success to keep.
     rerun = {n.id for n in graph.nodes if n.id not in by_id or NodeState(by_id[n.id].state) not in DONE_OK
              or by_id[n.id].reason in _UNDONE}
     rerun = graph.descendants(rerun)
-    return {node_id: rec for node_id, rec in by_id.items() if node_id not in rerun}
+    return {node_id: _succeeded_in(rec) for node_id, rec in by_id.items() if node_id not in rerun}
+
+
+def _succeeded_in(rec: NodeRecord) -> int:
+    """The attempt whose result a node keeps: a node reused twice still points at the original."""
+    if rec.state == NodeState.REUSED and rec.reason and rec.reason.startswith("attempt "):
+        try:
+            return int(rec.reason.split()[1])
+        except (IndexError, ValueError):
+            pass
+    return rec.attempt
 
 
 def _stored_options(options: RunOptions, workdir_created: bool) -> dict[str, Any]:
@@ -179,6 +246,8 @@ def _stored_options(options: RunOptions, workdir_created: bool) -> dict[str, Any
 
 
 class _StoreListener:
+    """The engine's listener: everything goes to the store's writer first."""
+
     def __init__(self, writer: RunWriter) -> None:
         self.writer = writer
 
@@ -189,26 +258,69 @@ class _StoreListener:
         self.writer.log(line)
 
 
-def _execute(run_id: str, graph: ExecutionGraph, workdir: str, store: RunStore, options: RunOptions,
-             secrets: dict[str, str], masker: Masker, console: ListenerFactory,
-             reuse: dict[str, NodeRecord] | None) -> RunResult:
-    attempt = store.start_attempt(run_id)
-    writer = store.writer(run_id, attempt)
-    ctx = RunContext(run_id=run_id, attempt=attempt, workdir=workdir, graph=graph,
+def _show_committed(console: EngineListener) -> Callable[[list[NodeEvent], list[LogLine]], None]:
+    """Write first, then show: the console sees a batch only after the store committed it, in the
+    order things happened (events and lines of one batch merged by time)."""
+
+    def show(events: list[NodeEvent], lines: list[LogLine]) -> None:
+        if not lines:
+            for event in events:
+                console.on_event(event)
+            return
+        if not events:
+            for line in lines:
+                console.on_log(line)
+            return
+        merged: list[tuple[Any, int, NodeEvent | LogLine]] = [(e.ts, 0, e) for e in events]
+        merged.extend((line.ts, 1, line) for line in lines)
+        merged.sort(key=lambda item: item[0])
+        for _, kind, item in merged:
+            if kind:
+                console.on_log(item)  # type: ignore[arg-type]
+            else:
+                console.on_event(item)  # type: ignore[arg-type]
+
+    return show
+
+
+def _execute(run_id: str, graph: ExecutionGraph, workdir: Workdir, store: RunStore, options: RunOptions,
+             config: dict[str, object], secrets: dict[str, str], masker: Masker, console: ListenerFactory,
+             reuse: dict[str, int] | None, expect_attempt: int) -> RunResult:
+    lease = store.start_attempt(run_id, node_ids=[n.id for n in graph.nodes], expect_attempt=expect_attempt)
+    attempt = lease.attempt
+    shown = console(run_id, attempt, graph, masker)
+    holder: list[RunDriver] = []
+
+    def on_cancel(reason: str) -> None:
+        if holder:
+            holder[0].cancel_threadsafe(reason)
+
+    def on_fault(exc: BaseException) -> None:
+        if holder:
+            holder[0].fault_threadsafe(exc)
+
+    writer = store.writer(run_id, attempt, token=lease.token, on_commit=_show_committed(shown),
+                          on_cancel=on_cancel, on_fault=on_fault)
+    ctx = RunContext(run_id=run_id, attempt=attempt, workdir=workdir.path, graph=graph,
                      grace_seconds=options.grace_seconds, allow_env=options.allow_env,
-                     allow_all_env=options.allow_all_env, config=_load_config(options.config_path),
-                     secret_values=masker.values)
-    listener = Fanout(_StoreListener(writer), console(run_id, attempt, graph, masker))
-    engine = Engine(ctx, listener, concurrency=options.concurrency, secrets=secrets, masker=masker, reuse=reuse)
-    state = RunState.FAILED
+                     allow_all_env=options.allow_all_env, config=config, secret_values=masker.values)
+    driver = local_driver(ctx, _StoreListener(writer), concurrency=options.concurrency, secrets=secrets,
+                          masker=masker, reuse=reuse, on_scopes=writer.scope_deadlines)
+    holder.append(driver)
+    state = RunState.ERROR
     try:
-        state = run_async(engine)
+        state = run_async(driver, lambda reason: store.request_cancel(run_id, reason))
     finally:
         try:
             writer.close()
+        except Exception as exc:  # the store lost the last batch: the run cannot count as succeeded
+            driver.fault = driver.fault or f"{type(exc).__name__}: {exc}"
+            state = RunState.ERROR
+            raise
         finally:  # a store that failed to take the last batch must still learn the run ended
-            store.finish_attempt(run_id, attempt, state.value)
-    return RunResult(run_id, attempt, state, engine.states)
+            store.finish_attempt(run_id, attempt, state.value, token=lease.token)
+    kept = workdir.path if workdir.created and state != RunState.SUCCEEDED else None
+    return RunResult(run_id, attempt, state, driver.states, kept_workdir=kept, fault=driver.fault)
 
 
 def _load_config(path: str | None) -> dict[str, object]:
@@ -217,16 +329,31 @@ def _load_config(path: str | None) -> dict[str, object]:
     return load_config(path)
 
 
-def run_async(engine: Engine) -> RunState:
-    """Run the engine on a fresh event loop; Ctrl-C and SIGTERM cancel it cleanly."""
+def run_async(driver: RunDriver, persist_cancel: Callable[[str], object] | None = None) -> RunState:
+    """Run the driver on a fresh event loop. Ctrl-C and SIGTERM cancel it cleanly (a second one also
+    stops ``post`` and ``always()`` work); the request is persisted so other processes see it too."""
 
     async def main() -> RunState:
         loop = asyncio.get_running_loop()
+
+        def on_signal(name: str) -> None:
+            reason = f"cancelled by {name}"
+            driver.cancel(reason)
+            if persist_cancel is not None:
+                loop.run_in_executor(None, _quietly, persist_cancel, reason)
+
         for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
             try:
-                loop.add_signal_handler(sig, engine.cancel, f"cancelled by {name}")
+                loop.add_signal_handler(sig, on_signal, name)
             except (NotImplementedError, RuntimeError):  # not the main thread
                 pass
-        return await engine.run()
+        return await driver.run()
 
     return asyncio.run(main())
+
+
+def _quietly(fn: Callable[[str], object], reason: str) -> None:
+    try:
+        fn(reason)
+    except Exception as exc:  # the local cancel already happened; persisting it is best effort
+        print(f"worldtree: could not record the cancel request: {exc}", file=sys.stderr)

@@ -1,16 +1,25 @@
 """The run's working directory (seed 003 §11): the current directory unless one is given.
 
-A given directory is created when missing and removed after the run — but only when worldtree
-created it. The seed removes any workdir that is not the current directory; deleting a
-directory the user already had (``workdir: /home/me/project``) would destroy their files, so
-we do better than the seed here.
+A given directory is created when missing. worldtree removes it again only when all of these hold:
+
+* worldtree created it (deleting ``workdir: /home/me/project`` would destroy the user's files;
+  the seed removes any workdir that is not the current directory, we do better);
+* the run succeeded. A failed, cancelled or interrupted run keeps it, as the seed 003 tool does,
+  so ``worldtree retry`` finds the files the reused steps made (the CLI says where it is);
+* no other run is using it. Every run holds a shared ``flock`` on the directory itself while it
+  works; removal needs the exclusive lock, so the first of two runs sharing a workdir never
+  pulls it from under the second. No lock file is written into the user's tree.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 from dataclasses import dataclass
+
+from worldtree.errors import UsageError
 
 
 @dataclass
@@ -19,17 +28,47 @@ class Workdir:
     created: bool
     #: The outermost directory worldtree had to create for ``path`` (``a`` for a missing ``a/b``).
     top: str | None = None
+    _fd: int | None = None
 
-    def cleanup(self) -> None:
-        if self.created and os.path.realpath(self.path) != os.path.realpath(os.getcwd()):
+    def release(self, *, remove: bool) -> bool:
+        """Drop this run's hold; remove the directory when ``remove`` and nobody else holds it.
+
+        Returns whether it was removed. Idempotent.
+        """
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return False
+        try:
+            if not (remove and self.created) or os.path.realpath(self.path) == os.path.realpath(os.getcwd()):
+                return False
+            try:  # upgrade to exclusive: fails while another run holds its shared lock
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return False
             shutil.rmtree(self.top or self.path, ignore_errors=True)
+            return True
+        finally:
+            os.close(fd)
 
 
-def prepare_workdir(requested: str | None) -> Workdir:
+def prepare_workdir(requested: str | None, *, created_before: bool = False) -> Workdir:
+    """Create (if needed) and hold the workdir. ``created_before``: an earlier attempt created it.
+
+    A path that exists and is not a directory is a usage error (exit 2), not an internal one.
+    """
     path = os.path.abspath(requested) if requested else os.getcwd()
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"workdir {path} exists and is not a directory; pass a directory to --workdir "
+                         "(or `workdir:` in the file)")
     created = not os.path.exists(path)
     top = path
     while created and not os.path.exists(os.path.dirname(top)):
         top = os.path.dirname(top)
-    os.makedirs(path, exist_ok=True)
-    return Workdir(path, created, top if created else None)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create workdir {path}: {exc.strerror}; pick a directory you can write to") from None
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    return Workdir(path, created or created_before, top if created else None, fd)

@@ -23,6 +23,10 @@ class NodeEvent:
     error: str | None = None
     reason: str | None = None  # skip reason, "rollback", "retrying", ...
     try_number: int = 1
+    #: when the running try is stopped by a timeout / when the next try starts (wall clock; persisted
+    #: so another process can take the run over)
+    deadline_at: datetime | None = None
+    retry_at: datetime | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +79,8 @@ class RunRecord:
     graph_json: str = ""
     options: dict[str, Any] = field(default_factory=dict)  # env overrides, concurrency, ... never secrets
     nodes: list[NodeRecord] = field(default_factory=list)
+    cancel_reason: str | None = None  # set once a cancel was requested (``request_cancel``)
+    graph_version: int = 1  # the IR schema version ``graph_json`` was written in
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -32,6 +32,7 @@ class RunState(StrEnum):
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
     INTERRUPTED = "interrupted"  # the process running it died (SIGKILL, power loss); retryable
+    ERROR = "error"  # worldtree itself broke (store unwritable, internal error); retryable
 
 
 TERMINAL: frozenset[NodeState] = frozenset(
@@ -44,7 +45,8 @@ DONE_OK: frozenset[NodeState] = frozenset({NodeState.SUCCEEDED, NodeState.REUSED
 UNSUCCESSFUL: frozenset[NodeState] = frozenset({NodeState.FAILED, NodeState.CANCELLED, NodeState.TIMED_OUT})
 
 RUN_TERMINAL: frozenset[RunState] = frozenset(
-    {RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED, RunState.TIMED_OUT, RunState.INTERRUPTED}
+    {RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED, RunState.TIMED_OUT, RunState.INTERRUPTED,
+     RunState.ERROR}
 )
 
 

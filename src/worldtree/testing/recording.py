@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from worldtree.backends.base import RunContext
 from worldtree.compile.compiler import compile_pipeline
 from worldtree.compile.loader import load_pipeline_text
-from worldtree.engine.scheduler import Engine
-from worldtree.model.records import LogLine, NodeEvent, NodeRecord
+from worldtree.engine.local import local_driver
+from worldtree.model.records import LogLine, NodeEvent
 from worldtree.model.states import RunState
+from worldtree.testing.dummy import DummyBackend
 
 
 @dataclass
@@ -37,13 +38,15 @@ class RecordingListener:
 
 def run_pipeline_text(text: str, *, concurrency: int = 4, workdir: str | None = None,
                       secrets: dict[str, str] | None = None, env: dict[str, str] | None = None,
-                      reuse: dict[str, NodeRecord] | None = None, grace_seconds: float = 2.0,
-                      ) -> tuple[RunState, RecordingListener]:
+                      reuse: dict[str, int] | None = None, grace_seconds: float = 2.0,
+                      dummy: DummyBackend | None = None) -> tuple[RunState, RecordingListener]:
+    """Compile ``text`` and run it in this process; with ``dummy``, every node runs on that backend."""
     from worldtree.app.runs import run_async
 
     graph = compile_pipeline(load_pipeline_text(text).spec, env_overrides=env)
     listener = RecordingListener()
     ctx = RunContext(run_id="test-run", attempt=1, workdir=workdir or tempfile.mkdtemp(prefix="wt-"),
                      graph=graph, grace_seconds=grace_seconds, secret_values=list((secrets or {}).values()))
-    engine = Engine(ctx, listener, concurrency=concurrency, secrets=secrets, reuse=reuse)
-    return run_async(engine), listener
+    driver = local_driver(ctx, listener, concurrency=concurrency, secrets=secrets, reuse=reuse,
+                          backend_factory=(lambda kind, ctx: dummy) if dummy is not None else None)
+    return run_async(driver), listener
