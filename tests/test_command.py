@@ -123,3 +123,10 @@ jobs:
         load_pipeline_text(text, "p.yaml")
     found = {(d.line, d.code) for d in caught.value.diagnostics}
     assert found == {(1, "engine"), (4, "shell"), (6, "engine"), (7, "engine")}
+
+
+def test_every_engine_kind_has_a_backend_or_a_reason() -> None:
+    from worldtree.backends.registry import BACKENDS, NOT_YET
+    from worldtree.model.engines import KINDS
+
+    assert set(BACKENDS) | set(NOT_YET) == set(KINDS)

@@ -11,7 +11,7 @@ import aiodocker
 import pytest
 from docker_support import BUSYBOX, Captured, leftovers, make_ctx, make_node, request
 
-from worldtree.backends.docker import DockerBackend
+from worldtree.backends.docker.backend import DockerBackend
 from worldtree.errors import BackendError
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_host")]
@@ -239,13 +239,33 @@ async def test_kept_service_is_idempotent_by_version(tmp_path: Path) -> None:
 
 async def test_close_is_idempotent_and_safe_without_execute(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path, [make_node()])
-    backend = DockerBackend(ctx)
-    await backend.close()
-    await backend.close()
+    never_used = DockerBackend(ctx)
+    await never_used.close()
+    await never_used.close()
+    assert not never_used._engine.connected  # close made no request of its own
+    failed = DockerBackend(ctx)
+    with pytest.raises(BackendError):
+        await failed.execute(request(make_node("x", image="localhost/worldtree-no-such-image:1"), ctx), Captured())
+    await failed.close()
+    await failed.close()
+    assert not failed._engine.connected
+    assert await leftovers(ctx.run_id) == {"containers": [], "networks": []}
 
 
-async def test_concurrent_steps_share_one_client(tmp_path: Path) -> None:
-    nodes = [make_node(f"n{i}", f"echo {i} > f{i}") for i in range(6)]
+async def test_concurrent_steps_share_one_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each step waits (up to 60 s) until all six have started: run one after another, the
+    first would give up and fail. Every step uses the one API client of the run."""
+    made: list[object] = []
+
+    class Counted(aiodocker.Docker):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            made.append(self)
+
+    monkeypatch.setattr("worldtree.backends.docker.client.aiodocker.Docker", Counted)
+    wait_all = "touch started-{i}; n=0; while [ $(ls started-* | wc -l) -lt 6 ]; do " \
+               "n=$((n+1)); [ $n -gt 600 ] && exit 9; sleep 0.1; done; echo {i} > f{i}"
+    nodes = [make_node(f"n{i}", wait_all.format(i=i)) for i in range(6)]
     ctx = make_ctx(tmp_path, nodes)
     backend = DockerBackend(ctx)
     try:
@@ -253,6 +273,7 @@ async def test_concurrent_steps_share_one_client(tmp_path: Path) -> None:
     finally:
         await backend.close()
     assert codes == [0] * 6 and sorted(p.name for p in tmp_path.glob("f*")) == [f"f{i}" for i in range(6)]
+    assert len(made) == 1
     assert await leftovers(ctx.run_id) == {"containers": [], "networks": []}
 
 

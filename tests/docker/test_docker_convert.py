@@ -16,6 +16,7 @@ from worldtree.backends.docker.convert import (
     plugin_settings_env,
     registry_auth,
     runner_resources,
+    service_env,
     step_container,
 )
 from worldtree.errors import BackendError
@@ -149,3 +150,21 @@ def test_precheck_of_a_plugin_step_is_a_shell_command():
     req.command = "test -f done"
     body = step_container(req, facts(), name="n").body
     assert body["Entrypoint"] == ["sh"] and body["Cmd"] == ["-e", "-c", "test -f done"]
+
+
+@pytest.mark.parametrize(("shell", "cmd"), [
+    ("sh", ["-e", "-c", "x"]), ("bash -eo pipefail", ["-eo", "pipefail", "-c", "x"]), ("python3", ["-c", "x"])])
+def test_command_is_the_step_command_of_every_backend(shell: str, cmd: list[str]) -> None:
+    body = plan_for(make_node("n", "x", shell=shell)).body
+    assert [*body["Entrypoint"], *body["Cmd"]] == [shell.split()[0], *cmd]
+
+
+def test_plugin_command_and_service_variables() -> None:
+    plugin = make_node("p", "make it", image=None, plugin={"image": BUSYBOX, "entrypoint": "/bin/env"})
+    env = dict(e.split("=", 1) for e in plan_for(plugin).body["Env"])
+    assert env["PIPELINE_PLUGIN_COMMAND"] == "bWFrZSBpdA=="  # base64 of "make it"
+    bare = make_node("p", "/pipeline/plugin/run", image=None, plugin={"image": BUSYBOX})
+    env = dict(e.split("=", 1) for e in plan_for(bare).body["Env"])
+    assert env["PIPELINE_PLUGIN_COMMAND"] == ""  # no command: the entrypoint is not one
+    assert service_env({"type": "docker-compose", "name": "db", "version": 3}) == {
+        "PIPELINE_SERVICE_TYPE": "docker-compose", "PIPELINE_SERVICE_NAME": "db", "PIPELINE_SERVICE_VERSION": "3"}
