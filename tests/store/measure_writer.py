@@ -16,8 +16,7 @@ import time
 from datetime import UTC, datetime
 
 from worldtree.store import LogLine, NodeEvent, open_store
-from worldtree.store.batching import BATCH_SIZE
-from worldtree.store.batching import BatchingWriter
+from worldtree.store.batching import BATCH_SIZE, BatchingWriter
 
 
 def measure(url: str, nodes: int) -> str:

@@ -84,6 +84,7 @@ class BatchingWriter:
         self._closed = False
         self._fault: BaseException | None = None
         self._unwritten_since: float | None = None  # when the oldest unwritten batch was first tried
+        self._last_error: BaseException | None = None  # why it is still unwritten
         self._cancel_seen = False
         self._threads = [threading.Thread(target=self._flush_loop, name=f"worldtree-writer-{run_id}", daemon=True),
                          threading.Thread(target=self._beat_loop, name=f"worldtree-lease-{run_id}", daemon=True)]
@@ -166,12 +167,13 @@ class BatchingWriter:
                 backoff = 0.0
             except Exception as exc:  # queued again; reported once it lasts, retried in close()
                 backoff = min(max(backoff * 2, FLUSH_INTERVAL), BACKOFF_MAX)
-                self._check_stuck(exc)
+                self._last_error = exc
+                self._check_stuck()
             if stopping:
                 return
 
-    def _check_stuck(self, exc: BaseException | None = None) -> None:
-        since = self._unwritten_since
+    def _check_stuck(self) -> None:
+        since, exc = self._unwritten_since, self._last_error
         with self._lock:
             waiting = len(self._events) + len(self._lines)
         if waiting >= MAX_BUFFERED or (since is not None and time.monotonic() - since >= FAULT_AFTER):
@@ -197,7 +199,7 @@ class BatchingWriter:
                     self._lines[:0] = lines
                     self._deadlines = {**deadlines, **self._deadlines}
                 raise
-            self._unwritten_since = None
+            self._unwritten_since = self._last_error = None
             self._committed(events, lines, first_seq, refused)
 
     def _write(self, events: list[NodeEvent], lines: list[LogLine],
