@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from store_helpers import new_run
 
 import worldtree.store
 from worldtree.errors import StoreError
-from worldtree.store import open_store
+from worldtree.store import LogLine, open_store
 from worldtree.store.schema import HEAD, alembic_config, current_revision, make_engine
 
 
@@ -121,3 +122,56 @@ def test_schema_from_a_newer_worldtree_is_a_store_error(url: str) -> None:
     engine.dispose()
     with pytest.raises(StoreError, match="newer worldtree"):
         open_store(url)
+
+
+def test_a_0001_store_with_runs_upgrades_and_still_reads(kind: str, url: str) -> None:
+    if kind == "sqlite-direct":
+        pytest.skip("the same file as the sqlite case")
+    from alembic import command
+
+    from worldtree.store.schema import write_transaction
+
+    engine = make_engine(url)
+    with engine.connect() as conn:  # a fresh database: the url fixture has not opened it
+        conn.exec_driver_sql("DROP TABLE IF EXISTS logs")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS node_states")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS attempts")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS runs")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        conn.commit()
+    with write_transaction(engine) as conn:
+        config = alembic_config(engine.url)
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        ts = "2026-11-20 10:00:00.000000" if kind == "sqlite" else "2026-11-20 10:00:00+00"
+        conn.exec_driver_sql(
+            "INSERT INTO runs (id, name, source, workdir, state, attempt, created_at, started_at, graph_json, "
+            f"options_json) VALUES ('20261120-100000-00aaa', 'old', NULL, '/', 'running', 1, '{ts}', '{ts}', "
+            "'{}', '{}')")
+        conn.exec_driver_sql(
+            "INSERT INTO attempts (run_id, number, state, started_at, pid, hostname, heartbeat_at) VALUES "
+            f"('20261120-100000-00aaa', 1, 'running', '{ts}', 1, 'gone-host', '{ts}')")
+        conn.exec_driver_sql(
+            "INSERT INTO node_states (run_id, attempt, node, state, try_number) VALUES "
+            "('20261120-100000-00aaa', 1, 'a', 'succeeded', 1)")
+        for seq in (1, 2, 2):  # a kill -9 and a retry once made two writers reuse a seq
+            conn.exec_driver_sql(
+                "INSERT INTO logs (run_id, attempt, node, seq, ts, stream, line) VALUES "
+                f"('20261120-100000-00aaa', 1, 'a', {seq}, '{ts}', 'stdout', 'line {seq}')")
+    assert current_revision(engine) == "0001"
+    engine.dispose()
+
+    store = open_store(url)
+    try:
+        run = store.get_run("20261120-100000-00aaa")
+        assert run is not None and run.state == "interrupted" and run.graph_version == 1
+        assert [(n.node, n.state) for n in run.nodes] == [("a", "succeeded")]
+        assert [x.seq for x in store.logs(run.run_id)] == [1, 2, 3]  # renumbered, now unique
+        lease = store.start_attempt(run.run_id, node_ids=["a"], expect_attempt=1)
+        assert (lease.attempt, lease.token) == (2, 2)  # fence continues from the old attempts
+        w = store.writer(run.run_id, 2, token=lease.token)
+        w.log(LogLine(run.run_id, 2, "a", "stdout", "after upgrade", datetime.now(UTC)))
+        w.close()
+        assert [x.seq for x in store.logs(run.run_id)][-1] == 4
+    finally:
+        store.close()
