@@ -6,6 +6,7 @@ import json
 import sys
 from typing import TextIO
 
+from worldtree.cli.terminal import sanitize
 from worldtree.engine.masking import Masker
 from worldtree.model.graph import ExecutionGraph
 from worldtree.model.records import LogLine, NodeEvent
@@ -46,7 +47,8 @@ class JsonConsole(_Writer):
 
 
 class PlainConsole(_Writer):
-    """Lines prefixed with the node's path: what CI logs and pipes want."""
+    """Lines prefixed with the node's path: what CI logs and pipes want. Output keeps its colours
+    and loses every other terminal control sequence (:mod:`worldtree.cli.terminal`)."""
 
     def __init__(self, graph: ExecutionGraph, out: TextIO | None = None, masker: Masker | None = None) -> None:
         self.out = out or sys.stdout
@@ -62,11 +64,11 @@ class PlainConsole(_Writer):
         if event.reason and event.reason not in ("never started",):
             text += f" [{event.reason}]"
         if event.error and event.state != "running":
-            text += f": {event.error}"
+            text += f": {sanitize(event.error)}"
         self.write(text + "\n")
 
     def on_log(self, line: LogLine) -> None:
-        self.write(f"[{self.paths.get(line.node, line.node)}] {line.line}\n")
+        self.write(f"[{self.paths.get(line.node, line.node)}] {sanitize(line.line)}\n")
 
 
 def node_paths(graph: ExecutionGraph, masker: Masker | None) -> dict[str, str]:

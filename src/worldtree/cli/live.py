@@ -12,6 +12,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from worldtree.cli.console import node_paths
+from worldtree.cli.terminal import sanitize
 from worldtree.engine.masking import Masker
 from worldtree.model.graph import ExecutionGraph
 from worldtree.model.records import LogLine, NodeEvent
@@ -55,7 +56,10 @@ class LiveConsole:
 
     def on_log(self, line: LogLine) -> None:
         text = Text(f"[{self.paths.get(line.node, line.node)}] ", style="dim")
-        text.append(line.line, style="red" if line.stream == "stderr" else "")
+        body = Text.from_ansi(sanitize(line.line))  # the step's colours, nothing else of its escapes
+        if line.stream == "stderr":
+            body.stylize("red")
+        text.append_text(body)
         self.console.print(text, highlight=False, markup=False)
 
     def _render(self) -> Group:
@@ -82,7 +86,7 @@ class LiveConsole:
             label.append(state, style=style)
             label.append(_duration(ev), style="dim")
             if ev is not None and ev.error and state in _TERMINAL:
-                label.append(f"  {ev.error}", style="red")
+                label.append(f"  {sanitize(ev.error)}", style="red")
             parent.add(label)
         return Group(root, self.progress)
 

@@ -191,7 +191,11 @@ def run(
 ) -> None:
     """Run a pipeline on this machine."""
     from worldtree.app.runs import RunOptions, prepare, start_run
+    from worldtree.errors import UsageError
 
+    if workdir is not None and os.path.lexists(workdir) and not os.path.isdir(workdir):
+        _fail(UsageError(f"--workdir {workdir}: exists and is not a directory; name a directory (it is created "
+                         "if missing)"))
     options = RunOptions(concurrency=concurrency, env=_guard(lambda: _parse_env(env)), workdir=workdir,
                          secrets_file=secrets_file, strict=strict, allow_env=allow_env,
                          allow_all_env=allow_all_env, inventory=inventory, config_path=config)
@@ -262,6 +266,12 @@ def _finish(result: Any, as_json: bool) -> None:
                 counts[state.value] = counts.get(state.value, 0) + 1
             summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
             typer.echo(f"run {result.run_id} {result.state.value} ({summary})", err=not sys.stdout.isatty())
+    with contextlib.suppress(OSError):
+        if result.fault:  # worldtree itself broke: never quietly
+            typer.echo(f"worldtree: error: {result.fault}; the run ended as `error` (retry it with "
+                       f"`worldtree retry {result.run_id}`)", err=True)
+        if result.kept_workdir:
+            typer.echo(f"workdir kept for `worldtree retry {result.run_id}`: {result.kept_workdir}", err=True)
     raise typer.Exit(result.exit_code)
 
 
@@ -274,6 +284,8 @@ def runs_list(
     """Runs, newest first."""
     if ctx.invoked_subcommand is not None:
         return
+    from worldtree.cli import run_view
+
     store = _guard(_open_store)
     records = _guard(lambda: store.list_runs(limit))
     if as_json:
@@ -283,8 +295,9 @@ def runs_list(
         typer.echo("no runs yet; start one with `worldtree run FILE`")
         return
     for r in records:
+        shown = run_view.duration(r.started_at, r.finished_at, interrupted=r.state == run_view.INTERRUPTED)
         typer.echo(f"{r.run_id}  {r.state:<11}  attempt {r.attempt}  {_fmt_time(r.created_at)}  "
-                   f"{_duration(r.started_at, r.finished_at):>8}  {r.name}")
+                   f"{shown:>11}  {r.name}")
 
 
 @runs_app.command("show")
@@ -293,6 +306,7 @@ def runs_show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """One run: its state, attempts and every node."""
+    from worldtree.cli import run_view
     from worldtree.errors import UsageError
 
     store = _guard(_open_store)
@@ -307,14 +321,17 @@ def runs_show(
     if as_json:
         typer.echo(json.dumps(_run_json(record, nodes=True), indent=2))
         return
+    interrupted = record.state == run_view.INTERRUPTED
     typer.echo(f"run {record.run_id}: {record.name}\n  state: {record.state}\n  attempt: {record.attempt}\n"
                f"  source: {record.source}\n  workdir: {record.workdir}\n  created: {_fmt_time(record.created_at)}\n"
-               f"  duration: {_duration(record.started_at, record.finished_at)}")
+               f"  duration: {run_view.duration(record.started_at, record.finished_at, interrupted=interrupted)}")
+    @functools.cache
+    def earlier(attempt: int) -> list[Any]:
+        return list(store.node_records(record.run_id, attempt))
+
     for n in record.nodes:
-        extra = f"  exit {n.exit_code}" if n.exit_code not in (None, 0) else ""
-        extra += f"  [{n.reason}]" if n.reason else ""
-        extra += f"  {n.error}" if n.error else ""
-        typer.echo(f"  {n.state:<10} {_duration(n.started_at, n.finished_at):>8}  {n.node}{extra}")
+        origin = _guard(functools.partial(run_view.reused_from, n, earlier))
+        typer.echo(run_view.node_line(record, n, origin))
 
 
 @app.command()
@@ -323,8 +340,11 @@ def logs(
     node: Annotated[str | None, typer.Option("--node", help="A node id or path, or a job's prefix.")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing while the run is live.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Print output as stored, terminal escape sequences "
+                                      "included (they are stripped, colours aside, by default).")] = False,
 ) -> None:
-    """Print a run's output, whole or for one node."""
+    """Print a run's output, whole or for one node; a line marks where each attempt starts."""
+    from worldtree.cli.run_view import LogPrinter
     from worldtree.errors import UsageError
 
     store = _guard(_open_store)
@@ -332,6 +352,7 @@ def logs(
     if record is None:
         _fail(UsageError(f"no run {run_id!r}; `worldtree runs` lists them"))
     node_id = _resolve_node(record, node) if node else None
+    printer = LogPrinter(record, node_id, raw)
     after = 0
     while True:
         lines = _guard(functools.partial(store.logs, record.run_id, node=node_id, after_seq=after))
@@ -339,7 +360,8 @@ def logs(
             if as_json:
                 typer.echo(json.dumps({**line.as_json(), "seq": line.seq}))
             else:
-                typer.echo(f"[{line.node}] {line.line}" if node_id is None or node_id != line.node else line.line)
+                for text in printer.lines(line):
+                    typer.echo(text, color=True)  # as stored (--raw) or sanitized: click must not strip more
             after = max(after, line.seq)
         if not follow:
             return
@@ -417,8 +439,11 @@ def _run_json(r: Any, nodes: bool = False) -> dict[str, Any]:
            "workdir": r.workdir, "created_at": _iso(r.created_at), "started_at": _iso(r.started_at),
            "finished_at": _iso(r.finished_at)}
     if nodes:
-        out["nodes"] = [{"node": n.node, "state": n.state, "attempt": n.attempt, "started_at": _iso(n.started_at),
-                         "finished_at": _iso(n.finished_at), "exit_code": n.exit_code, "error": n.error,
+        from worldtree.cli.run_view import node_state
+
+        out["nodes"] = [{"node": n.node, "state": node_state(r, n), "attempt": n.attempt,
+                         "started_at": _iso(n.started_at), "finished_at": _iso(n.finished_at),
+                         "exit_code": n.exit_code, "error": n.error,
                          "reason": n.reason, "try": n.try_number} for n in r.nodes]
     return out
 
@@ -429,14 +454,6 @@ def _iso(value: Any) -> str | None:
 
 def _fmt_time(value: Any) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
-
-
-def _duration(start: Any, end: Any) -> str:
-    if start is None:
-        return "-"
-    if end is None:
-        return "running"
-    return f"{(end - start).total_seconds():.2f}s"
 
 
 def main() -> None:
