@@ -27,6 +27,13 @@ class Cli:
         return subprocess.run([sys.executable, "-m", "worldtree.cli.main", *args], cwd=self.cwd, env=full_env,
                               capture_output=True, text=True, timeout=timeout, input=input)
 
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """The CLI as a background process (stdout and stderr piped, text)."""
+        full_env = {k: v for k, v in os.environ.items() if k != "WORLDTREE_RUN_ID"}
+        full_env.update({"WORLDTREE_STORE": self.store, **(env or {})})
+        return subprocess.Popen([sys.executable, "-m", "worldtree.cli.main", *args], cwd=self.cwd, env=full_env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
     def json_lines(self, *args: str, **kw: object) -> tuple[int, list[dict[str, object]]]:
         proc = self(*args, "--json", **kw)  # type: ignore[arg-type]
         return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]

@@ -78,7 +78,9 @@ def test_examples_behave_as_documented(sqlite_cli: Cli) -> None:
     rollback = sqlite_cli("run", str(EXAMPLES / "rollback.yaml"))
     assert rollback.returncode == 1
     assert "removed config" in rollback.stdout and "removed release/" in rollback.stdout
-    assert not (sqlite_cli.cwd / ".worldtree" / "rollback-demo").exists()  # created, so removed
+    # created by worldtree, but the run failed: kept for `worldtree retry`, and the CLI says where
+    assert (sqlite_cli.cwd / ".worldtree" / "rollback-demo").is_dir()
+    assert "workdir kept for `worldtree retry" in rollback.stderr
 
 
 def test_nested_run_is_refused(sqlite_cli: Cli) -> None:

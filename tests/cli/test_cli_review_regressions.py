@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 
 from tests.cli.conftest import Cli
 
@@ -63,10 +65,41 @@ def test_retry_keeps_a_directory_the_user_made_where_the_workdir_was(sqlite_cli:
     go = sqlite_cli.cwd / "go"
     sqlite_cli.write("p.yaml", f"jobs:\n  a:\n    steps: [{{run: 'test -f {go}'}}]\n")
     code, lines = sqlite_cli.json_lines("run", "p.yaml", "--workdir", "wd")
-    assert code == 1 and not (sqlite_cli.cwd / "wd").exists()  # created, then removed by the run
+    assert code == 1 and (sqlite_cli.cwd / "wd").is_dir()  # created, and kept: the run failed
+    shutil.rmtree(sqlite_cli.cwd / "wd")  # the user removes it and makes their own at the same path
     (sqlite_cli.cwd / "wd").mkdir()
     (sqlite_cli.cwd / "wd" / "mine.txt").write_text("precious")
     go.touch()
     # Before: retry treated the directory as its own (the first attempt created one there) and deleted it.
     assert sqlite_cli("retry", str(lines[0]["run_id"])).returncode == 0
     assert (sqlite_cli.cwd / "wd" / "mine.txt").read_text() == "precious"
+
+
+def test_failed_run_keeps_its_workdir_until_a_retry_succeeds(sqlite_cli: Cli) -> None:
+    """``build`` writes a file, ``test`` fails; the retry reuses ``build`` and must find its file."""
+    go = sqlite_cli.cwd / "go"
+    sqlite_cli.write("p.yaml", f"""
+jobs:
+  build: {{steps: [{{run: echo built > build.out}}]}}
+  test: {{needs: [build], steps: [{{run: 'test -f {go} && cat build.out'}}]}}
+""")
+    code, lines = sqlite_cli.json_lines("run", "p.yaml", "--workdir", "wd")
+    assert code == 1 and (sqlite_cli.cwd / "wd" / "build.out").is_file()
+    go.touch()
+    retry = sqlite_cli("retry", str(lines[0]["run_id"]))
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    assert "built" in retry.stdout
+    assert not (sqlite_cli.cwd / "wd").exists()  # ours, and the run succeeded: removed
+
+
+def test_two_runs_sharing_a_created_workdir_do_not_pull_it_from_each_other(sqlite_cli: Cli) -> None:
+    sqlite_cli.write("slow.yaml", "jobs:\n  a: {steps: [{run: 'sleep 1.5; echo late > late.txt'}]}\n")
+    sqlite_cli.write("fast.yaml", "jobs:\n  a: {steps: [{run: 'true'}]}\n")
+    slow = sqlite_cli.popen("run", "slow.yaml", "--workdir", "shared")
+    deadline = time.monotonic() + 10
+    while not (sqlite_cli.cwd / "shared").is_dir() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert sqlite_cli("run", "fast.yaml", "--workdir", "shared").returncode == 0
+    assert (sqlite_cli.cwd / "shared").is_dir()  # the slow run still holds it
+    assert slow.wait(timeout=30) == 0

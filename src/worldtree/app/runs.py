@@ -134,7 +134,7 @@ def start_run(prepared: Prepared, store: RunStore, options: RunOptions, console:
     state: RunState | None = None
     try:
         run_id = store.create_run(name=graph.name, source=graph.source, workdir=workdir.path,
-                                  graph_json=_stored_graph(graph), options=_stored_options(options, workdir.created))
+                                  graph_json=_stored_graph(graph), options=_stored_options(options, workdir))
         result = _execute(run_id, graph, workdir, store, options, config, secrets, masker, console,
                           reuse=None, expect_attempt=0)
         state = result.state
@@ -168,7 +168,7 @@ def retry_run(run_id: str, store: RunStore, options: RunOptions, console: Listen
     secrets, masker = _secrets_and_masker(graph, options.secrets_file)
     reuse = _reusable(graph, record.nodes)
     _reap_leftovers(record.run_id, options.grace_seconds)
-    workdir = prepare_workdir(record.workdir, created_before=bool(stored.get("workdir_created")))
+    workdir = prepare_workdir(record.workdir, created_as=stored.get("workdir_created_as"))
     state: RunState | None = None
     try:
         result = _execute(record.run_id, graph, workdir, store, merged, config, secrets, masker, console,
@@ -239,9 +239,10 @@ def _succeeded_in(rec: NodeRecord) -> int:
     return rec.attempt
 
 
-def _stored_options(options: RunOptions, workdir_created: bool) -> dict[str, Any]:
+def _stored_options(options: RunOptions, workdir: Workdir) -> dict[str, Any]:
     return {"concurrency": options.concurrency, "env": options.env, "allow_env": options.allow_env,
-            "allow_all_env": options.allow_all_env, "workdir_created": workdir_created,
+            "allow_all_env": options.allow_all_env, "workdir_created": workdir.created,
+            "workdir_created_as": workdir.identity if workdir.created else None,
             "config_path": os.path.abspath(options.config_path) if options.config_path else None}
 
 

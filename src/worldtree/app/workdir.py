@@ -16,10 +16,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 
 from worldtree.errors import UsageError
+
+#: Written into a workdir worldtree creates: a random token the run records, so a retry knows the
+#: directory is still the one it made (inode numbers are reused too quickly to tell).
+MARKER = ".worldtree-workdir"
 
 
 @dataclass
@@ -29,6 +34,11 @@ class Workdir:
     #: The outermost directory worldtree had to create for ``path`` (``a`` for a missing ``a/b``).
     top: str | None = None
     _fd: int | None = None
+
+    @property
+    def identity(self) -> str | None:
+        """The token in :data:`MARKER`: tells the directory we made from a later one at the same path."""
+        return _identity(self.path) if self.created else None
 
     def release(self, *, remove: bool) -> bool:
         """Drop this run's hold; remove the directory when ``remove`` and nobody else holds it.
@@ -51,9 +61,12 @@ class Workdir:
             os.close(fd)
 
 
-def prepare_workdir(requested: str | None, *, created_before: bool = False) -> Workdir:
-    """Create (if needed) and hold the workdir. ``created_before``: an earlier attempt created it.
+def prepare_workdir(requested: str | None, *, created_as: str | None = None) -> Workdir:
+    """Create (if needed) and hold the workdir.
 
+    ``created_as``: the :attr:`Workdir.identity` an earlier attempt recorded when it created the
+    directory. It counts as ours only if it is still that very directory: one the user made at the
+    same path after ours was gone is theirs, and is never removed.
     A path that exists and is not a directory is a usage error (exit 2), not an internal one.
     """
     path = os.path.abspath(requested) if requested else os.getcwd()
@@ -71,4 +84,17 @@ def prepare_workdir(requested: str | None, *, created_before: bool = False) -> W
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     with contextlib.suppress(OSError):
         fcntl.flock(fd, fcntl.LOCK_SH)
-    return Workdir(path, created or created_before, top if created else None, fd)
+    if created:
+        identity = secrets.token_hex(8)
+        with contextlib.suppress(OSError), open(os.path.join(path, MARKER), "w") as marker:
+            marker.write(identity + "\n")
+    ours = created or (created_as is not None and _identity(path) == created_as)
+    return Workdir(path, ours, top if created else None, fd)
+
+
+def _identity(path: str) -> str | None:
+    try:
+        with open(os.path.join(path, MARKER)) as marker:
+            return marker.read().strip() or None
+    except OSError:
+        return None
