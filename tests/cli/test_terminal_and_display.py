@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from rich.console import Console
-
 from tests.cli.conftest import Cli
+
 from worldtree.cli import run_view
 from worldtree.cli.live import LiveConsole
 from worldtree.cli.terminal import sanitize

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,17 @@ def test_cache_hit_gives_the_same_graph_and_warnings(tmp_path: Path, monkeypatch
     file = tmp_path / "big.yaml"
     _big_pipeline(file)
     first = prepare(str(file), RunOptions())
-    assert len(list((tmp_path / "cache" / "graphs").glob("*.json"))) == 1
+    [entry] = (tmp_path / "cache" / "graphs").glob("*.json")
     second = prepare(str(file), RunOptions())
     assert second.graph == first.graph
     assert second.warnings == first.warnings and "titel" in second.warnings[0].message
+    # A hit, not a re-parse: what the entry says (here, a marked name) is what prepare returns.
+    cached = json.loads(entry.read_text())
+    cached["graph"]["name"] = "from-the-cache"
+    entry.write_text(json.dumps(cached))
+    third = prepare(str(file), RunOptions())
+    assert third.graph.name == "from-the-cache"
+    assert third.graph.nodes == first.graph.nodes
 
 
 def test_changes_miss_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
