@@ -30,6 +30,9 @@ def test_parse_gives_a_plain_tree() -> None:
     ("${{ env.A == }}", 14, "expected a value"),
     ("success(1)", 9, "expected ')'"),
     ("", 1, "empty expression"),
+    ("(" * 3000 + "1" + ")" * 3000, 51, "nested deeper than 50 levels"),
+    ("!" * 5000 + "true", 51, "nested deeper than 50 levels"),
+    ("9" * 5000 + " == 1", 1, "unexpected character '9'"),
 ])
 def test_errors_carry_the_column(text: str, column: int, fragment: str) -> None:
     with pytest.raises(ConditionError) as info:

@@ -20,6 +20,8 @@ write ``a < b and b < c``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal as TypingLiteral
 
@@ -76,10 +78,12 @@ _WRAPPER = re.compile(r"^(\s*\$\{\{)(.*)\}\}\s*$", re.S)
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
-  | (?P<number>\d+(?:\.\d+)?)
+  | (?P<number>\d{1,30}(?:\.\d{1,30})?(?![\d.]))
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op>==|!=|<=|>=|&&|\|\||[<>!().\[\]])
 """, re.X)
+#: Parentheses and ``not`` nest at most this deep (the parser recurses on them).
+MAX_NESTING = 50
 _KEYWORDS = {"true": True, "True": True, "false": False, "False": False, "null": None, "None": None}
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
 
@@ -118,9 +122,11 @@ class _Parser:
             pos = m.end()
         self.end_column = offset + len(body) + 1
         self.i = 0
+        self.depth = 0
 
     def _error(self, what: str, column: int) -> ConditionError:
-        return ConditionError(f"condition {self.original!r}, column {column}: {what}; use comparisons, "
+        shown = self.original if len(self.original) <= 80 else self.original[:77] + "..."
+        return ConditionError(f"condition {shown!r}, column {column}: {what}; use comparisons, "
                               "and/or/not, env.NAME and success()/failure()/always()/cancelled()", column)
 
     def _peek(self, ahead: int = 0) -> tuple[str, str, int]:
@@ -160,9 +166,20 @@ class _Parser:
 
     def _not(self) -> Expr:
         if self._peek()[1] in ("not", "!"):
-            self._take()
-            return Not(self._not())
+            with self._nested(self._peek()[2]):
+                self._take()
+                return Not(self._not())
         return self._compare()
+
+    @contextmanager
+    def _nested(self, column: int) -> Iterator[None]:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self._error(f"nested deeper than {MAX_NESTING} levels", column)
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def _compare(self) -> Expr:
         left = self._primary()
@@ -194,7 +211,8 @@ class _Parser:
         if kind == "number":
             return Literal(float(text) if "." in text else int(text))
         if text == "(":
-            expr = self._or()
+            with self._nested(column):
+                expr = self._or()
             self._take(")")
             return expr
         if kind == "name" and text in _KEYWORDS:
