@@ -222,6 +222,19 @@ def retry(
     _finish(result, as_json)
 
 
+@app.command()
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    reason: Annotated[str, typer.Option("--reason", help="Recorded as the nodes' error.")] = "cancelled by user",
+) -> None:
+    """Cancel a running run: the request is stored, and the process running it stops it within a second."""
+    from worldtree.app.runs import cancel_run
+
+    store = _guard(_open_store)
+    full_id = _guard(lambda: cancel_run(run_id, store, reason))
+    typer.echo(f"cancel requested for run {full_id}")
+
+
 def _with_console(as_json: bool, body: Callable[[Any], Any]) -> Any:
     """Pick the console for this terminal and run ``body(listener_factory)`` inside it."""
     from worldtree.cli.console import JsonConsole, PlainConsole

@@ -337,8 +337,11 @@ class Machine:
             if p.try_number <= p.node.retry.max and self.cancel_reason is None and not self._stopped_by_failfast(p):
                 delay = p.node.retry.delay(p.try_number)
                 p.try_number += 1
-                p.retry_at = now + delay
-                self._waiting.add(p)
+                if delay > 0:
+                    p.retry_at = now + delay
+                    self._waiting.add(p)
+                else:
+                    self._retry_ready.append(p)
                 d.changes.append(Change(p.node.id, NodeState.RUNNING, f"retry {p.try_number - 1}/{p.node.retry.max} "
                                         f"in {_fmt(delay)}s after {what}"))
                 return
@@ -380,11 +383,13 @@ class Machine:
         if p.started_at is None and state not in (NodeState.SKIPPED, NodeState.CANCELLED, NodeState.REUSED):
             p.started_at = now
         allowed = p.node.allow_failure and state in _BROKEN
+        if allowed:
+            p.reason = "allowed to fail"
         p.ok = state in DONE_OK or allowed or (state == NodeState.SKIPPED and reason in (
             SkipReason.CONDITION, SkipReason.PRECHECK))
         self._finished += 1
         self.completed.append(p.node.id)
-        d.changes.append(Change(p.node.id, state, "allowed to fail" if allowed else reason))
+        d.changes.append(Change(p.node.id, state, p.reason))
         broke = state in _BROKEN and not allowed
         for child in self._children[p.node.id]:
             child.deps_left -= 1
