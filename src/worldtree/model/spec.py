@@ -17,6 +17,7 @@ document runs exactly like the same document without them; its keys are known, n
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -44,6 +45,7 @@ class SpecModel(BaseModel):
         return {k: v for k, v in value.items() if not (k in known and (v is None or v == ""))}
 
 
+@functools.cache
 def _field_keys(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(key for name, f in model.model_fields.items() for key in (name, f.alias) if key)
 
