@@ -5,18 +5,6 @@ from __future__ import annotations
 from worldtree.model.graph import ExecutionGraph
 
 
-def effective_timeout(graph: ExecutionGraph, node_id: str) -> float | None:
-    """The timeout a node inherits (step, else job, stage, pipeline), as seed 003 §12.1 describes."""
-    node = graph.by_id()[node_id]
-    if node.timeout is not None:
-        return node.timeout
-    for scope_id in reversed(node.scopes):
-        scope = graph.scopes.get(scope_id)
-        if scope is not None and scope.timeout is not None:
-            return scope.timeout
-    return None
-
-
 def to_mermaid(graph: ExecutionGraph) -> str:
     ids = {n.id: f"n{i}" for i, n in enumerate(graph.nodes)}
     lines = ["flowchart TD"]

@@ -115,7 +115,7 @@ def plan(
 ) -> None:
     """Show the compiled execution graph: nodes, edges, resolved env, timeouts, targets."""
     from worldtree.app.runs import RunOptions, prepare
-    from worldtree.cli.graph_text import effective_timeout
+    from worldtree.model.timeouts import static_limit
 
     prepared = _guard(lambda: prepare(file, RunOptions(env=_guard(lambda: _parse_env(env)), strict=strict)))
     _print_warnings(prepared.warnings)
@@ -124,8 +124,19 @@ def plan(
     from worldtree.engine.masking import Masker
 
     masker = Masker(literal_credentials(graph))
+    def limit(node: Any) -> tuple[float, str] | None:
+        """What stops the node (the one resolver the engine uses), or None when no level sets a limit."""
+        if node.timeout is None and not any(graph.scopes[s].timeout for s in node.scopes if s in graph.scopes):
+            return None
+        found = static_limit(graph, node)
+        return found.at, found.level
+
     if as_json:
-        typer.echo(masker.mask(graph.model_dump_json(indent=2)))
+        data = json.loads(graph.model_dump_json())
+        for item, node in zip(data["nodes"], graph.nodes, strict=True):
+            found = limit(node)
+            item["effective_timeout"] = None if found is None else {"seconds": found[0], "level": found[1]}
+        typer.echo(masker.mask(json.dumps(data, indent=2)))
         return
 
     def echo(text: str) -> None:  # plan loads no secrets; credentials written in the file are masked
@@ -134,14 +145,14 @@ def plan(
     echo(f"pipeline {graph.name}: {len(graph.nodes)} nodes, {len(graph.edges())} edges, "
          f"on_failure={graph.on_failure}")
     for node in graph.nodes:
-        timeout = effective_timeout(graph, node.id)
+        timeout = limit(node)
         echo(f"- {node.id}  [{node.target.kind}]  {node.path}")
         echo(f"    command: {node.command.strip()}" if "\n" not in node.command.strip()
              else "    command: |\n" + "\n".join("      " + line for line in node.command.strip().splitlines()))
         if node.needs:
             echo(f"    needs: {', '.join(node.needs)}")
         if timeout is not None:
-            echo(f"    timeout: {timeout:g}s")
+            echo(f"    timeout: {timeout[0]:g}s ({timeout[1]})")
         if node.env:
             echo("    env: " + ", ".join(f"{k}={v}" for k, v in sorted(node.env.items())))
         if node.secrets:

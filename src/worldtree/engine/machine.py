@@ -211,10 +211,9 @@ class Machine:
             p = self.nodes[event.node]
             if p.dispatched:
                 self._exited(p, Outcome(error="its executor stopped renewing the lease (lost)"), event.now, d)
-        elif isinstance(event, Fault):
-            if self.fault is None:
-                self.fault = event.error
-                self._cancel(f"internal error: {event.error}", event.now, d, force=True)
+        elif isinstance(event, Fault) and self.fault is None:
+            self.fault = event.error
+            self._cancel(f"internal error: {event.error}", event.now, d, force=True)
         self._pump(event.now, d)
         d.wake_at = self._wake_at()
         return d
