@@ -18,7 +18,9 @@ from worldtree.compile.jobs import JobEntry, job_dependencies, job_entries
 from worldtree.compile.yaml_source import MAX_DOCUMENT_BYTES, Positions, YamlSourceError, load_yaml, too_large
 from worldtree.errors import SpecError
 from worldtree.model.conditions import ConditionError, parse
+from worldtree.model.engines import check_engine
 from worldtree.model.graph import slug
+from worldtree.model.shell import check_shell
 from worldtree.model.spec import PipelineSpec
 
 
@@ -64,6 +66,7 @@ def load_pipeline_text(text: str, filename: str = "<string>", *, strict: bool = 
     diags.extend(_unsupported_seed_fields(spec, locate))
     diags.extend(_check_names_and_needs(spec, locate))
     diags.extend(_literal_engine_credentials(data, (), locate))
+    diags.extend(_engines_and_shells(spec, locate))
     if any(d.severity == "error" for d in diags):
         raise SpecError(_sorted(diags))
     return LoadedPipeline(spec=spec, source=filename, warnings=_sorted(diags))
@@ -298,6 +301,21 @@ def _literal_engine_credentials(data: Any, path: tuple[Any, ...], locate: _Locat
         for i, item in enumerate(data):
             if isinstance(item, dict | list):  # skip scalar lists (`needs` can hold 100,000 names)
                 out.extend(_literal_engine_credentials(item, (*path, i), locate))
+    return out
+
+
+def _engines_and_shells(spec: PipelineSpec, locate: _Locator) -> list[Diagnostic]:
+    """``engine:`` and ``shell:`` values no backend could run (checks owned by model.engines/shell)."""
+    levels: list[tuple[Any, tuple[Any, ...]]] = [(spec, ())]
+    levels += [(stage, ("stages", i)) for i, stage in enumerate(spec.stages or [])]
+    for entry in job_entries(spec):
+        levels += [(entry.job, entry.path), *((st, (*entry.path, "steps", s)) for s, st in enumerate(entry.job.steps))]
+    out = []
+    for level, path in levels:
+        for key, check in (("engine", check_engine), ("shell", check_shell)):
+            problem = check(getattr(level, key)) if getattr(level, key) is not None else None
+            if problem:
+                out.append(locate.error(key, problem, (*path, key)))
     return out
 
 

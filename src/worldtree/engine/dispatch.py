@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable
 from typing import Protocol
 
-from worldtree.backends.base import Backend, BackendFactory, OutputSink, RunContext, Stream, StepRequest
+from worldtree.backends.base import Backend, BackendFactory, OutputSink, RunContext, StepRequest, Stream
 from worldtree.engine.environment import node_env, runner_env
 from worldtree.engine.machine import Dispatch, Outcome
 from worldtree.errors import BackendError
