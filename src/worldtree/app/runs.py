@@ -55,10 +55,6 @@ class RunResult:
     kept_workdir: str | None = None
     #: why worldtree itself ended the run (state ``error``): shown loudly by the CLI
     fault: str | None = None
-    #: the workdir, when it was kept for a retry (a failed run in a directory worldtree created)
-    kept_workdir: str | None = None
-    #: why worldtree itself ended the run (state ``error``): shown loudly by the CLI
-    fault: str | None = None
 
     @property
     def exit_code(self) -> int:

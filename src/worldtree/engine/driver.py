@@ -36,7 +36,7 @@ from worldtree.engine.masking import Masker
 from worldtree.model.records import LogLine, NodeEvent
 from worldtree.model.states import NodeState, RunState
 
-#: Called with scope id -> wall-clock deadline start whenever scopes start (persisted by the store).
+#: Called with scope id -> wall-clock deadline whenever scopes with a timeout start (the store keeps them).
 ScopeSink = Callable[[dict[str, datetime]], None]
 
 
@@ -108,8 +108,10 @@ class RunDriver:
         for change in d.changes:
             self._emit(change.node, change.state, change.reason)
         if d.scopes_started and self.on_scopes is not None:
-            try:
-                self.on_scopes({k: _utc(v) for k, v in d.scopes_started.items()})
+            scopes = self.machine.graph.scopes
+            try:  # stored as deadlines: what a process taking the run over needs
+                self.on_scopes({k: datetime.fromtimestamp(v + (scopes[k].timeout or 0.0), UTC)
+                                for k, v in d.scopes_started.items()})
             except Exception as exc:
                 self._raise_fault(f"{type(exc).__name__}: {exc}")
         for node_id, why in d.stop:

@@ -34,10 +34,11 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Literal, Protocol
 
 from worldtree.model.graph import ExecutionGraph, Node
-from worldtree.model.states import DONE_OK, NodeState, RunState, SkipReason
+from worldtree.model.states import DONE_OK, TERMINAL, NodeState, RunState, SkipReason
 from worldtree.model.timeouts import Limit, cleanup_deadline, deadline, expired_scope
 
 Purpose = Literal["run", "rollback"]
@@ -182,6 +183,7 @@ class Machine:
         self._busy: set[NodeProgress] = set()  # dispatched: each holds a slot
         self._waiting: set[NodeProgress] = set()  # in backoff: no slot, a retry time
         self.scope_started: dict[str, float] = {}
+        self._timed_scopes = frozenset(k for k, scope in graph.scopes.items() if scope.timeout is not None)
         self.completed: list[str] = []  # completion order, for rollback
         self._finished = 0
         self.failed = False
@@ -298,8 +300,8 @@ class Machine:
     def _dispatch(self, p: NodeProgress, now: float, d: Decision, *, first: bool) -> None:
         node = p.node
         if first:
-            for scope_id in node.scopes:
-                if scope_id not in self.scope_started:
+            for scope_id in node.scopes:  # only scopes with a timeout have a deadline to keep
+                if scope_id not in self.scope_started and scope_id in self._timed_scopes:
                     self.scope_started[scope_id] = now
                     d.scopes_started[scope_id] = now
             p.started_at = now
@@ -502,3 +504,80 @@ def _fmt(seconds: float) -> str:
     from worldtree.model.durations import format_seconds
 
     return format_seconds(seconds)
+
+
+# -- taking a run over ----------------------------------------------------------------------------
+class NodeSnapshot(Protocol):
+    """What the store keeps of a node (``model.records.NodeRecord`` fits)."""
+
+    node: str
+    state: str
+    try_number: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    exit_code: int | None
+    error: str | None
+    reason: str | None
+    deadline_at: datetime | None
+    retry_at: datetime | None
+
+
+def restore(graph: ExecutionGraph, snapshots: Iterable[NodeSnapshot], *, concurrency: int,
+            scope_deadlines: dict[str, datetime] | None = None, cancel_reason: str | None = None,
+            secrets_available: Iterable[str] = ()) -> Machine:
+    """A machine in the state the store recorded, so another process can go on with the run.
+
+    Finished nodes are replayed in finishing order (so fail-fast, conditions and rollback order
+    come out as they would have); nodes that were ``running`` are held by an executor this
+    process cannot see: the caller sends :class:`LeaseExpired` for them when their lease ends (or
+    at once, when it knows the executor died). A node waiting to retry keeps its retry time.
+    """
+    machine = Machine(graph, concurrency=concurrency, secrets_available=secrets_available)
+    for scope_id, at in (scope_deadlines or {}).items():
+        scope = graph.scopes.get(scope_id)
+        if scope is not None and scope.timeout is not None:
+            machine.scope_started[scope_id] = at.timestamp() - scope.timeout
+    scratch = Decision()
+    by_id = {s.node: s for s in snapshots if s.node in machine.nodes}
+    finished = sorted((s for s in by_id.values() if NodeState(s.state) in TERMINAL),
+                      key=lambda s: (s.finished_at or s.started_at or _EPOCH))
+    for snap in finished:
+        p = machine.nodes[snap.node]
+        _copy(p, snap)
+        machine._finish(p, NodeState(snap.state), snap.reason, snap.error,
+                        now=_ts(snap.finished_at) or 0.0, d=scratch)
+        p.reason = snap.reason
+    for snap in by_id.values():
+        if NodeState(snap.state) != NodeState.RUNNING:
+            continue
+        p = machine.nodes[snap.node]
+        _copy(p, snap)
+        p.state = NodeState.RUNNING
+        if snap.retry_at is not None:
+            p.retry_at = snap.retry_at.timestamp()
+            machine._waiting.add(p)
+        else:
+            p.dispatched = True
+            machine._busy.add(p)
+            if snap.deadline_at is not None:
+                p.deadline = Limit(snap.deadline_at.timestamp(), "step", 0.0)
+    machine._ready = collections.deque(
+        p for p in machine.nodes.values() if p.state == NodeState.PENDING and p.deps_left == 0)
+    if cancel_reason is not None:
+        machine.cancel_reason = cancel_reason
+    return machine
+
+
+def _copy(p: NodeProgress, snap: NodeSnapshot) -> None:
+    p.try_number = snap.try_number
+    p.started_at = _ts(snap.started_at)
+    p.exit_code = snap.exit_code
+    if NodeState(snap.state) == NodeState.REUSED and snap.reason and snap.reason.startswith("attempt "):
+        p.reused_attempt = int(snap.reason.split()[1]) if snap.reason.split()[1].isdigit() else None
+
+
+def _ts(at: datetime | None) -> float | None:
+    return None if at is None else at.timestamp()
+
+
+_EPOCH = datetime.fromtimestamp(0, UTC)

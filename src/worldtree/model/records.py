@@ -63,6 +63,8 @@ class NodeRecord:
     error: str | None = None
     reason: str | None = None
     try_number: int = 1
+    deadline_at: datetime | None = None  # the running try's deadline (wall clock)
+    retry_at: datetime | None = None  # when a failed try's next one starts
 
 
 @dataclass(slots=True)
@@ -81,6 +83,8 @@ class RunRecord:
     nodes: list[NodeRecord] = field(default_factory=list)
     cancel_reason: str | None = None  # set once a cancel was requested (``request_cancel``)
     graph_version: int = 1  # the IR schema version ``graph_json`` was written in
+    #: the latest attempt's scope deadlines (scope id -> wall clock), for a process taking the run over
+    scope_deadlines: dict[str, datetime] = field(default_factory=dict)
 
 
 def _iso(value: datetime | None) -> str | None:

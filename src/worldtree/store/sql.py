@@ -183,7 +183,7 @@ def _run_query(*, with_graph: bool) -> Any:
                runs.c.created_at, runs.c.started_at, runs.c.finished_at, runs.c.options_json,
                runs.c.cancel_reason, runs.c.graph_version,
                attempts.c.state.label("attempt_state"), attempts.c.pid, attempts.c.hostname,
-               attempts.c.lease_expires_at]
+               attempts.c.lease_expires_at, attempts.c.scope_deadlines_json]
     if with_graph:
         columns.append(runs.c.graph_json)
     return select(*columns).select_from(runs.outerjoin(
@@ -200,16 +200,22 @@ def _run_record(row: Row[Any], now: datetime, *, with_graph: bool) -> RunRecord:
         workdir=row.workdir, created_at=row.created_at, started_at=row.started_at,
         finished_at=row.finished_at, graph_json=row.graph_json if with_graph else "",
         options=json.loads(row.options_json or "{}"), cancel_reason=row.cancel_reason,
-        graph_version=row.graph_version)
+        graph_version=row.graph_version, scope_deadlines=_scope_deadlines(row.scope_deadlines_json))
+
+
+def _scope_deadlines(text: str | None) -> dict[str, datetime]:
+    if not text:
+        return {}
+    return {scope: datetime.fromisoformat(value).astimezone(UTC) for scope, value in json.loads(text).items()}
 
 
 def _node_records(conn: Connection, run_id: str, attempt: int) -> list[NodeRecord]:
     c = node_states.c
     rows = conn.execute(
         select(c.node, c.state, c.attempt, c.started_at, c.finished_at, c.exit_code, c.error, c.reason,
-               c.try_number)
+               c.try_number, c.deadline_at, c.retry_at)
         .where(c.run_id == run_id, c.attempt == attempt)
         .order_by(c.started_at.is_(None), c.started_at, c.node)).all()
     return [NodeRecord(node=r.node, state=r.state, attempt=r.attempt, started_at=r.started_at,
                        finished_at=r.finished_at, exit_code=r.exit_code, error=r.error, reason=r.reason,
-                       try_number=r.try_number) for r in rows]
+                       try_number=r.try_number, deadline_at=r.deadline_at, retry_at=r.retry_at) for r in rows]
