@@ -13,7 +13,10 @@ What a step may leave behind, and when it dies:
   steps: it is killed with its group when the run ends (``close``).
 * Cancellation (timeout, Ctrl-C, fail-fast): SIGTERM to the group, SIGKILL after the grace.
 * If worldtree itself dies (``kill -9``), the run's watchdog (``backends.watchdog``) SIGKILLs
-  every group still alive; ``backends.orphans`` finds what escaped its group.
+  every group it was told about; ``backends.orphans`` (run by ``retry``) finds what escaped.
+  A step is told to the watchdog once it has run ``WATCH_AFTER`` (20 ms): most CI steps end
+  sooner, and two pipe writes per step were a tenth of a 2,000-step run. A ``kill -9`` inside
+  those first 20 ms leaves the step to the retry's reaper.
 * Steps inherit worldtree's environment minus its own variables (``backends.child_env``).
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import time
@@ -32,6 +36,9 @@ from worldtree.backends.command import StepCommand
 from worldtree.backends.watchdog import Watchdog
 from worldtree.errors import BackendError
 
+_log = logging.getLogger(__name__)
+#: A step still running this long after its start is told to the run's watchdog.
+WATCH_AFTER = 0.02
 #: How long to wait for a finished step's pipes to close (a background child may hold them).
 PIPE_DRAIN_SECONDS = 0.25
 _USE_SPAWN = spawn.available()
@@ -95,6 +102,7 @@ class HostBackend:
         self.ctx = ctx
         self._base_env = child_env.inherited(os.environ, ctx.inherit_env)
         self._groups: set[int] = set()
+        self._watched: set[int] = set()  # groups the watchdog knows
         self._made_dirs: set[str] = set()
         self._watchdog = Watchdog()
 
@@ -103,8 +111,9 @@ class HostBackend:
         step = StepCommand(req.node.shell, req.command)
         argv = (step.direct_argv(env.get("PATH")) if _USE_SPAWN else None) or step.argv()
         child = await self._start(argv, env, req.workdir, output)
+        self._groups.add(child.pid)
+        watch = asyncio.get_running_loop().call_later(WATCH_AFTER, self._watch, child.pid)
         try:
-            self._track(child.pid)
             code = await child.exited
             if not child.drained.done():
                 try:
@@ -120,6 +129,7 @@ class HostBackend:
             await self._terminate(child)
             raise
         finally:
+            watch.cancel()
             child.close_pipes()
 
     async def _start(self, argv: list[str], env: dict[str, str], cwd: str, output: OutputSink) -> _Child:
@@ -159,17 +169,22 @@ class HostBackend:
             self._kill_group(pgid)
         self._watchdog.close()
 
-    def _track(self, pgid: int) -> None:
-        self._groups.add(pgid)
+    def _watch(self, pgid: int) -> None:
+        """Tell the watchdog about a step still running after ``WATCH_AFTER`` (a loop callback)."""
+        if pgid not in self._groups:
+            return
         try:
             self._watchdog.track(pgid)
+            self._watched.add(pgid)
         except OSError as exc:  # the step is already running: end it rather than leave it unguarded
+            _log.warning("cannot start the run's watchdog /bin/sh (%s): step killed", exc.strerror)
             self._kill_group(pgid)
-            raise BackendError(f"cannot start the run's watchdog /bin/sh: {exc.strerror}") from None
 
     def _forget(self, pgid: int) -> None:
         self._groups.discard(pgid)
-        self._watchdog.forget(pgid)
+        if pgid in self._watched:
+            self._watched.discard(pgid)
+            self._watchdog.forget(pgid)
 
     def _kill_group(self, pgid: int) -> None:
         _killpg(pgid, signal.SIGKILL)

@@ -229,6 +229,11 @@ _attr = _make_attr(_libc) if _libc is not None else None
 def _spawn(argv: list[str], env: dict[str, str], cwd: str, w_out: int, w_err: int) -> int:
     """posix_spawnp(argv) in a new session with stdin from /dev/null, stdout/stderr to the
     pipes and ``cwd`` as its working directory; the caller's cwd never changes."""
+    if cwd == os.getcwd():  # the common case needs no chdir: CPython's own call is cheaper than ctypes
+        return os.posix_spawnp(argv[0], argv, env, file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, w_out, 1), (os.POSIX_SPAWN_DUP2, w_err, 2)],
+            setsid=True, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
     assert _libc is not None and _attr is not None
     libc = _libc
     args = [os.fsencode(a) for a in argv]

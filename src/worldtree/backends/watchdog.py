@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import subprocess
 
 _log = logging.getLogger(__name__)
 
@@ -71,6 +74,8 @@ class Watchdog:
             os.close(self._fd)
             self._fd = -1
         if self._proc is not None:
+            import subprocess
+
             try:
                 self._proc.wait(timeout=2)  # it reads "." and exits: milliseconds
             except subprocess.TimeoutExpired:
@@ -79,6 +84,8 @@ class Watchdog:
             self._proc = None
 
     def _start(self) -> None:
+        import subprocess  # only runs with a step past WATCH_AFTER pay for importing it
+
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         try:
             self._proc = subprocess.Popen(
