@@ -128,15 +128,18 @@ def start_run(prepared: Prepared, store: RunStore, options: RunOptions, console:
     secrets, masker = _secrets_and_masker(graph, options.secrets_file)
     workdir = prepare_workdir(options.workdir or graph.workdir)
     state: RunState | None = None
+    stored = False
     try:
         run_id = store.create_run(name=graph.name, source=graph.source, workdir=workdir.path,
-                                  graph_json=_stored_graph(graph), options=_stored_options(options, workdir))
+                                  graph_json=_stored_graph(graph), options=_stored_options(options, workdir),
+                                  graph_version=graph.schema_version)
+        stored = True
         result = _execute(run_id, graph, workdir, store, options, config, secrets, masker, console,
                           reuse=None, expect_attempt=0)
         state = result.state
         return result
-    finally:
-        workdir.release(remove=state == RunState.SUCCEEDED)
+    finally:  # kept for a retry only if there is a run to retry
+        workdir.release(remove=state == RunState.SUCCEEDED or not stored)
 
 
 def retry_run(run_id: str, store: RunStore, options: RunOptions, console: ListenerFactory) -> RunResult:
