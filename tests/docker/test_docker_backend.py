@@ -58,6 +58,17 @@ async def test_env_is_the_pipelines_plus_allowed(tmp_path: Path, monkeypatch: py
     assert out.out() == [f"1|yes|no|{everything.run_id}"]
 
 
+async def test_all_env_still_withholds_worldtrees_own_variables(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--allow-all-env`` passes the host's environment, but never ``WORLDTREE_STORE`` (a DB password)."""
+    monkeypatch.setenv("WORLDTREE_STORE", "postgresql+psycopg://u:hunter2@db/x")
+    monkeypatch.setenv("WT_TEST_VISIBLE", "yes")
+    node = make_node("env", 'echo "${WORLDTREE_STORE:-unset}|$WT_TEST_VISIBLE"')
+    everything = make_ctx(tmp_path, [node], allow_all_env=True)
+    _, (out,) = await run_steps(everything, request(node, everything))
+    assert out.out() == ["unset|yes"]
+
+
 async def test_partial_lines_and_many_lines(tmp_path: Path) -> None:
     node = make_node("lines", "seq 1 2000; printf tail")
     ctx = make_ctx(tmp_path, [node])

@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
+from worldtree.backends import child_env
 from worldtree.backends.base import OutputSink, RunContext, StepRequest
 from worldtree.backends.docker.client import Engine
 from worldtree.backends.docker.compose import Deployment, parse_compose
@@ -134,7 +135,7 @@ class DockerBackend:
     async def _facts(self) -> RunFacts:
         return RunFacts(run_id=self._ctx.run_id, workdir=self._ctx.workdir, config=self.config(),
                         allow_env=list(self._ctx.allow_env), allow_all_env=self._ctx.allow_all_env,
-                        host_env=dict(os.environ),
+                        host_env=child_env.inherited(os.environ, "all"),  # never worldtree's own variables
                         network=await self._run_network() if self._needs_network else None)
 
     async def _run_network(self) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import asyncssh
 
+from worldtree.backends import child_env
 from worldtree.backends.base import OutputSink, RunContext, StepRequest
 from worldtree.backends.spawn import LineSplitter
 from worldtree.backends.ssh import remote
@@ -72,11 +73,11 @@ class SshBackend:
         raise BackendError(f"step {req.node.path}: an ssh step needs `engine: ssh://…` or a job `hosts:`")
 
     def _env(self, req: StepRequest) -> dict[str, str]:
+        own = child_env.inherited(os.environ, "all")  # never worldtree's own variables (store URL, ...)
         if self.ctx.allow_all_env:  # minus what describes this machine, not the remote one
-            base = {k: v for k, v in os.environ.items()
-                    if k not in _LOCAL_ONLY and not k.startswith(("SSH_", "XDG_"))}
+            base = {k: v for k, v in own.items() if k not in _LOCAL_ONLY and not k.startswith(("SSH_", "XDG_"))}
         else:
-            base = {k: os.environ[k] for k in self.ctx.allow_env if k in os.environ}
+            base = {k: own[k] for k in self.ctx.allow_env if k in own}
         return {**base, **req.env}
 
     # -- the contract --------------------------------------------------------------------
