@@ -55,15 +55,9 @@ def test_two_retries_of_one_run_at_the_same_instant_one_wins(cli: Cli) -> None:
     assert code == 1
     run_id = str(lines[0]["run_id"])
     go.touch()
-    for _ in range(3):
-        first, second = cli.popen("retry", run_id), cli.popen("retry", run_id)
-        results = sorted([first.wait(timeout=60), second.wait(timeout=60)])
-        errors = (first.stderr.read() if first.stderr else "") + (second.stderr.read() if second.stderr else "")
-        if results == [0, 0]:
-            raise AssertionError("both retries ran")
-        if 0 in results:
-            break
-        counter.unlink(missing_ok=True)  # neither won (both saw the other's claim): try again
+    first, second = cli.popen("retry", run_id), cli.popen("retry", run_id)
+    results = sorted([first.wait(timeout=60), second.wait(timeout=60)])
+    errors = (first.stderr.read() if first.stderr else "") + (second.stderr.read() if second.stderr else "")
     assert results[0] == 0 and results[1] != 0
     assert "retried at the same time" in errors or "still running" in errors, errors
     assert counter.read_text().count("x") == 1

@@ -166,12 +166,11 @@ def retry_run(run_id: str, store: RunStore, options: RunOptions, console: Listen
     config = _load_config(merged.config_path)
     secrets, masker = _secrets_and_masker(graph, options.secrets_file)
     reuse = _reusable(graph, record.nodes)
-    _reap_leftovers(record.run_id, options.grace_seconds)
     workdir = prepare_workdir(record.workdir, created_as=stored.get("workdir_created_as"))
     state: RunState | None = None
     try:
         result = _execute(record.run_id, graph, workdir, store, merged, config, secrets, masker, console,
-                          reuse=reuse, expect_attempt=record.attempt)
+                          reuse=reuse, expect_attempt=record.attempt, reap_leftovers=True)
         state = result.state
         return result
     finally:
@@ -285,9 +284,11 @@ def _show_committed(console: EngineListener) -> Callable[[list[NodeEvent], list[
 
 def _execute(run_id: str, graph: ExecutionGraph, workdir: Workdir, store: RunStore, options: RunOptions,
              config: dict[str, object], secrets: dict[str, str], masker: Masker, console: ListenerFactory,
-             reuse: dict[str, int] | None, expect_attempt: int) -> RunResult:
+             reuse: dict[str, int] | None, expect_attempt: int, reap_leftovers: bool = False) -> RunResult:
     lease = store.start_attempt(run_id, node_ids=[n.id for n in graph.nodes], expect_attempt=expect_attempt)
     attempt = lease.attempt
+    if reap_leftovers:  # only the winner of the claim: a loser must not touch the winner's steps
+        _reap_leftovers(run_id, options.grace_seconds)
     shown = console(run_id, attempt, graph, masker)
     holder: list[RunDriver] = []
 

@@ -8,7 +8,8 @@ A given directory is created when missing. worldtree removes it again only when 
   so ``worldtree retry`` finds the files the reused steps made (the CLI says where it is);
 * no other run is using it. Every run holds a shared ``flock`` on the directory itself while it
   works; removal needs the exclusive lock, so the first of two runs sharing a workdir never
-  pulls it from under the second. No lock file is written into the user's tree.
+  pulls it from under the second. The lock is on the directory itself: no lock file. A
+  directory worldtree created holds one small marker, ``.worldtree-workdir``.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ and SSH backends; the server's agent dispatcher and the Argo dispatcher keep the
 Contract (every dispatcher):
 
 * ``start(work, report)`` returns at once; the work runs in the background. ``report(work,
-  outcome)`` is called exactly once per ``start``, on the event loop's thread, after everything
-  the work started has stopped (no process of it still runs when ``stopped=True`` is reported).
+  outcome)`` is called exactly once per ``start``, on the event loop's thread, once the work's
+  main process has ended. With ``stopped=True`` nothing of it runs any more; after a normal
+  exit, a background process that let go of the step's output may live on until ``close()``
+  (a server started for later steps: see ``backends.host``).
 * ``stop(node_id, why)`` asks for the node's work to end (SIGTERM, then SIGKILL after the grace
   period, for local processes); idempotent; a no-op for a node it does not hold. The report that
   follows says ``stopped=True`` unless the work ended on its own first.

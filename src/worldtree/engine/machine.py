@@ -560,12 +560,25 @@ def restore(graph: ExecutionGraph, snapshots: Iterable[NodeSnapshot], *, concurr
             p.dispatched = True
             machine._busy.add(p)
             if snap.deadline_at is not None:
-                p.deadline = Limit(snap.deadline_at.timestamp(), "step", 0.0)
+                p.deadline = _stored_limit(machine, p.node, snap.deadline_at.timestamp())
     machine._ready = collections.deque(
         p for p in machine.nodes.values() if p.state == NodeState.PENDING and p.deps_left == 0)
     if cancel_reason is not None:
         machine.cancel_reason = cancel_reason
     return machine
+
+
+def _stored_limit(machine: Machine, node: Node, at: float) -> Limit:
+    """The limit behind a stored deadline: the scope whose deadline it is, else the step's own."""
+    for scope_id in node.scopes:
+        scope = machine.graph.scopes.get(scope_id)
+        started = machine.scope_started.get(scope_id)
+        if scope is not None and scope.timeout is not None and started is not None \
+                and abs(started + scope.timeout - at) < 0.001:
+            return Limit(at, scope.kind, scope.timeout)
+    from worldtree.model.timeouts import DEFAULT_TIMEOUT
+
+    return Limit(at, "step", node.timeout or DEFAULT_TIMEOUT)
 
 
 def _copy(p: NodeProgress, snap: NodeSnapshot) -> None:

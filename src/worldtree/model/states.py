@@ -1,11 +1,18 @@
 """Node and run states, kept distinct and named (Argo's NodePhase, Prefect's FAILED vs CRASHED).
 
+* ``pending``   not started yet (its needs are not done, or no slot is free)
+* ``running``   an executor holds it; also while it waits to retry (``retry_at`` is set)
 * ``failed``    the node ran and its command exited non-zero (or worldtree could not run it)
 * ``timed_out`` a timeout at one of the four levels stopped it
 * ``cancelled`` the user (Ctrl-C, SIGTERM) or fail-fast stopped it, or it never started because of that
 * ``skipped``   its condition was false, its precheck said the work is already done,
                 or an upstream node did not succeed (``reason`` tells which)
 * ``reused``    ``worldtree retry`` kept the success of an earlier attempt
+
+A run ends ``succeeded``, ``failed``, ``timed_out`` or ``cancelled`` like its nodes; ``error``
+when worldtree itself broke (the store stopped taking writes, a listener raised); readers
+report a ``running`` run whose runner is gone (lease expired, pid dead) as ``interrupted``.
+Both are retryable.
 """
 
 from __future__ import annotations
