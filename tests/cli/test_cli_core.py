@@ -126,3 +126,17 @@ def test_plan_prints_the_timeout_the_engine_applies(cli: Cli) -> None:
     assert node["effective_timeout"] == {"seconds": 60, "level": "job"}
     text = cli("plan", "p.yaml").stdout
     assert "timeout: 60s (job)" in text
+
+
+def test_a_step_printing_faster_than_the_store_writes_is_slowed_not_failed(cli: Cli) -> None:
+    """Before: past 200,000 waiting lines the run ended as `error`. Now reading pauses (backpressure)."""
+    cli.write("p.yaml", "jobs:\n  a: {steps: [{run: 'yes | head -c 2000000000', timeout: 4}]}\n")
+    started = time.monotonic()
+    proc = cli("run", "p.yaml", timeout=60)
+    assert proc.returncode == 1
+    assert time.monotonic() - started < 30
+    assert "timed_out" in proc.stderr and "error" not in proc.stderr, proc.stderr[-500:]
+    shown = sum(1 for line in proc.stdout.splitlines() if line == "[a/step-1] y")
+    runs = json.loads(cli("runs", "--json").stdout)
+    stored = cli("logs", str(runs[0]["run_id"]), "--raw").stdout.count("y\n")
+    assert shown > 10_000 and stored >= shown

@@ -188,6 +188,9 @@ def cancel_run(run_id: str, store: RunStore, reason: str = "cancelled by user") 
 
 
 _UNDONE = ("rolled_back", "rollback_failed")
+#: Records waiting for the store past which backends stop reading step output (backpressure): a
+#: step printing faster than the store writes slows down instead of filling memory.
+OUTPUT_HIGH_WATER = 20_000
 
 
 def _reap_leftovers(run_id: str, grace: float) -> None:
@@ -304,7 +307,8 @@ def _execute(run_id: str, graph: ExecutionGraph, workdir: Workdir, store: RunSto
                           on_cancel=on_cancel, on_fault=on_fault)
     ctx = RunContext(run_id=run_id, attempt=attempt, workdir=workdir.path, graph=graph,
                      grace_seconds=options.grace_seconds, allow_env=options.allow_env,
-                     allow_all_env=options.allow_all_env, config=config, secret_values=masker.values)
+                     allow_all_env=options.allow_all_env, config=config, secret_values=masker.values,
+                     output_paused=lambda: writer.backlog > OUTPUT_HIGH_WATER)
     driver = local_driver(ctx, _StoreListener(writer), concurrency=options.concurrency, secrets=secrets,
                           masker=masker, reuse=reuse, on_scopes=writer.scope_deadlines)
     holder.append(driver)

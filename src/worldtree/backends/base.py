@@ -31,6 +31,7 @@ Rules every backend keeps:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -58,6 +59,10 @@ class RunContext:
     config: dict[str, object] = field(default_factory=dict)
     #: secret values, for backends that must scrub their own error messages
     secret_values: list[str] = field(default_factory=list)
+    #: backpressure: true while the run's store is behind on output. Backends stop reading a
+    #: step's output meanwhile (its writes then block on the full pipe), so a step that prints
+    #: faster than the store writes slows down instead of filling memory or failing the run.
+    output_paused: Callable[[], bool] | None = None
     #: what host steps inherit of worldtree's environment (``backends.child_env``): "all" but
     #: ``WORLDTREE_*`` for local runs; "allowlist" for server/agent executors
     inherit_env: Literal["all", "allowlist"] = "all"
@@ -84,3 +89,13 @@ class Backend(Protocol):
 
 
 BackendFactory = Callable[[RunContext], Backend]
+
+
+#: How often a paused reader looks again whether the store has caught up.
+PAUSE_POLL_SECONDS = 0.02
+
+
+async def output_room(paused: Callable[[], bool] | None) -> None:
+    """Wait while ``paused()`` says the store is behind (see ``RunContext.output_paused``)."""
+    while paused is not None and paused():
+        await asyncio.sleep(PAUSE_POLL_SECONDS)

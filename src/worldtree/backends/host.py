@@ -139,7 +139,8 @@ class HostBackend:
                 self._made_dirs.add(cwd)
             if _USE_SPAWN:
                 return spawn.SpawnedProcess(argv, env, cwd, lambda line: output("stdout", line),
-                                            lambda line: output("stderr", line), self.ctx.secret_values)
+                                            lambda line: output("stderr", line), self.ctx.secret_values,
+                                            paused=self.ctx.output_paused)
             child = _AsyncioChild(output, self.ctx.secret_values)
             await child.start(argv, env, cwd)
             return child

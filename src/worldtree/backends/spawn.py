@@ -16,6 +16,9 @@ import os
 import signal
 from collections.abc import Callable
 
+#: How often a paused reader looks again (``backends.base.PAUSE_POLL_SECONDS``; not imported:
+#: this module must not depend on the backend contract).
+PAUSE_POLL_SECONDS = 0.02
 #: Longest line kept whole; longer output is cut into pieces of this size.
 LINE_LIMIT = 1 << 20
 #: Output pipes join the event loop only if the child is still running this long after its
@@ -95,8 +98,10 @@ class SpawnedProcess:
     """A child in its own session (so its process group can be killed), output read by the loop."""
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: str,
-                 out: Callable[[str], None], err: Callable[[str], None], needles: list[str] | None = None) -> None:
+                 out: Callable[[str], None], err: Callable[[str], None], needles: list[str] | None = None,
+                 paused: Callable[[], bool] | None = None) -> None:
         self.loop = asyncio.get_running_loop()
+        self._paused = paused
         self.exited: asyncio.Future[int] = self.loop.create_future()
         self.drained: asyncio.Future[None] = self.loop.create_future()
         r_out, w_out = os.pipe2(os.O_CLOEXEC)
@@ -125,7 +130,15 @@ class SpawnedProcess:
                 self.loop.add_reader(fd, self._on_readable, fd)
 
     def _on_readable(self, fd: int) -> None:
+        if self._paused is not None and self._paused():  # the store is behind: let the pipe fill
+            self.loop.remove_reader(fd)
+            self.loop.call_later(PAUSE_POLL_SECONDS, self._resume, fd)
+            return
         self._read_once(fd)
+
+    def _resume(self, fd: int) -> None:
+        if fd in self._pipes:
+            self.loop.add_reader(fd, self._on_readable, fd)
 
     def _read_once(self, fd: int) -> bool:
         """Read what is there; False when nothing more can be read now (empty or closed)."""

@@ -73,6 +73,11 @@ class AttemptLease:
 
 
 class RunWriter(Protocol):
+    @property
+    def backlog(self) -> int:
+        """Records waiting to be written: callers slow their producers down past a high-water mark."""
+        ...
+
     def node_event(self, event: NodeEvent) -> None: ...
 
     def log(self, line: LogLine) -> None: ...

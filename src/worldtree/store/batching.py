@@ -105,6 +105,12 @@ class BatchingWriter:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def backlog(self) -> int:
+        """Records appended and not written yet. Read without the lock: backpressure needs an
+        estimate, not a count, and the lock is the writer's hot path."""
+        return len(self._events) + len(self._lines)
+
     def node_event(self, event: NodeEvent) -> None:
         self._append(True, event)
 

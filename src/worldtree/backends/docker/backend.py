@@ -69,7 +69,8 @@ class DockerBackend:
         ref = plan.name  # the name until create returns: cleanup works at every point
         try:
             ref = await self._engine.create(plan.name, plan.body, plan.files)
-            code = await self._engine.run_attached(ref, output, needles=self._ctx.secret_values)
+            code = await self._engine.run_attached(ref, output, needles=self._ctx.secret_values,
+                                                   paused=self._ctx.output_paused)
         except asyncio.CancelledError:
             await self._unstoppable(self._engine.stop_and_remove(ref, self._ctx.grace_seconds))
             raise

@@ -19,7 +19,7 @@ from typing import Any
 import aiodocker
 import aiohttp
 
-from worldtree.backends.base import OutputSink
+from worldtree.backends.base import OutputSink, output_room
 from worldtree.backends.spawn import LineSplitter
 from worldtree.errors import BackendError, ConnectError
 
@@ -139,7 +139,8 @@ class Engine:
         return str(container.id)
 
     async def run_attached(self, container_id: str, output: OutputSink,
-                           on_started: Callable[[], None] | None = None, needles: list[str] | None = None) -> int:
+                           on_started: Callable[[], None] | None = None, needles: list[str] | None = None,
+                           paused: Callable[[], bool] | None = None) -> int:
         """Start a created container, stream its output line by line, return its exit code.
 
         Lines go through the host backend's splitter (``backends.spawn.LineSplitter``): an endless
@@ -155,6 +156,7 @@ class Engine:
                     on_started()
                 while (msg := await stream.read_out()) is not None:
                     (err if msg.stream == 2 else out).feed(msg.data)
+                    await output_room(paused)  # the store is behind: the engine's socket buffer fills
             out.close()
             err.close()
             # Output EOF means the process is gone; inspect is cheaper than /wait (Podman polls).

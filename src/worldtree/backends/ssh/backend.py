@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import asyncssh
 
 from worldtree.backends import child_env
-from worldtree.backends.base import OutputSink, RunContext, StepRequest
+from worldtree.backends.base import OutputSink, RunContext, StepRequest, output_room
 from worldtree.backends.spawn import LineSplitter
 from worldtree.backends.ssh import remote
 from worldtree.connectors.ssh import transfer
@@ -116,9 +117,10 @@ class SshBackend:
                 output("stdout", line)
 
             needles = self.ctx.secret_values
-            pumps = [asyncio.ensure_future(_pump(proc.stdout, LineSplitter(stdout, needles))),
+            paused = self.ctx.output_paused
+            pumps = [asyncio.ensure_future(_pump(proc.stdout, LineSplitter(stdout, needles), paused)),
                      asyncio.ensure_future(_pump(proc.stderr, LineSplitter(
-                         lambda line: output("stderr", line), needles)))]
+                         lambda line: output("stderr", line), needles), paused))]
             try:
                 proc.stdin.write(script.encode())
                 proc.stdin.write_eof()
@@ -181,11 +183,14 @@ class SshBackend:
             await transfer.download(conn, target, remote_path, local)
 
 
-async def _pump(reader: asyncssh.SSHReader[bytes], splitter: LineSplitter) -> None:
+async def _pump(reader: asyncssh.SSHReader[bytes], splitter: LineSplitter,
+                paused: Callable[[], bool] | None = None) -> None:
     """Bytes as they come, through the one line splitter (line limit, secret-safe cuts): a
-    remote process printing one endless line costs LINE_LIMIT of memory, not all of it."""
+    remote process printing one endless line costs LINE_LIMIT of memory, not all of it. While
+    the store is behind, reading waits (SSH flow control then slows the remote process)."""
     while chunk := await reader.read(_READ):
         splitter.feed(chunk)
+        await output_room(paused)
     splitter.close()
 
 
