@@ -93,6 +93,10 @@ def test_an_interrupted_run_and_its_running_node_are_shown_interrupted() -> None
     assert run_view.node_state(live, node) == "running"
     assert run_view.duration(_now(), None) == "running"
     assert run_view.duration(_now(), _now() + timedelta(seconds=2)) == "2.00s"
+    # the runner's last heartbeat bounds how long an interrupted run ran
+    seen = _run("interrupted", last_seen=_now() + timedelta(seconds=3))
+    assert run_view.duration(seen.started_at, None, interrupted=True, last_seen=seen.last_seen) == "3.00s?"
+    assert run_view.node_line(seen, node, None).split()[:2] == ["interrupted", "3.00s?"]
 
 
 def test_a_node_reused_twice_shows_the_attempt_that_ran_it() -> None:

@@ -319,7 +319,8 @@ def runs_list(
         typer.echo("no runs yet; start one with `worldtree run FILE`")
         return
     for r in records:
-        shown = run_view.duration(r.started_at, r.finished_at, interrupted=r.state == run_view.INTERRUPTED)
+        shown = run_view.duration(r.started_at, r.finished_at, interrupted=r.state == run_view.INTERRUPTED,
+                                  last_seen=r.last_seen)
         typer.echo(f"{r.run_id}  {r.state:<11}  attempt {r.attempt}  {_fmt_time(r.created_at)}  "
                    f"{shown:>11}  {r.name}")
 
@@ -345,10 +346,11 @@ def runs_show(
     if as_json:
         typer.echo(json.dumps(_run_json(record, nodes=True), indent=2))
         return
-    interrupted = record.state == run_view.INTERRUPTED
+    took = run_view.duration(record.started_at, record.finished_at,
+                             interrupted=record.state == run_view.INTERRUPTED, last_seen=record.last_seen)
     typer.echo(f"run {record.run_id}: {record.name}\n  state: {record.state}\n  attempt: {record.attempt}\n"
                f"  source: {record.source}\n  workdir: {record.workdir}\n  created: {_fmt_time(record.created_at)}\n"
-               f"  duration: {run_view.duration(record.started_at, record.finished_at, interrupted=interrupted)}")
+               f"  duration: {took}")
     @functools.cache
     def earlier(attempt: int) -> list[Any]:
         return list(store.node_records(record.run_id, attempt))

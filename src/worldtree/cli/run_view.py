@@ -18,12 +18,18 @@ INTERRUPTED = "interrupted"
 _UNFINISHED = ("running", "pending")
 
 
-def duration(start: datetime | None, end: datetime | None, *, interrupted: bool = False) -> str:
-    """``12.34s``; ``running`` while live; ``interrupted`` once its process is gone without an end."""
+def duration(start: datetime | None, end: datetime | None, *, interrupted: bool = False,
+             last_seen: datetime | None = None) -> str:
+    """``12.34s``; ``running`` while live; once its process is gone without an end, the time
+    until its runner was last seen alive (``12.34s?``), or ``interrupted`` when that is unknown."""
     if start is None:
         return "-"
     if end is None:
-        return INTERRUPTED if interrupted else "running"
+        if not interrupted:
+            return "running"
+        if last_seen is None or last_seen < start:
+            return INTERRUPTED
+        return f"{(last_seen - start).total_seconds():.2f}s?"
     return f"{(end - start).total_seconds():.2f}s"
 
 
@@ -57,7 +63,7 @@ def node_line(run: RunRecord, node: NodeRecord, origin: int | None) -> str:
     elif node.reason:
         extra += f"  [{node.reason}]"
     extra += f"  {sanitize(node.error)}" if node.error else ""
-    shown = duration(node.started_at, node.finished_at, interrupted=state == INTERRUPTED)
+    shown = duration(node.started_at, node.finished_at, interrupted=state == INTERRUPTED, last_seen=run.last_seen)
     return f"  {state:<11} {shown:>11}  {node.node}{extra}"
 
 

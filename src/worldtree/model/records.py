@@ -83,6 +83,8 @@ class RunRecord:
     nodes: list[NodeRecord] = field(default_factory=list)
     cancel_reason: str | None = None  # set once a cancel was requested (``request_cancel``)
     graph_version: int = 1  # the IR schema version ``graph_json`` was written in
+    #: the latest attempt's last heartbeat: how long an interrupted run got before its runner died
+    last_seen: datetime | None = None
     #: the latest attempt's scope deadlines (scope id -> wall clock), for a process taking the run over
     scope_deadlines: dict[str, datetime] = field(default_factory=dict)
 

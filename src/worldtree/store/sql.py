@@ -183,7 +183,7 @@ def _run_query(*, with_graph: bool) -> Any:
                runs.c.created_at, runs.c.started_at, runs.c.finished_at, runs.c.options_json,
                runs.c.cancel_reason, runs.c.graph_version,
                attempts.c.state.label("attempt_state"), attempts.c.pid, attempts.c.hostname,
-               attempts.c.lease_expires_at, attempts.c.scope_deadlines_json]
+               attempts.c.lease_expires_at, attempts.c.scope_deadlines_json, attempts.c.heartbeat_at]
     if with_graph:
         columns.append(runs.c.graph_json)
     return select(*columns).select_from(runs.outerjoin(
@@ -200,7 +200,8 @@ def _run_record(row: Row[Any], now: datetime, *, with_graph: bool) -> RunRecord:
         workdir=row.workdir, created_at=row.created_at, started_at=row.started_at,
         finished_at=row.finished_at, graph_json=row.graph_json if with_graph else "",
         options=json.loads(row.options_json or "{}"), cancel_reason=row.cancel_reason,
-        graph_version=row.graph_version, scope_deadlines=_scope_deadlines(row.scope_deadlines_json))
+        graph_version=row.graph_version, scope_deadlines=_scope_deadlines(row.scope_deadlines_json),
+        last_seen=row.heartbeat_at)
 
 
 def _scope_deadlines(text: str | None) -> dict[str, datetime]:
