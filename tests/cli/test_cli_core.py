@@ -140,3 +140,12 @@ def test_a_step_printing_faster_than_the_store_writes_is_slowed_not_failed(cli: 
     runs = json.loads(cli("runs", "--json").stdout)
     stored = cli("logs", str(runs[0]["run_id"]), "--raw").stdout.count("y\n")
     assert shown > 10_000 and stored >= shown
+
+
+def test_a_step_named_after_a_secret_value_is_refused_before_anything_is_stored(cli: Cli) -> None:
+    cli.write("secrets.env", "TOKEN=hunter22\n")
+    cli.write("p.yaml", "jobs:\n  deploy-hunter22:\n    secrets: [TOKEN]\n    steps: [{run: 'true'}]\n")
+    proc = cli("run", "p.yaml", "--secrets-file", "secrets.env")
+    assert proc.returncode == 2 and "contains a secret value" in proc.stderr
+    assert "hunter22" not in proc.stdout + proc.stderr
+    assert json.loads(cli("runs", "--json").stdout or "[]") == []

@@ -215,9 +215,19 @@ def _stored_graph(graph: ExecutionGraph) -> str:
 
 
 def _secrets_and_masker(graph: ExecutionGraph, secrets_file: str | None) -> tuple[dict[str, str], Masker]:
-    """The run's secret values, and a masker for them and for credentials written in the file."""
+    """The run's secret values, and a masker for them and for credentials written in the file.
+
+    A node whose name holds a secret value is refused: node ids are stored and shown by every
+    reader (``runs show``, ``logs``), none of which has the secrets to mask them with.
+    """
     secrets = load_secrets(secret_names(graph), secrets_file)
-    return secrets, Masker([*secrets.values(), *literal_credentials(graph)])
+    masker = Masker([*secrets.values(), *literal_credentials(graph)])
+    if masker:
+        for node in graph.nodes:
+            if masker.mask(node.id) != node.id or masker.mask(node.path) != node.path:
+                raise UsageError(f"the name of {masker.mask(node.path)!r} contains a secret value; rename it "
+                                 "(names are stored and shown unmasked by `runs show` and `logs`)")
+    return secrets, masker
 
 
 def _reusable(graph: ExecutionGraph, nodes: list[NodeRecord]) -> dict[str, int]:
