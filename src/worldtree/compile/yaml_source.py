@@ -1,7 +1,8 @@
-"""YAML -> plain Python data plus a map from each value's path to its position in the file.
+"""YAML -> plain Python data, and a way back from each value's path to its place in the file.
 
-PyYAML's composer gives every node a start mark; constructing the data ourselves from the
-node tree keeps those marks, so the loader can point any later error at ``file:line:col``.
+PyYAML's composer gives every node a start mark. Values are built from the node tree without
+their paths; :class:`Positions` walks the same tree only when a diagnostic asks where a value is
+(building 100,000 path tuples up front cost a third of loading the 2,000-job benchmark file).
 Mapping keys stay strings exactly as written: YAML 1.1 would turn ``on:`` (seed 002's trigger
 key) into ``True``.
 
@@ -12,19 +13,22 @@ of 394 bytes otherwise expands to gigabytes). Both are located errors, not crash
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from worldtree.compile.diagnostics import Diagnostic
 
 try:  # the C parser is ~10x faster on large pipelines (the 830 KB benchmark file)
-    _Loader: type = yaml.CSafeLoader
+    _Base: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - libyaml missing
-    _Loader = yaml.SafeLoader
+    _Base = yaml.SafeLoader
 
 Path = tuple[str | int, ...]
-Positions = dict[Path, tuple[int, int]]
 
 #: Bigger documents are refused unread (the 2,000-job benchmark file is 830 KB).
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
@@ -36,13 +40,61 @@ MAX_DEPTH = 200
 
 _constructor = yaml.constructor.SafeConstructor()
 _STR = "tag:yaml.org,2002:str"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
 _MERGE = "tag:yaml.org,2002:merge"
+#: The safe loader's YAML 1.1 implicit types (bool, int, float, null, timestamp, merge) by first character.
+_ANY_FIRST: tuple[tuple[str, Any], ...] = tuple(_Base.yaml_implicit_resolvers.get(None, []))
+_IMPLICIT: dict[str, tuple[tuple[str, Any], ...]] = {
+    first: tuple(resolvers) + _ANY_FIRST
+    for first, resolvers in _Base.yaml_implicit_resolvers.items() if first is not None}
+
+
+class _Loader(_Base):  # type: ignore[misc,valid-type]
+    """The safe loader with the stock tag resolution done without its per-node overhead.
+
+    The C composer asks Python for every node's tag; the stock resolver's answer (a resolver list
+    built per call, path-resolver hooks the safe loader never registers) was a fifth of the time.
+    Same regular expressions, same tags: explicit tags (``!!int "1"``, ``!custom``) are kept.
+    """
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is ScalarNode:
+            if implicit[0]:
+                for tag, regexp in _IMPLICIT.get(value[:1], _ANY_FIRST):
+                    if regexp.match(value):
+                        return tag
+            return _STR
+        return _SEQ if kind is SequenceNode else _MAP
 
 
 class YamlSourceError(Exception):
     def __init__(self, diagnostic: Diagnostic) -> None:
         self.diagnostic = diagnostic
         super().__init__(diagnostic.render())
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a document becomes objects.
+
+    Loading builds a few hundred thousand objects that live to the end (nodes, values, models);
+    every collection would walk all of them again (half the load time of the benchmark file),
+    and none of them forms a cycle to collect.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def load_yaml(text: str, filename: str) -> tuple[Any, Positions, list[Diagnostic]]:
@@ -67,12 +119,11 @@ def load_yaml(text: str, filename: str) -> tuple[Any, Positions, list[Diagnostic
     except RecursionError:
         raise YamlSourceError(Diagnostic("error", "yaml", f"the document nests deeper than {MAX_DEPTH} levels; "
                                          "flatten it", filename)) from None
-    positions: Positions = {}
     diagnostics: list[Diagnostic] = []
     if root is None:
-        return None, positions, diagnostics
-    data = _Builder(filename, positions, diagnostics).build(root, ())
-    return data, positions, diagnostics
+        return None, Positions(None), diagnostics
+    data = _Builder(filename, diagnostics).build(root, 0)
+    return data, Positions(root), diagnostics
 
 
 def too_large(size: int, filename: str) -> Diagnostic:
@@ -80,29 +131,92 @@ def too_large(size: int, filename: str) -> Diagnostic:
                       "split the pipeline into smaller files", filename)
 
 
-def _error(code: str, message: str, filename: str, node: yaml.Node) -> YamlSourceError:
-    return YamlSourceError(Diagnostic("error", code, message, filename, node.start_mark.line + 1,
-                                      node.start_mark.column + 1))
+def _at(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _error(code: str, message: str, filename: str, node: Node) -> YamlSourceError:
+    return YamlSourceError(Diagnostic("error", code, message, filename, *_at(node)))
+
+
+def _merge_sources(node: Node) -> list[Node]:
+    """The mappings a ``<<:`` value names: one alias, or a list of them."""
+    return list(node.value) if isinstance(node, SequenceNode) else [node]
+
+
+class Positions:
+    """Data path -> (line, col) of the value there, or of its key for a path ending in ``"__key__"``.
+
+    Looked up in the node tree on demand: a path is followed the way the data was built (the
+    last of duplicate keys, explicit keys before ``<<:`` merges, the first merge source that has
+    the key), so a merged value points at the anchor that wrote it.
+    """
+
+    def __init__(self, root: Node | None) -> None:
+        self._root = root
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, tuple) and self._find(path) is not None
+
+    def __getitem__(self, path: Path) -> tuple[int, int]:
+        node = self._find(path)
+        if node is None:
+            raise KeyError(path)
+        return _at(node)
+
+    def _find(self, path: tuple[Any, ...]) -> Node | None:
+        node = self._root
+        want_key = bool(path) and path[-1] == "__key__"
+        parts = path[:-1] if want_key else path
+        for i, part in enumerate(parts):
+            if node is None:
+                return None
+            pair = _child(node, part, 0)
+            if pair is None:
+                return None
+            key_node, node = pair
+            if want_key and i == len(parts) - 1:
+                return key_node
+        return None if want_key else node
+
+
+def _child(node: Node, part: Any, depth: int) -> tuple[Node | None, Node] | None:
+    """(key node, value node) of ``part`` in a mapping or sequence node, or None."""
+    if isinstance(node, SequenceNode):
+        if type(part) is int and 0 <= part < len(node.value):
+            return None, node.value[part]
+        return None
+    if not isinstance(node, MappingNode) or depth > MAX_DEPTH:
+        return None
+    for key_node, value_node in reversed(node.value):
+        if isinstance(key_node, ScalarNode) and key_node.tag != _MERGE and key_node.value == part:
+            return key_node, value_node
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE:
+            for source in _merge_sources(value_node):
+                found = _child(source, part, depth + 1)
+                if found is not None:
+                    return found
+    return None
 
 
 class _Builder:
     """Node tree -> data. A node met a second time was reached through an alias: its copy counts
     against MAX_ALIAS_NODES, so expansion stops at the bound, not when memory runs out."""
 
-    def __init__(self, filename: str, positions: Positions, diags: list[Diagnostic]) -> None:
+    def __init__(self, filename: str, diags: list[Diagnostic]) -> None:
         self.filename = filename
-        self.positions = positions
         self.diags = diags
         self.seen: set[int] = set()
         self.copies = 0
         self.copying = 0  # > 0 while inside a node reached through an alias
 
-    def build(self, node: yaml.Node, path: Path) -> Any:
-        if isinstance(node, yaml.ScalarNode):  # the hot path: most nodes; a scalar alias cannot multiply
+    def build(self, node: Node, depth: int) -> Any:
+        if node.__class__ is ScalarNode:  # the hot path: most nodes; a scalar alias cannot multiply
             if self.copying:
                 self._count(node)
-            return self._value(node, path)
-        if len(path) > MAX_DEPTH:  # also stops an alias to its own ancestor (`a: &a [*a]`)
+            return self._scalar(node)
+        if depth > MAX_DEPTH:  # also stops an alias to its own ancestor (`a: &a [*a]`)
             raise _error("too-deep", f"the document nests deeper than {MAX_DEPTH} levels; flatten it (or remove "
                          "an alias that refers to itself)", self.filename, node)
         key = id(node)
@@ -110,71 +224,72 @@ class _Builder:
             self._count(node)
             self.copying += 1
             try:
-                return self._value(node, path)
+                return self._collection(node, depth)
             finally:
                 self.copying -= 1
         self.seen.add(key)
-        return self._value(node, path)
+        return self._collection(node, depth)
 
-    def _count(self, node: yaml.Node) -> None:
+    def _count(self, node: Node) -> None:
         self.copies += 1
         if self.copies > MAX_ALIAS_NODES:
             raise _error("alias-bomb", f"aliases expand to more than {MAX_ALIAS_NODES} nodes here; a document "
                          "this repetitive is refused (a YAML \"billion laughs\"): write the values out or "
                          "use fewer nested aliases", self.filename, node)
 
-    def _value(self, node: yaml.Node, path: Path) -> Any:
-        filename, positions, diags = self.filename, self.positions, self.diags
-        positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, yaml.ScalarNode):
-            if "\x00" in node.value:
-                self._nul(node)
-            if node.tag == _STR:
-                return node.value
-            try:
-                return _constructor.construct_object(node, deep=True)
-            except (yaml.YAMLError, ValueError, OverflowError) as exc:
-                problem = getattr(exc, "problem", None) or str(exc)
-                raise _error("yaml", f"cannot read this value: {problem}; quote it to make it a string",
-                             filename, node) from None
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        if isinstance(node, yaml.MappingNode):
+    def _scalar(self, node: Node) -> Any:
+        value = node.value
+        if "\x00" in value:
+            self._nul(node)
+        if node.tag == _STR:
+            return value
+        try:
+            return _constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise _error("yaml", f"cannot read this value: {problem}; quote it to make it a string",
+                         self.filename, node) from None
+
+    def _collection(self, node: Node, depth: int) -> Any:
+        depth += 1
+        if isinstance(node, SequenceNode):
+            out_list: list[Any] = []
+            append = out_list.append
+            for item in node.value:
+                # Plain strings (a `needs` list of 50 names) skip the call; copies still count.
+                if item.__class__ is ScalarNode and item.tag == _STR and not self.copying and "\x00" not in item.value:
+                    append(item.value)
+                else:
+                    append(self.build(item, depth))
+            return out_list
+        if isinstance(node, MappingNode):
             out: dict[str, Any] = {}
-            seen: set[str] = set()
+            explicit: set[str] = set()
             for key_node, value_node in node.value:
                 if key_node.tag == _MERGE:  # `<<: *anchor` — earlier explicit keys win, as YAML says
-                    for key, value in self._merge_sources(value_node, path):
-                        out.setdefault(key, value)
+                    for source in _merge_sources(value_node):
+                        value = self.build(source, depth)
+                        if isinstance(value, dict):
+                            for k, v in value.items():
+                                out.setdefault(k, v)
                     continue
-                if not isinstance(key_node, yaml.ScalarNode):
-                    diags.append(Diagnostic("error", "yaml", "mapping keys must be plain strings", filename,
-                                            key_node.start_mark.line + 1, key_node.start_mark.column + 1))
+                if key_node.__class__ is not ScalarNode:
+                    self.diags.append(Diagnostic("error", "yaml", "mapping keys must be plain strings",
+                                                 self.filename, *_at(key_node)))
                     continue
                 key = key_node.value
                 if "\x00" in key:
                     self._nul(key_node)
-                if key in seen:
-                    diags.append(Diagnostic(
+                if key in explicit:
+                    self.diags.append(Diagnostic(
                         "error", "duplicate-key", f"duplicate key {key!r}; YAML keeps only one, remove the other",
-                        filename, key_node.start_mark.line + 1, key_node.start_mark.column + 1))
-                seen.add(key)
-                out[key] = self.build(value_node, (*path, key))
-                # Point errors about a key at the key itself, errors about its value at the value.
-                positions[(*path, key, "__key__")] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                        self.filename, *_at(key_node)))
+                explicit.add(key)
+                out[key] = self.build(value_node, depth)
             return out
         raise AssertionError(f"unknown YAML node {node!r}")  # pragma: no cover
 
-    def _nul(self, node: yaml.Node) -> None:
+    def _nul(self, node: Node) -> None:
         """NUL cannot reach a process (argv, env), a file name or the store: refuse it where it is."""
         self.diags.append(Diagnostic("error", "control-character", f"NUL character in {node.value!r}; remove it",
-                                     self.filename, node.start_mark.line + 1, node.start_mark.column + 1))
-
-    def _merge_sources(self, node: yaml.Node, path: Path) -> list[tuple[str, Any]]:
-        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
-        pairs: list[tuple[str, Any]] = []
-        for source in sources:
-            value = self.build(source, path)
-            if isinstance(value, dict):
-                pairs.extend(value.items())
-        return pairs
+                                     self.filename, *_at(node)))
