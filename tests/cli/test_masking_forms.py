@@ -61,16 +61,18 @@ jobs:
         assert needle not in blob, needle
 
 
-def test_a_step_name_holding_the_value_is_masked(sqlite_cli: Cli) -> None:
+def test_a_step_name_holding_the_value_is_refused_and_never_shown(sqlite_cli: Cli) -> None:
+    """Node ids are stored, and ``runs show``/``logs`` (which load no secrets) print them: a name
+    holding a secret value is refused before anything is stored, the value masked in the error."""
     value = "deploy-Token-4711"
     (sqlite_cli.cwd / "secrets.env").write_text(f"TOKEN={value}\n")
     sqlite_cli.write("p.yaml", f"jobs:\n  j:\n    secrets: [TOKEN]\n    steps:\n"
                                f"      - {{name: 'use {value}', run: echo hi}}\n")
     plain = sqlite_cli("run", "p.yaml", "--secrets-file", "secrets.env")
-    assert plain.returncode == 0, plain.stderr
-    assert "[j/use ***] hi" in plain.stdout
+    assert plain.returncode == 2 and "'j/use ***' contains a secret value" in plain.stderr
     as_json = sqlite_cli("run", "p.yaml", "--secrets-file", "secrets.env", "--json")
     assert value not in plain.stdout + plain.stderr + as_json.stdout + as_json.stderr
+    assert sqlite_cli("runs", "--json").stdout.strip() in ("", "[]")
 
 
 def test_plan_masks_a_literal_credential_in_every_form(sqlite_cli: Cli) -> None:
