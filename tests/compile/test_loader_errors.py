@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
 
-from worldtree.compile.loader import load_pipeline
+from worldtree.compile.loader import load_pipeline, load_pipeline_text
 from worldtree.errors import SpecError
 
 CASES = Path(__file__).parent / "cases"
@@ -36,3 +37,13 @@ def test_missing_file_is_a_located_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_pipeline(tmp_path / "nope.yaml")
     assert info.value.diagnostics[0].render().endswith("nope.yaml:1:1: error: no such file; check the path")
+
+
+def test_garbage_collection_resumes_after_a_load_fails() -> None:
+    """Loading pauses the cyclic collector (speed); a bad file must not leave it off for the run."""
+    assert gc.isenabled()
+    with pytest.raises(SpecError):
+        load_pipeline_text("jobs: {a: {needs: [a], run: 'true'}}\n")
+    assert gc.isenabled()
+    load_pipeline_text("jobs: {a: {run: 'true'}}\n")
+    assert gc.isenabled()

@@ -6,7 +6,9 @@ All diagnostics are collected before anything is raised: a user fixes a file in 
 from __future__ import annotations
 
 import difflib
+import functools
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,14 @@ from pydantic import BaseModel, ValidationError
 
 from worldtree.compile.diagnostics import Diagnostic
 from worldtree.compile.jobs import JobEntry, job_dependencies, job_entries
-from worldtree.compile.yaml_source import MAX_DOCUMENT_BYTES, Positions, YamlSourceError, load_yaml, too_large
+from worldtree.compile.yaml_source import (
+    MAX_DOCUMENT_BYTES,
+    Positions,
+    YamlSourceError,
+    load_yaml,
+    paused_gc,
+    too_large,
+)
 from worldtree.errors import SpecError
 from worldtree.model.conditions import ConditionError, parse
 from worldtree.model.engines import check_engine
@@ -47,6 +56,11 @@ def load_pipeline(path: str | Path, *, strict: bool = False) -> LoadedPipeline:
 
 
 def load_pipeline_text(text: str, filename: str = "<string>", *, strict: bool = False) -> LoadedPipeline:
+    with paused_gc():
+        return _load(text, filename, strict)
+
+
+def _load(text: str, filename: str, strict: bool) -> LoadedPipeline:
     try:
         data, positions, diags = load_yaml(text, filename)
     except YamlSourceError as exc:
@@ -62,11 +76,12 @@ def load_pipeline_text(text: str, filename: str = "<string>", *, strict: bool = 
     except ValidationError as exc:
         diags.extend(_validation_diagnostics(exc, locate))
         raise SpecError(_sorted(diags)) from None
+    entries = job_entries(spec)
     diags.extend(_unknown_keys(spec, (), locate, strict))
-    diags.extend(_unsupported_seed_fields(spec, locate))
-    diags.extend(_check_names_and_needs(spec, locate))
+    diags.extend(_unsupported_seed_fields(entries, locate))
+    diags.extend(_check_names_and_needs(spec, entries, locate))
     diags.extend(_literal_engine_credentials(data, (), locate))
-    diags.extend(_engines_and_shells(spec, locate))
+    diags.extend(_engines_and_shells(spec, entries, locate))
     if any(d.severity == "error" for d in diags):
         raise SpecError(_sorted(diags))
     return LoadedPipeline(spec=spec, source=filename, warnings=_sorted(diags))
@@ -153,9 +168,9 @@ def _unknown_keys(model: BaseModel, path: tuple[Any, ...], locate: _Locator, str
         where = _dotted(path) or "the pipeline"
         out.append(locate.error("unknown-key", f"unknown key `{key}` in {where}; {hint}", (*path, key),
                                 key=True, severity="error" if strict else "warning"))
-    for name, fld in type(model).model_fields.items():
+    for name, key in _nested_fields(type(model)):
         value = getattr(model, name)
-        sub = (*path, fld.alias or name)
+        sub = (*path, key)
         if isinstance(value, BaseModel):
             out.extend(_unknown_keys(value, sub, locate, strict))
         elif isinstance(value, list):
@@ -169,6 +184,20 @@ def _unknown_keys(model: BaseModel, path: tuple[Any, ...], locate: _Locator, str
     return out
 
 
+@functools.cache
+def _nested_fields(cls: type[BaseModel]) -> tuple[tuple[str, str], ...]:
+    """(attribute, key) of the fields whose type names a model: only they can hold unknown keys
+    further down (a `needs` list of 50 names need not be looked through, 2,000 times)."""
+    return tuple((name, fld.alias or name) for name, fld in cls.model_fields.items()
+                 if _names_model(fld.annotation))
+
+
+def _names_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_names_model(arg) for arg in typing.get_args(annotation))
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -180,9 +209,9 @@ def _check_name(name: str, what: str, path: tuple[Any, ...], locate: _Locator) -
     return []
 
 
-def _unsupported_seed_fields(spec: PipelineSpec, locate: _Locator) -> list[Diagnostic]:
+def _unsupported_seed_fields(entries: list[JobEntry], locate: _Locator) -> list[Diagnostic]:
     out = []
-    for entry in job_entries(spec):
+    for entry in entries:
         for s, step in enumerate(entry.job.steps):
             for field_name in ("data_dir_inner", "data_dir_outer"):
                 if getattr(step, field_name) is not None:
@@ -193,9 +222,9 @@ def _unsupported_seed_fields(spec: PipelineSpec, locate: _Locator) -> list[Diagn
     return out
 
 
-def _check_names_and_needs(spec: PipelineSpec, locate: _Locator) -> list[Diagnostic]:
+def _check_names_and_needs(spec: PipelineSpec, entries: list[JobEntry], locate: _Locator) -> list[Diagnostic]:
     out: list[Diagnostic] = _check_name(spec.name, "pipeline", ("name",), locate)
-    entries = job_entries(spec)
+    names = dict.fromkeys(e.name for e in entries)  # in document order, for the suggestions
     if spec.stages is not None:
         seen_stage: set[str] = set()
         for i, stage in enumerate(spec.stages):
@@ -227,15 +256,9 @@ def _check_names_and_needs(spec: PipelineSpec, locate: _Locator) -> list[Diagnos
                                         f"{entry.name!r}; step names must be unique within a job",
                                         (*entry.path, "steps", s, "name")))
             step_names.add(step.name)
-        for n, need in enumerate(entry.job.needs):
-            if need not in seen_job and need not in {e.name for e in entries}:
-                close = difflib.get_close_matches(need, [e.name for e in entries], n=1)
-                hint = f"did you mean {close[0]!r}?" if close else "`needs` takes names of jobs in this file"
-                out.append(locate.error("unknown-need", f"job {entry.name!r} needs {need!r}, which is not a "
-                                        f"job of this pipeline; {hint}", (*entry.path, "needs", n)))
-            elif need == entry.name:
-                out.append(locate.error("cycle", f"job {entry.name!r} needs itself; remove it from `needs`",
-                                        (*entry.path, "needs", n)))
+        needs = entry.job.needs
+        if entry.name in needs or not all(map(names.__contains__, needs)):
+            out.extend(_check_needs(entry, names, locate))
     if out:
         return out
     out.extend(_check_node_ids(spec, entries, locate))
@@ -249,6 +272,21 @@ def _check_names_and_needs(spec: PipelineSpec, locate: _Locator) -> list[Diagnos
         where = (*first.path, "needs", idx) if idx is not None else first.path
         out.append(locate.error("cycle", "dependency cycle: " + " -> ".join(cycle)
                                 + "; remove one of these `needs`", where))
+    return out
+
+
+def _check_needs(entry: JobEntry, names: dict[str, None], locate: _Locator) -> list[Diagnostic]:
+    """Each of a job's `needs` that names no job, or the job itself."""
+    out = []
+    for n, need in enumerate(entry.job.needs):
+        if need not in names:
+            close = difflib.get_close_matches(need, list(names), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "`needs` takes names of jobs in this file"
+            out.append(locate.error("unknown-need", f"job {entry.name!r} needs {need!r}, which is not a "
+                                    f"job of this pipeline; {hint}", (*entry.path, "needs", n)))
+        elif need == entry.name:
+            out.append(locate.error("cycle", f"job {entry.name!r} needs itself; remove it from `needs`",
+                                    (*entry.path, "needs", n)))
     return out
 
 
@@ -295,7 +333,7 @@ def _literal_engine_credentials(data: Any, path: tuple[Any, ...], locate: _Locat
                     "literal-credential", f"a password or key is written in `{key}:`; worldtree masks it in "
                     "output and stored runs, but anyone reading this file sees it (and `worldtree retry` cannot "
                     "use it): write ${NAME} and list NAME in the job's `secrets:`", (*path, key), severity="warning"))
-            else:
+            elif isinstance(value, dict | list):  # only containers hold more keys
                 out.extend(_literal_engine_credentials(value, (*path, key), locate))
     elif isinstance(data, list):
         for i, item in enumerate(data):
@@ -304,11 +342,11 @@ def _literal_engine_credentials(data: Any, path: tuple[Any, ...], locate: _Locat
     return out
 
 
-def _engines_and_shells(spec: PipelineSpec, locate: _Locator) -> list[Diagnostic]:
+def _engines_and_shells(spec: PipelineSpec, entries: list[JobEntry], locate: _Locator) -> list[Diagnostic]:
     """``engine:`` and ``shell:`` values no backend could run (checks owned by model.engines/shell)."""
     levels: list[tuple[Any, tuple[Any, ...]]] = [(spec, ())]
     levels += [(stage, ("stages", i)) for i, stage in enumerate(spec.stages or [])]
-    for entry in job_entries(spec):
+    for entry in entries:
         levels += [(entry.job, entry.path), *((st, (*entry.path, "steps", s)) for s, st in enumerate(entry.job.steps))]
     out = []
     for level, path in levels:
@@ -328,7 +366,17 @@ def _check_condition(expression: str, path: tuple[Any, ...], locate: _Locator) -
 
 
 def _find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
-    """A cycle as a path ``a -> b -> ... -> a`` (following needs), or None. Iterative DFS."""
+    """A cycle as a path ``a -> b -> ... -> a`` (following needs), or None. Iterative DFS.
+
+    Most files list a job after the jobs it needs: then there is no cycle, and checking that
+    (at C speed, 97,500 needs in a few milliseconds) spares the walk.
+    """
+    order = {name: i for i, name in enumerate(deps)}
+    try:
+        if all(max(map(order.__getitem__, children), default=-1) < i for i, children in enumerate(deps.values())):
+            return None
+    except KeyError:  # a need outside the graph: the walk below handles it
+        pass
     color: dict[str, int] = dict.fromkeys(deps, 0)
     for start in deps:
         if color[start]:

@@ -24,7 +24,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from worldtree.compile.diagnostics import Diagnostic
 
 try:  # the C parser is ~10x faster on large pipelines (the 830 KB benchmark file)
-    _Base: type = yaml.CSafeLoader
+    _Base: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - libyaml missing
     _Base = yaml.SafeLoader
 
@@ -50,7 +50,7 @@ _IMPLICIT: dict[str, tuple[tuple[str, Any], ...]] = {
     for first, resolvers in _Base.yaml_implicit_resolvers.items() if first is not None}
 
 
-class _Loader(_Base):  # type: ignore[misc,valid-type]
+class _Loader(_Base):
     """The safe loader with the stock tag resolution done without its per-node overhead.
 
     The C composer asks Python for every node's tag; the stock resolver's answer (a resolver list
@@ -163,6 +163,10 @@ class Positions:
         if node is None:
             raise KeyError(path)
         return _at(node)
+
+    def get(self, path: Path, default: tuple[int, int] | None = None) -> tuple[int, int] | None:
+        node = self._find(path)
+        return default if node is None else _at(node)
 
     def _find(self, path: tuple[Any, ...]) -> Node | None:
         node = self._root
