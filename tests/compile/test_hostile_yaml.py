@@ -85,3 +85,14 @@ def test_a_file_over_the_size_limit_is_not_read(tmp_path: Path) -> None:
     assert info.value.diagnostics[0].render() == (
         f"{file}:1:1: error: the document is 16777217 bytes, over the limit of 16777216; "
         "split the pipeline into smaller files")
+
+
+def test_a_document_of_too_many_nodes_stops_at_the_bound_and_is_located(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node bound (tests/attack has the 15 MB flood): counted while composing, located at the first node past it."""
+    monkeypatch.setattr(yaml_source, "MAX_NODES", 10)
+    text = "name: x\nstages: []\nz:\n" + "- {}\n" * 20  # nodes: 7 before the first `{}`
+    with pytest.raises(SpecError) as info:
+        load_pipeline_text(text, "many.yaml")
+    assert [d.render() for d in info.value.diagnostics] == [
+        "many.yaml:7:3: error: the document holds more than 10 values; split the pipeline into smaller files"]
+    load_pipeline_text("name: x\njobs: {a: {run: 'true'}}\n")  # 7 nodes: under the bound
