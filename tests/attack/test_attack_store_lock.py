@@ -1,7 +1,7 @@
 """A store that stops taking writes (another connection holds a lock) must end the run as ``error``
 within seconds, loudly, with no step left running.
 
-Found by attack (issue 7): the writer notices after 5 s and cancels the steps, but the process
+Found by attack (issue 7), fixed: the writer noticed after 5 s and cancelled the steps, but the process
 then waits for the lock to go away: on SQLite three busy timeouts in a row (the flushing thread's
 batch, ``close()``'s retry of it, ``finish_attempt``: about 90 s), on PostgreSQL for as long as the
 lock is held (no ``lock_timeout`` on the writer's connection). Meanwhile the lease runs out and
@@ -68,9 +68,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(strict=True, reason="store/batching.py close() joins a flushing thread stuck on the lock, "
-                   "then retries the batch and finish_attempt with the full lock wait (SQLite 30 s each, "
-                   "PostgreSQL unbounded): the process outlives the fault by as long as the lock lasts")
 def test_run_ends_as_error_within_seconds_when_the_store_is_locked(cli: Cli) -> None:
     cli.cwd.joinpath("p.yaml").write_text(PIPELINE)
     out = cli.cwd / "run.out"

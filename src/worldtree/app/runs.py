@@ -24,7 +24,7 @@ from worldtree.engine.environment import RUN_ID_VAR
 from worldtree.engine.events import EngineListener
 from worldtree.engine.local import local_driver
 from worldtree.engine.masking import Masker
-from worldtree.errors import UsageError
+from worldtree.errors import StoreError, UsageError
 from worldtree.model.graph import ExecutionGraph
 from worldtree.model.records import LogLine, NodeEvent, NodeRecord
 from worldtree.model.states import DONE_OK, NodeState, RunState
@@ -333,9 +333,41 @@ def _execute(run_id: str, graph: ExecutionGraph, workdir: Workdir, store: RunSto
             state = RunState.ERROR
             raise
         finally:  # a store that failed to take the last batch must still learn the run ended
-            store.finish_attempt(run_id, attempt, state.value, token=lease.token)
+            _finish_bounded(store, run_id, attempt, state, lease.token,
+                            wait=FINISH_WAIT_AFTER_FAULT if driver.fault else None)
     kept = workdir.path if workdir.created and state != RunState.SUCCEEDED else None
     return RunResult(run_id, attempt, state, driver.states, kept_workdir=kept, fault=driver.fault)
+
+
+#: Once the store failed during the run, how long recording its end may wait (a lock another
+#: session holds must not keep the process alive; readers then see the run as interrupted).
+FINISH_WAIT_AFTER_FAULT = 3.0
+
+
+def _finish_bounded(store: RunStore, run_id: str, attempt: int, state: RunState, token: int,
+                    wait: float | None) -> None:
+    """``store.finish_attempt``, given up after ``wait`` seconds (None: as long as it takes)."""
+    if wait is None:
+        store.finish_attempt(run_id, attempt, state.value, token=token)
+        return
+    import threading
+
+    failure: list[BaseException] = []
+
+    def finish() -> None:
+        try:
+            store.finish_attempt(run_id, attempt, state.value, token=token)
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=finish, name=f"worldtree-finish-{run_id}", daemon=True)
+    worker.start()
+    worker.join(wait)
+    if worker.is_alive():
+        raise StoreError(f"could not record the end of run {run_id} within {wait:g} s: the store is not taking "
+                         "writes; it will show as interrupted, and `worldtree retry` can run it again")
+    if failure:
+        raise failure[0]
 
 
 def _load_config(path: str | None) -> dict[str, object]:

@@ -40,7 +40,12 @@ from worldtree.store.tx import Tx
 FLUSH_INTERVAL = 0.1  # seconds
 BATCH_SIZE = 500
 HEARTBEAT_INTERVAL = 1.0  # renews a lease of LEASE_SECONDS (30 s)
-FAULT_AFTER = 5.0  # seconds a batch may stay unwritten before on_fault hears of it
+FAULT_AFTER = 5.0  # seconds a batch may keep failing before on_fault hears of it
+#: seconds one write may stay in flight (waiting for a lock another writer holds) before it counts
+#: as a store that stopped taking writes: busy runs sharing one SQLite file queue for its lock
+STALL_AFTER = 12.0
+#: seconds close() waits for a flushing thread stuck in a write once a fault was reported
+CLOSE_AFTER_FAULT = 2.0
 MAX_BUFFERED = 200_000  # items; past this, on_fault and appends raise StoreError
 BACKOFF_MAX = 1.0
 
@@ -148,9 +153,14 @@ class BatchingWriter:
         self._stopping = True
         self._halt.set()
         self._wake.set()
-        for thread in self._threads:
-            thread.join()
+        faulted = self._fault is not None
+        for thread in self._threads:  # once the store is known broken, a write stuck on a lock is not awaited
+            thread.join(CLOSE_AFTER_FAULT if faulted else None)
         _open_writers.discard(self)
+        if any(thread.is_alive() for thread in self._threads):
+            why = _reason(self._fault) if self._fault is not None else "a write has not returned"
+            raise StoreError(f"run {self.run_id}: the store stopped taking writes ({why}); "
+                             "the last records could not be written")
         try:
             self.flush()  # a no-op unless the thread's last batch failed: then retry it, loudly
         finally:
@@ -182,9 +192,10 @@ class BatchingWriter:
         since, exc = self._unwritten_since, self._last_error
         with self._lock:
             waiting = len(self._events) + len(self._lines)
-        if waiting >= MAX_BUFFERED or (since is not None and time.monotonic() - since >= FAULT_AFTER):
+        limit = FAULT_AFTER if exc is not None else STALL_AFTER
+        if waiting >= MAX_BUFFERED or (since is not None and time.monotonic() - since >= limit):
             why = f": {_reason(exc)}" if exc is not None else " (a write has not returned)"
-            self._report(StoreError(f"cannot write run {self.run_id} to the store for {FAULT_AFTER:g} s "
+            self._report(StoreError(f"cannot write run {self.run_id} to the store for {limit:g} s "
                                     f"({waiting} records waiting){why}"))
 
     def _flush_once(self) -> None:
@@ -266,9 +277,11 @@ class BatchingWriter:
                                                            self._lease_seconds, datetime.now(UTC))
             except Exception as exc:
                 failing_since = failing_since or time.monotonic()
-                if time.monotonic() - failing_since >= FAULT_AFTER:
+                # The lease holds for _lease_seconds: other writers' locks may delay renewals that long/2.
+                allowed = max(FAULT_AFTER, self._lease_seconds / 2)
+                if time.monotonic() - failing_since >= allowed:
                     self._report(StoreError(f"cannot renew the lease of run {self.run_id} for "
-                                            f"{FAULT_AFTER:g} s: {_reason(exc)}"))
+                                            f"{allowed:g} s: {_reason(exc)}"))
                 continue
             failing_since = None
             if not held:
