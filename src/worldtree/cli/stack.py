@@ -1,0 +1,100 @@
+"""``worldtree stack``: validate, plan and apply StackFlow stacks (a thin client of worldtree.stack)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+stack_app = typer.Typer(help="StackFlow stacks: validate, plan dns/iac/deploy/observe, gated apply through plugins.",
+                        no_args_is_help=True)
+
+StackFile = Annotated[str, typer.Argument(help="StackFlow v1alpha1 YAML file.")]
+EnvOpt = Annotated[str, typer.Option("--env", help="Shallow-merge global.environments.<env> into global.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Directory for the stackflow.*.json files and the summary.")]
+PhaseArg = Annotated[str, typer.Argument(help="dns, iac, deploy, observe or all.")]
+
+
+def _guard(fn: Any) -> Any:
+    from worldtree.cli.main import _guard as guard
+
+    return guard(fn)
+
+
+@stack_app.command("validate")
+def validate_cmd(file: StackFile, env: EnvOpt = "", out: OutOpt = Path(".")) -> None:
+    """Check a stack; writes stackflow.validate.json ({ok, stack, domain, dns_provider, cloud, targets, env})."""
+    from worldtree.errors import SpecError
+    from worldtree.stack import artifacts, load_stack
+    from worldtree.stack.service import validation_result
+
+    def run() -> dict[str, Any]:
+        try:
+            result = validation_result(load_stack(file, env))
+        except SpecError as exc:
+            artifacts.write_json(artifacts.validate_path(out), {"ok": False, "env": env.strip(),
+                                                                "errors": [d.as_dict() for d in exc.diagnostics]})
+            raise
+        artifacts.write_json(artifacts.validate_path(out), result)
+        return result
+
+    typer.echo(json.dumps(_guard(run), indent=2))
+
+
+@stack_app.command("plan")
+def plan_cmd(phase: PhaseArg, file: StackFile, env: EnvOpt = "", out: OutOpt = Path(".")) -> None:
+    """Write stackflow.<phase>-plan.json and stackflow.summary.md (no credentials needed).
+
+    The summary is also appended to $GITHUB_STEP_SUMMARY when it is set.
+    """
+    from worldtree.stack import artifacts, load_stack
+    from worldtree.stack.service import write_plans
+
+    plans = _guard(lambda: write_plans(load_stack(file, env), phase, out))
+    for name in plans:
+        typer.echo(str(artifacts.plan_path(out, name)))
+    typer.echo(str(out / artifacts.SUMMARY_FILE))
+
+
+@stack_app.command("apply")
+def apply_cmd(
+    phase: PhaseArg,
+    file: StackFile,
+    plan: Annotated[Path, typer.Option("--plan", help="Directory holding the reviewed plans (plan --out).")],
+    env: EnvOpt = "",
+    approve: Annotated[bool, typer.Option("--approve", help="Approve without asking.")] = False,
+    allow_dangerous: Annotated[bool, typer.Option("--allow-dangerous",
+                                                  help="Allow changes a plugin marks dangerous.")] = False,
+    plugins_dir: Annotated[Path, typer.Option("--plugins-dir", help="Searched before $PATH.")] = Path("plugins"),
+    plugin_timeout: Annotated[float, typer.Option("--plugin-timeout", help="Seconds per plugin call.")] = 600.0,
+) -> None:
+    """Apply reviewed plans through exec plugins, after approval, refusing stale plans.
+
+    Approval: --approve, WORLDTREE_APPLY_APPROVED=1 (set by a gated CI environment), or "yes" at
+    the prompt when stdin is a terminal.
+    """
+    from worldtree.stack import load_stack
+    from worldtree.stack.apply import ApplyOptions, apply_plans
+
+    loaded = _guard(lambda: load_stack(file, env))
+    approved = approve or os.environ.get("WORLDTREE_APPLY_APPROVED", "") == "1"
+    if not approved and sys.stdin.isatty():
+        approved = typer.confirm(f"Apply {phase} of stack {loaded.stack.name}"
+                                 f"{' env ' + loaded.env if loaded.env else ''} from {plan}?", default=False)
+    options = ApplyOptions(approved=approved, allow_dangerous=allow_dangerous, plugins_dir=plugins_dir,
+                           timeout=plugin_timeout, on_log=lambda line: typer.echo(f"[plugin] {line}", err=True))
+    results = _guard(lambda: apply_plans(loaded, phase, plan, options))
+    typer.echo(json.dumps(results, indent=2))
+    raise typer.Exit(0 if all(r["ok"] for r in results.values()) else 1)
+
+
+@stack_app.command("schema")
+def schema_cmd() -> None:
+    """Print the JSON Schema of a StackFlow stack document."""
+    from worldtree.stack import stack_json_schema
+
+    typer.echo(json.dumps(stack_json_schema(), indent=2))

@@ -1,0 +1,170 @@
+"""Apply reviewed plans through exec plugins: refused unless approved and still current.
+
+Order of checks, all before any plugin runs: approval (the caller decides how: ``--approve``, a
+prompt, ``WORLDTREE_APPLY_APPROVED=1``), one applier per stack and env (an exclusive lock file
+in the plan directory), then for every phase asked for: the plan file's digest equals the digest
+of the stack, env and recorded state now ("plan was made for a different stack or state; run
+plan again"), and its content is what the stack gives (an edited plan file is refused too).
+
+Then phases run in order dns → iac → deploy → observe, one plugin call per provider/engine/type
+in a phase, each plugin that has a ``plan`` subcommand asked first whether any change is
+``dangerous`` (refused without ``allow_dangerous``); a plugin without one receives
+``allowDangerous`` in its apply request and must not make such changes when it is false.
+After each phase the state file records what the plugins reported (``after`` per resource, ``outputs`` per target) and
+``stackflow.<phase>-apply.json`` holds ``{ok, changes[], links[], artifacts[]}``; a phase that
+fails stops the later ones.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from worldtree.errors import UsageError
+from worldtree.plugins import Plugin, find_plugin, request
+from worldtree.plugins.protocol import PluginResponse
+from worldtree.stack import artifacts
+from worldtree.stack.digest import plan_digest
+from worldtree.stack.loader import LoadedStack
+from worldtree.stack.model import Phase, Stack
+from worldtree.stack.plans import build_plan
+from worldtree.stack.service import phases_of
+from worldtree.stack.summary import apply_summary
+
+STALE = "plan was made for a different stack or state; run plan again"
+
+
+@dataclass
+class ApplyOptions:
+    approved: bool = False
+    allow_dangerous: bool = False
+    plugins_dir: Path | None = None
+    timeout: float = 600.0
+    environ: Mapping[str, str] | None = None
+    on_log: Callable[[str], None] = field(default=lambda _line: None)
+
+
+def apply_plans(loaded: LoadedStack, phase: str, plan_dir: Path, options: ApplyOptions) -> dict[str, dict[str, Any]]:
+    """Apply ``phase`` (or all) from the plans in ``plan_dir``; returns each phase's result."""
+    if not options.approved:
+        raise UsageError("apply needs approval: pass --approve, answer yes at the prompt, or run in a gated CI "
+                         "environment that sets WORLDTREE_APPLY_APPROVED=1")
+    phases = phases_of(phase)
+    with _applier_lock(plan_dir, loaded):
+        state = artifacts.read_state(plan_dir)
+        plans = _current_plans(loaded, phases, plan_dir, state)
+        results: dict[str, dict[str, Any]] = {}
+        for name in phases:
+            result = _apply_phase(loaded, name, plans[name], state, options)
+            results[name] = result
+            _record(state, name, result)
+            artifacts.write_json(artifacts.apply_path(plan_dir, name), _public(result))
+            artifacts.write_json(plan_dir / artifacts.STATE_FILE, state)
+            if not result["ok"]:
+                break
+    summary = apply_summary(loaded.stack.name, loaded.env, {k: _public(v) for k, v in results.items()})
+    artifacts.write_text(plan_dir / "stackflow.apply-summary.md", summary)
+    artifacts.append_step_summary(summary)
+    return {k: _public(v) for k, v in results.items()}
+
+
+@contextmanager
+def _applier_lock(plan_dir: Path, loaded: LoadedStack) -> Iterator[None]:
+    """One applier per stack/env: a second one is refused at once, not queued."""
+    plan_dir.mkdir(parents=True, exist_ok=True)
+    path = plan_dir / f".stackflow.{loaded.stack.name}.{loaded.env or 'default'}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"another apply of stack {loaded.stack.name} env {loaded.env or '(none)'} is running "
+                             f"(lock {path}); wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _current_plans(loaded: LoadedStack, phases: tuple[Phase, ...], plan_dir: Path,
+                   state: dict[str, Any]) -> dict[Phase, dict[str, Any]]:
+    digest = plan_digest(loaded.stack, loaded.env, state)
+    plans: dict[Phase, dict[str, Any]] = {}
+    for name in phases:
+        path = artifacts.plan_path(plan_dir, name)
+        plan = artifacts.read_json(path, f"{name} plan")
+        if not isinstance(plan, dict) or plan.get("digest") != digest:
+            raise UsageError(f"{path}: {STALE}")
+        if plan != build_plan(loaded.stack, loaded.env, name, digest):
+            raise UsageError(f"{path}: the plan file was edited after it was made; run plan again and review it")
+        plans[name] = plan
+    return plans
+
+
+def _providers(stack: Stack, phase: Phase, plan: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(plugin name, the part of the plan it applies) for each plugin a phase needs."""
+    if phase == "dns":
+        return [(stack.global_.dns_provider, plan)] if plan["records"] else []
+    if phase == "iac":
+        engines = sorted({m["engine"] for m in plan["modules"]})
+        return [(e, {**plan, "modules": [m for m in plan["modules"] if m["engine"] == e]}) for e in engines]
+    if phase == "deploy":
+        types = sorted({a["type"] for a in plan["actions"]})
+        return [(t, {**plan, "actions": [a for a in plan["actions"] if a["type"] == t]}) for t in types]
+    extra = stack.global_.model_extra or {}
+    empty = not (plan["blackboxTargets"] or plan["scrapeJobs"] or plan["alertRules"])
+    return [] if empty else [(str(extra.get("observe") or "prometheus"), plan)]
+
+
+def _apply_phase(loaded: LoadedStack, phase: Phase, plan: dict[str, Any], state: dict[str, Any],
+                 options: ApplyOptions) -> dict[str, Any]:
+    providers = _providers(loaded.stack, phase, plan)
+    plugins = [(Plugin(find_plugin(phase, name, options.plugins_dir, _path(options)), options.environ,
+                       options.timeout, options.on_log), part) for name, part in providers]
+    stack = loaded.stack.normalized()
+    merged: dict[str, Any] = {"ok": True, "changes": [], "links": [], "artifacts": [], "outputs": {}}
+    for plugin, part in plugins:
+        if plugin.info().plan and not options.allow_dangerous:
+            planned = plugin.call("plan", request(f"{phase}-plan", loaded.env, stack, part, state))
+            _refuse_dangerous(plugin.name, planned)
+        apply_request = request(f"{phase}-apply", loaded.env, stack, part, state)
+        apply_request["allowDangerous"] = options.allow_dangerous
+        response = plugin.call("apply", apply_request)
+        result = response.result()
+        merged["ok"] = merged["ok"] and result["ok"]
+        for key in ("changes", "links", "artifacts"):
+            merged[key].extend(result[key])
+        merged["outputs"].update(response.outputs)
+        if not result["ok"]:
+            break
+    return merged
+
+
+def _refuse_dangerous(name: str, response: PluginResponse) -> None:
+    dangerous = [c.resource for c in response.changes if c.dangerous]
+    if dangerous:
+        raise UsageError(f"{name} would make dangerous change(s) to {', '.join(dangerous)}; review them and "
+                         "pass --allow-dangerous to apply")
+
+
+def _record(state: dict[str, Any], phase: str, result: dict[str, Any]) -> None:
+    resources = state.setdefault("resources", {}).setdefault(phase, {})
+    for change in result["changes"]:
+        if change.get("action") in ("delete", "destroy", "remove"):
+            resources.pop(change["resource"], None)
+        else:
+            resources[change["resource"]] = change.get("after")
+    for target, values in result.get("outputs", {}).items():
+        state.setdefault("outputs", {}).setdefault(target, {}).update(values)
+
+
+def _public(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: result[k] for k in ("ok", "changes", "links", "artifacts")}
+
+
+def _path(options: ApplyOptions) -> str | None:
+    return None if options.environ is None else options.environ.get("PATH", "")

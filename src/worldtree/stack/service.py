@@ -1,0 +1,53 @@
+"""validate and plan as one call each: what the CLI (and later MCP and the server) run.
+
+Both write their artifacts into ``out`` and return the data they wrote, so an interface can
+print it without reading the files back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from worldtree.stack import artifacts
+from worldtree.stack.digest import plan_digest
+from worldtree.stack.loader import LoadedStack
+from worldtree.stack.model import PHASES, Phase
+from worldtree.stack.plans import build_plan
+from worldtree.stack.summary import plan_summary
+
+
+def validation_result(loaded: LoadedStack) -> dict[str, Any]:
+    """``stackflow.validate.json``: ``{ok, stack, domain, dns_provider, cloud, targets, env}``."""
+    s = loaded.stack
+    return {"ok": True, "stack": s.name, "domain": s.global_.domain, "dns_provider": s.global_.dns_provider,
+            "cloud": s.global_.cloud, "targets": len(s.targets), "env": loaded.env}
+
+
+def phases_of(phase: str) -> tuple[Phase, ...]:
+    """``all`` or one phase name, in apply order."""
+    if phase == "all":
+        return PHASES
+    for known in PHASES:
+        if phase == known:
+            return (known,)
+    from worldtree.errors import UsageError
+
+    raise UsageError(f"unknown phase {phase!r}; use one of {', '.join(PHASES)} or all")
+
+
+def make_plans(loaded: LoadedStack, phase: str, state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The plans for ``phase`` (or all four), all stamped with one digest."""
+    digest = plan_digest(loaded.stack, loaded.env, state)
+    return {p: build_plan(loaded.stack, loaded.env, p, digest) for p in phases_of(phase)}
+
+
+def write_plans(loaded: LoadedStack, phase: str, out: Path) -> dict[str, dict[str, Any]]:
+    """Plan against the state recorded in ``out``; write each plan and the summary there."""
+    plans = make_plans(loaded, phase, artifacts.read_state(out))
+    for name, plan in plans.items():
+        artifacts.write_json(artifacts.plan_path(out, name), plan)
+    summary = plan_summary(loaded.stack.name, loaded.env, plans)
+    artifacts.write_text(out / artifacts.SUMMARY_FILE, summary)
+    artifacts.append_step_summary(summary)
+    return plans
