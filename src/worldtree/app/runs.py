@@ -28,7 +28,7 @@ from worldtree.errors import StoreError, UsageError
 from worldtree.model.graph import ExecutionGraph
 from worldtree.model.records import LogLine, NodeEvent, NodeRecord
 from worldtree.model.states import DONE_OK, NodeState, RunState
-from worldtree.store.api import RunStore, RunWriter
+from worldtree.store.api import AttemptLease, RunStore, RunWriter
 
 
 @dataclass
@@ -297,8 +297,11 @@ def _show_committed(console: EngineListener) -> Callable[[list[NodeEvent], list[
 
 def _execute(run_id: str, graph: ExecutionGraph, workdir: Workdir, store: RunStore, options: RunOptions,
              config: dict[str, object], secrets: dict[str, str], masker: Masker, console: ListenerFactory,
-             reuse: dict[str, int] | None, expect_attempt: int, reap_leftovers: bool = False) -> RunResult:
-    lease = store.start_attempt(run_id, node_ids=[n.id for n in graph.nodes], expect_attempt=expect_attempt)
+             reuse: dict[str, int] | None, expect_attempt: int, reap_leftovers: bool = False,
+             lease: AttemptLease | None = None) -> RunResult:
+    """Claim the next attempt (or use ``lease``, one the caller claimed: the server's executors) and run it."""
+    if lease is None:
+        lease = store.start_attempt(run_id, node_ids=[n.id for n in graph.nodes], expect_attempt=expect_attempt)
     attempt = lease.attempt
     if reap_leftovers:  # only the winner of the claim: a loser must not touch the winner's steps
         _reap_leftovers(run_id, options.grace_seconds)

@@ -18,12 +18,16 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from worldtree import __version__
+from worldtree.cli.client import client_app
+from worldtree.cli.server import server_app
 from worldtree.cli.stack import stack_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run declarative pipelines the same way on a laptop, a fleet of agents, or Kubernetes.")
 runs_app = typer.Typer(help="List runs, or show one.", invoke_without_command=True, no_args_is_help=False)
 app.add_typer(runs_app, name="runs")
+app.add_typer(server_app, name="server")
+app.add_typer(client_app, name="client")
 app.add_typer(stack_app, name="stack")
 
 _state: dict[str, Any] = {"debug": False, "store": None}

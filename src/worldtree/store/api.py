@@ -133,6 +133,19 @@ class RunStore(Protocol):
         """``(run_id, attempt, node, token)`` of running nodes whose lease ended before ``now``."""
         ...
 
+    def claimable_runs(self, limit: int = 20) -> list[tuple[str, int]]:
+        """Queued server runs an executor may claim (pending, or their runner died): ``(run_id, attempt)``."""
+        ...
+
+    def requeue_run(self, run_id: str, expect_attempt: int) -> bool:
+        """A finished, not succeeded queued run back to ``pending`` (compare-and-set on the attempt)."""
+        ...
+
+    def page_runs(self, *, offset: int = 0, limit: int = 50,
+                  state: str | None = None) -> tuple[list[RunRecord], int]:
+        """Newest first, like ``list_runs``, filtered by (computed) state; and how many match."""
+        ...
+
     def get_run(self, run_id: str) -> RunRecord | None:
         """The run with its latest attempt's node records (``nodes``), or None. Accepts a unique id prefix."""
         ...

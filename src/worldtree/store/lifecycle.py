@@ -190,3 +190,36 @@ def create_run(transaction: Callable[[], AbstractContextManager[Tx]], duplicate:
             if not tries_left:
                 raise StoreError("cannot create a run: five run id collisions in a row") from None
     raise AssertionError("unreachable")
+
+
+# -- the server's durable queue -----------------------------------------------------------------
+#: The option a server sets on the runs it queues: only those are claimed by its executors (a run a
+#: ``worldtree run`` created is between ``create_run`` and its own claim, never the queue's).
+QUEUED_OPTION = "queued"
+_QUEUE_ROWS = ("SELECT r.id, r.state, r.attempt, a.state, a.pid, a.hostname, a.lease_expires_at, r.options_json "
+               "FROM runs r LEFT JOIN attempts a ON a.run_id = r.id AND a.number = r.attempt "
+               "WHERE r.state IN ('pending', 'running') AND r.options_json LIKE :queued "
+               "ORDER BY r.created_at, r.id LIMIT :limit")
+_FINISHED = frozenset(str(s) for s in (RunState.FAILED, RunState.CANCELLED, RunState.TIMED_OUT, RunState.ERROR))
+#: A retry through the server: the run goes back to the queue, compare-and-set on the attempt seen.
+RUN_REQUEUE = t.Transition(
+    "requeue", "runs", target=str(RunState.PENDING),
+    sets=("finished_at = NULL", "cancel_requested_at = NULL", "cancel_reason = NULL"),
+    where=("id = :run_id", "attempt = :expect"), sources=_FINISHED)
+
+
+def claimable_runs(tx: Tx, now: datetime, limit: int) -> list[tuple[str, int]]:
+    """Queued runs an executor may claim, oldest first, as ``(run_id, attempt seen)``: pending ones,
+    and running ones whose attempt is no longer live (its runner was killed: taken over)."""
+    found: list[tuple[str, int]] = []
+    for row in tx.rows(_QUEUE_ROWS, {"queued": f'%"{QUEUED_OPTION}": true%', "limit": limit}):
+        if not json.loads(row[7] or "{}").get(QUEUED_OPTION):
+            continue
+        if row[1] == RunState.PENDING or not _live(row, now):
+            found.append((str(row[0]), int(row[2])))
+    return found
+
+
+def requeue_run(tx: Tx, run_id: str, expect_attempt: int) -> bool:
+    """Put a finished (not succeeded) queued run back in the queue; False if it moved on meanwhile."""
+    return t.apply(tx, RUN_REQUEUE, {"run_id": run_id, "expect": expect_attempt}) == 1

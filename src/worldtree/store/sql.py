@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, and_, or_, select
+from sqlalchemy import Connection, Engine, Row, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from worldtree.errors import StoreError
@@ -109,6 +109,33 @@ class SqlRunStore:
     def expired_node_leases(self, now: datetime) -> list[tuple[str, int, str, int]]:
         with self._tx() as tx:
             return lifecycle.expired_node_leases(tx, now)
+
+    @_translated("read the queue")
+    def claimable_runs(self, limit: int = 20) -> list[tuple[str, int]]:
+        with self._read() as conn:
+            return lifecycle.claimable_runs(SqlaTx(conn), _now(), limit)
+
+    @_translated("requeue a run")
+    def requeue_run(self, run_id: str, expect_attempt: int) -> bool:
+        with self._tx() as tx:
+            return lifecycle.requeue_run(tx, run_id, expect_attempt)
+
+    @_translated("list runs")
+    def page_runs(self, *, offset: int = 0, limit: int = 50,
+                  state: str | None = None) -> tuple[list[RunRecord], int]:
+        """A page of runs; ``running`` and ``interrupted`` are told apart when reading (both stored as running)."""
+        query = _run_query(with_graph=False).order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        now = _now()
+        with self._read() as conn:
+            if state in (RunState.RUNNING, RunState.INTERRUPTED):
+                rows = conn.execute(query.where(runs.c.state == str(RunState.RUNNING))).all()
+                matching = [r for r in (_run_record(row, now, with_graph=False) for row in rows) if r.state == state]
+                return matching[offset:offset + limit], len(matching)
+            if state is not None:
+                query = query.where(runs.c.state == state)
+            total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+            rows = conn.execute(query.offset(offset).limit(limit)).all()
+        return [_run_record(row, now, with_graph=False) for row in rows], int(total)
 
     @_translated("read a run")
     def get_run(self, run_id: str) -> RunRecord | None:

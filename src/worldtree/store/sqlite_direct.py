@@ -215,6 +215,17 @@ class SqliteDirectStore:
     def get_run(self, run_id: str) -> RunRecord | None:
         return self._reader().get_run(run_id)
 
+    def claimable_runs(self, limit: int = 20) -> list[tuple[str, int]]:
+        return self._reader().claimable_runs(limit)
+
+    def requeue_run(self, run_id: str, expect_attempt: int) -> bool:
+        with self._tx("requeue a run") as tx:
+            return lifecycle.requeue_run(tx, run_id, expect_attempt)
+
+    def page_runs(self, *, offset: int = 0, limit: int = 50,
+                  state: str | None = None) -> tuple[list[RunRecord], int]:
+        return self._reader().page_runs(offset=offset, limit=limit, state=state)
+
     def list_runs(self, limit: int = 50) -> list[RunRecord]:
         return self._reader().list_runs(limit)
 

@@ -1,0 +1,139 @@
+"""An executor: claims queued runs from the store and runs them with the local machinery.
+
+The server starts ``--executors N`` of them, each on its own thread; the agents issue will run
+the same loop remotely. The queue is the store: :meth:`RunStore.claimable_runs` lists queued
+runs (pending, or whose runner died), and ``start_attempt(expect_attempt=seen)`` is the claim, a
+compare-and-set of which exactly one executor of any replica wins. The attempt's writer renews
+the lease; a replica killed with ``kill -9`` stops renewing, and when its lease ends (at once on
+the same host, where its pid is gone) another executor takes the run over as a new attempt that
+reuses the nodes that succeeded — what ``worldtree retry`` does. ``finish_attempt`` is fenced by
+the claim's token, so every attempt, and the run, ends exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from worldtree.app.runs import (
+    RunOptions,
+    RunResult,
+    _execute,
+    _load_config,
+    _load_graph,
+    _reap_leftovers,
+    _reusable,
+    _secrets_and_masker,
+)
+from worldtree.app.workdir import MARKER, prepare_workdir
+from worldtree.engine.masking import Masker
+from worldtree.errors import ConflictError, StoreError
+from worldtree.model.graph import ExecutionGraph
+from worldtree.model.records import LogLine, NodeEvent
+from worldtree.model.states import RunState
+from worldtree.store.api import LEASE_SECONDS, AttemptLease, RunStore
+
+log = logging.getLogger("worldtree.executor")
+
+#: How often an idle executor looks at the queue when nothing woke it.
+POLL_SECONDS = 0.5
+
+
+class _Quiet:
+    """The console of a run nobody watches here: followers read the store."""
+
+    def on_event(self, event: NodeEvent) -> None:
+        pass
+
+    def on_log(self, line: LogLine) -> None:
+        pass
+
+
+def _quiet(run_id: str, attempt: int, graph: ExecutionGraph, masker: Masker) -> _Quiet:
+    return _Quiet()
+
+
+class Executor:
+    """Claims and runs one run at a time until ``stop`` is set."""
+
+    def __init__(self, store: RunStore, *, name: str, lease_seconds: float = LEASE_SECONDS,
+                 grace_seconds: float = 5.0, wake: threading.Event | None = None,
+                 on_result: Callable[[RunResult], None] | None = None) -> None:
+        self.store = store
+        self.name = name
+        self.lease_seconds = lease_seconds
+        self.grace_seconds = grace_seconds
+        self.wake = wake or threading.Event()
+        self.on_result = on_result
+
+    def serve(self, stop: threading.Event) -> None:
+        """Loop: run what can be claimed, else wait for a wake-up or the poll interval."""
+        while not stop.is_set():
+            try:
+                worked = self.run_one()
+            except StoreError as exc:  # the store is away: try again later, loudly
+                log.error("executor %s: %s", self.name, exc)
+                worked = False
+            if not worked:
+                self.wake.wait(POLL_SECONDS)
+                self.wake.clear()
+
+    def run_one(self) -> bool:
+        """Claim one queued run and run it to its end; False when nothing could be claimed."""
+        for run_id, seen in self.store.claimable_runs(limit=20):
+            record = self.store.get_run(run_id)
+            if record is None:
+                continue
+            graph = _load_graph(record.graph_json)
+            try:
+                lease = self.store.start_attempt(run_id, node_ids=[n.id for n in graph.nodes], expect_attempt=seen,
+                                                 lease_seconds=self.lease_seconds)
+            except ConflictError:  # another executor (of any replica) won it
+                continue
+            if seen and record.cancel_reason:  # a new attempt starts without the old request: carry it over
+                self.store.request_cancel(run_id, record.cancel_reason)
+            reuse = _reusable(graph, record.nodes) if seen else None
+            log.info("executor %s: run %s attempt %d", self.name, run_id, lease.attempt)
+            result = self._run(record.run_id, graph, record.workdir, record.options, lease, reuse,
+                               takeover=bool(seen))
+            if self.on_result is not None:
+                self.on_result(result)
+            return True
+        return False
+
+    def _run(self, run_id: str, graph: ExecutionGraph, workdir_path: str, stored: dict[str, object],
+             lease: AttemptLease, reuse: dict[str, int] | None, *, takeover: bool) -> RunResult:
+        try:
+            secrets, masker = _secrets_and_masker(graph, None)
+            config = _load_config(None)
+            # the parent exists first: a workdir removes the outermost directory it created, and
+            # ``workspaces/`` is shared by every run
+            os.makedirs(os.path.dirname(workdir_path), exist_ok=True)
+            workdir = prepare_workdir(workdir_path, created_as=_marker(workdir_path))
+        except Exception as exc:  # the claim is ours: the run must still end, as error
+            self.store.finish_attempt(run_id, lease.attempt, RunState.ERROR.value, token=lease.token)
+            return RunResult(run_id, lease.attempt, RunState.ERROR, {}, fault=f"{type(exc).__name__}: {exc}")
+        if takeover:  # only the winner of the claim: processes the dead attempt left behind go first
+            _reap_leftovers(run_id, self.grace_seconds)
+        allow_env = stored.get("allow_env")
+        options = RunOptions(grace_seconds=self.grace_seconds,
+                             allow_env=list(allow_env) if isinstance(allow_env, list) else [])
+        state: RunState | None = None
+        try:
+            result = _execute(run_id, graph, workdir, self.store, options, config, secrets, masker, _quiet,
+                              reuse=reuse, expect_attempt=lease.attempt - 1, lease=lease)
+            state = result.state
+            return result
+        finally:
+            workdir.release(remove=state == RunState.SUCCEEDED)
+
+
+def _marker(path: str) -> str | None:
+    """The workspace's own marker: the server made every workspace, so an existing one is ours."""
+    try:
+        return (Path(path) / MARKER).read_text().strip() or None
+    except OSError:
+        return None

@@ -1,0 +1,214 @@
+"""The FastAPI application: REST under ``/api/v1``, health probes, and the executors' lifetime.
+
+Handlers translate HTTP to :mod:`worldtree.app.service` and back; they hold no logic. The
+application owns one store and ``executors`` :class:`~worldtree.app.executor.Executor` threads,
+started with the app and told to stop with it. A submit wakes the local executors at once; other
+replicas find the run by polling the store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
+from sse_starlette import EventSourceResponse
+
+from worldtree import __version__
+from worldtree.app import service
+from worldtree.app.executor import Executor
+from worldtree.compile.yaml_source import MAX_DOCUMENT_BYTES
+from worldtree.errors import UsageError
+from worldtree.server import errors
+from worldtree.server.streams import log_events
+from worldtree.store.api import LEASE_SECONDS, RunStore
+
+log = logging.getLogger("worldtree.server")
+
+
+@dataclass
+class ServerSettings:
+    store_url: str
+    data_dir: str
+    executors: int = 2
+    lease_seconds: float = LEASE_SECONDS
+
+
+@dataclass
+class _Runtime:
+    store: RunStore
+    config: service.ServiceConfig
+    wake: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+
+class SubmitBody(BaseModel):
+    document: str = Field(description="the pipeline document (YAML)")
+    env: dict[str, str] = Field(default_factory=dict, description="variables that override the document's `env`")
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """The application; the store opens (and migrates) and the executors start with its lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from worldtree.store import open_store
+
+        store = open_store(settings.store_url)
+        runtime = _Runtime(store, service.ServiceConfig(settings.data_dir))
+        for number in range(settings.executors):
+            executor = Executor(store, name=f"executor-{number + 1}", lease_seconds=settings.lease_seconds,
+                                wake=runtime.wake)
+            thread = threading.Thread(target=executor.serve, args=(runtime.stop,), name=executor.name, daemon=True)
+            thread.start()
+            runtime.threads.append(thread)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            # Runs still going are left to their leases: a restart (or another replica) takes them over.
+            runtime.stop.set()
+            runtime.wake.set()
+
+    app = FastAPI(title="worldtree", version=__version__, lifespan=lifespan,
+                  description="Submit pipelines, follow their logs live, cancel and retry them.")
+    errors.install(app)
+    _routes(app)
+    return app
+
+
+def _runtime(request: Request) -> _Runtime:
+    runtime: _Runtime = request.app.state.runtime
+    return runtime
+
+
+_STATE_ENUM: dict[str, Any] = {"enum": [*service.RUN_STATES, "queued"]}
+
+
+def _routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz(request: Request) -> dict[str, str]:
+        """The store answers (it was migrated to head when the server started)."""
+        _runtime(request).store.page_runs(limit=1)
+        return {"status": "ready"}
+
+    @app.post("/api/v1/runs", status_code=202, tags=["runs"], openapi_extra={"requestBody": {"content": {
+        "application/yaml": {"schema": {"type": "string"}},
+        "application/json": {"schema": SubmitBody.model_json_schema()}}, "required": True}})
+    async def submit(request: Request) -> JSONResponse:
+        """Queue a pipeline: the document as ``application/yaml``, or JSON ``{"document", "env"}``."""
+        raw = await _body(request)
+        document, env = _submission(raw, request.headers.get("content-type", ""))
+        runtime = _runtime(request)
+        from anyio import to_thread
+
+        created = await to_thread.run_sync(lambda: service.submit(runtime.store, runtime.config, document, env=env))
+        runtime.wake.set()
+        return JSONResponse(created, status_code=202, headers={"Location": f"/api/v1/runs/{created['id']}"})
+
+    @app.get("/api/v1/runs", tags=["runs"])
+    def list_runs(request: Request, page: Annotated[int, Query(ge=1)] = 1,
+                  page_size: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 50,
+                  state: Annotated[str | None, Query(json_schema_extra=_STATE_ENUM)] = None,
+                  ) -> dict[str, Any]:
+        """Runs, newest first: ``{items, total, page, page_size}``."""
+        if state == "queued":
+            state = "pending"
+        return service.list_runs(_runtime(request).store, page=page, page_size=page_size, state=state)
+
+    @app.get("/api/v1/runs/{run_id}", tags=["runs"])
+    def get_run(request: Request, run_id: str) -> dict[str, Any]:
+        """The run and its nodes (the latest attempt)."""
+        return service.get_run(_runtime(request).store, run_id)
+
+    @app.get("/api/v1/runs/{run_id}/document", tags=["runs"], response_class=PlainTextResponse)
+    def get_document(request: Request, run_id: str) -> str:
+        """The document the run was submitted with."""
+        return service.document(_runtime(request).store, run_id)
+
+    @app.post("/api/v1/runs/{run_id}/cancel", status_code=202, tags=["runs"])
+    def cancel(request: Request, run_id: str) -> dict[str, Any]:
+        """Ask whoever runs it to cancel it (persisted; delivered by the lease heartbeat)."""
+        return service.cancel(_runtime(request).store, run_id)
+
+    @app.post("/api/v1/runs/{run_id}/retry", status_code=202, tags=["runs"])
+    def retry(request: Request, run_id: str) -> dict[str, Any]:
+        """Queue a new attempt of a run that did not succeed; succeeded nodes are reused."""
+        runtime = _runtime(request)
+        queued = service.retry(runtime.store, run_id)
+        runtime.wake.set()
+        return queued
+
+    @app.get("/api/v1/runs/{run_id}/logs", tags=["logs"], response_model=None)
+    def logs(request: Request, run_id: str, node: str | None = None, offset: Annotated[int, Query(ge=0)] = 0,
+             limit: Annotated[int, Query(ge=1, le=service.MAX_LOG_LIMIT)] = 1000,
+             format: Annotated[str, Query(pattern="^(json|text)$")] = "json") -> Response | dict[str, Any]:
+        """Lines after seq ``offset``: JSON ``{items, next_offset}``, or ``format=text`` for export."""
+        full, lines = service.logs(_runtime(request).store, run_id, node=node, offset=offset, limit=limit)
+        if format == "text":
+            return PlainTextResponse("".join(f"{line.line}\n" for line in lines))
+        return {"run_id": full, "items": [service.line_json(line) for line in lines],
+                "next_offset": lines[-1].seq if lines else offset}
+
+    @app.get("/api/v1/runs/{run_id}/logs/stream", tags=["logs"], response_class=EventSourceResponse)
+    def stream(request: Request, run_id: str, node: str | None = None,
+               last_event_id: Annotated[str | None, Header()] = None) -> EventSourceResponse:
+        """Server-Sent Events: ``id:`` the line's seq, ``data:`` {node, stream, line, ts}; ends with
+        ``event: end``. ``Last-Event-ID`` resumes after that line."""
+        store = _runtime(request).store
+        service.run_state(store, run_id)  # 404 before the stream starts
+        after = _last_event_id(last_event_id)
+        return EventSourceResponse(log_events(store, run_id, node=node, after=after), ping=15)
+
+
+def _last_event_id(value: str | None) -> int:
+    if not value:
+        return 0
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise UsageError(f"Last-Event-ID must be a log sequence number, not {value!r}") from None
+    if number < 0:
+        raise UsageError("Last-Event-ID must not be negative")
+    return number
+
+
+async def _body(request: Request) -> bytes:
+    """The request body, refused past the document size limit before it is all read."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_DOCUMENT_BYTES:
+            raise UsageError(f"the document is over {MAX_DOCUMENT_BYTES} bytes; split the pipeline")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _submission(raw: bytes, content_type: str) -> tuple[str, dict[str, str]]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("the body is not UTF-8 text") from None
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        return text, {}
+    try:
+        parsed = SubmitBody.model_validate(json.loads(text))
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"the JSON body must be {{\"document\": YAML text, \"env\": {{NAME: value}}}}: "
+                         f"{str(exc).splitlines()[0]}") from None
+    return parsed.document, parsed.env
+

@@ -1,0 +1,77 @@
+"""Every error leaves the API as ``{"error": {"code", "message", "details"}}`` with a fitting status.
+
+worldtree's own errors are translated here, once: a located document error is 422 with its
+diagnostics (``line``, ``col``, ``message``) in ``details``; a missing run 404; a state that does
+not allow the operation, or a lost compare-and-set, 409; other bad input 400; a store that cannot
+be reached 503. Anything else is a 500 without a traceback in the body.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from worldtree.app.service import NotFoundError, StateConflictError
+from worldtree.errors import ConflictError, SpecError, StoreError, UsageError
+
+log = logging.getLogger("worldtree.server")
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _json(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message, details), status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    """Register the translations on ``app``."""
+
+    @app.exception_handler(SpecError)
+    async def spec_error(request: Request, exc: SpecError) -> JSONResponse:
+        details = [{"line": d.line, "col": d.col, "message": d.message, "severity": d.severity, "code": d.code}
+                   for d in exc.diagnostics]
+        first = exc.diagnostics[0].render() if exc.diagnostics else "invalid document"
+        return _json(422, "invalid_document", first, details)
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return _json(404, "not_found", str(exc))
+
+    @app.exception_handler(StateConflictError)
+    async def state_conflict(request: Request, exc: StateConflictError) -> JSONResponse:
+        return _json(409, "conflict", str(exc))
+
+    @app.exception_handler(ConflictError)
+    async def conflict(request: Request, exc: ConflictError) -> JSONResponse:
+        return _json(409, "conflict", str(exc))
+
+    @app.exception_handler(UsageError)
+    async def usage(request: Request, exc: UsageError) -> JSONResponse:
+        return _json(400, "bad_request", str(exc))
+
+    @app.exception_handler(StoreError)
+    async def store(request: Request, exc: StoreError) -> JSONResponse:
+        log.error("store error on %s %s: %s", request.method, request.url.path, exc)
+        return _json(503, "store_unavailable", "the run store cannot be reached; try again later")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"loc": list(e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()]
+        return _json(422, "invalid_request", "the request's parameters or body are invalid", details)
+
+    @app.exception_handler(HTTPException)
+    async def http(request: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _json(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return _json(500, "internal", f"internal error: {type(exc).__name__}")
