@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from worldtree import __version__
+from worldtree.cli.apply import apply as apply_command
 from worldtree.cli.client import client_app
 from worldtree.cli.server import server_app
 from worldtree.cli.stack import stack_app
@@ -26,6 +27,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Run declarative pipelines the same way on a laptop, a fleet of agents, or Kubernetes.")
 runs_app = typer.Typer(help="List runs, or show one.", invoke_without_command=True, no_args_is_help=False)
 app.add_typer(runs_app, name="runs")
+app.command("apply")(apply_command)
 app.add_typer(server_app, name="server")
 app.add_typer(client_app, name="client")
 app.add_typer(stack_app, name="stack")

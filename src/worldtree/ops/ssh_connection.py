@@ -1,0 +1,151 @@
+"""An SSH host as a :class:`~worldtree.ops.connection.Connection`: SFTP for files, exec for commands.
+
+One SFTP session per host is opened on first use and kept for the apply (each file call is
+then one round trip, no new channel); commands take a channel slot of the run's pool like
+any step. Errors name the host and never carry a credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from typing import Any
+
+import asyncssh
+
+from worldtree.connectors.ssh.pool import SshPool, open_channel, translate_error
+from worldtree.connectors.ssh.target import SshTarget
+from worldtree.errors import BackendError
+from worldtree.ops.command import ShellCommand
+from worldtree.ops.connection import (
+    ABSENT,
+    OUTPUT_LIMIT,
+    CommandResult,
+    Connection,
+    PathState,
+    state_from_mode,
+    temp_name,
+)
+
+__all__ = ["SshConnection"]
+
+
+class SshConnection(Connection):
+    def __init__(self, pool: SshPool, target: SshTarget) -> None:
+        self.pool = pool
+        self.target = target
+        self.name = target.label
+        self._sftp: asyncssh.SFTPClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def _client(self) -> asyncssh.SFTPClient:
+        async with self._lock:
+            if self._sftp is None:
+                try:
+                    conn = await self.pool.connection(self.target)
+                    self._sftp = await open_channel(conn, conn.start_sftp_client)
+                except (asyncssh.Error, OSError) as exc:
+                    raise translate_error(exc, self.target, self.pool.secret_values) from None
+            return self._sftp
+
+    def _fail(self, what: str, exc: BaseException) -> BackendError:
+        reason = exc.reason if isinstance(exc, asyncssh.Error) else (getattr(exc, "strerror", None) or str(exc))
+        return BackendError(f"ssh {self.name}: {what}: {reason}")
+
+    async def stat(self, path: str) -> PathState:
+        sftp = await self._client()
+        try:
+            attrs = await sftp.lstat(path)
+        except asyncssh.SFTPNoSuchFile:
+            return ABSENT
+        except asyncssh.SFTPError as exc:
+            raise self._fail(f"stat {path}", exc) from None
+        mode = attrs.permissions or 0
+        target = None
+        if stat.S_ISLNK(mode):
+            try:
+                target = await sftp.readlink(path)
+            except asyncssh.SFTPError as exc:
+                raise self._fail(f"readlink {path}", exc) from None
+        return state_from_mode(mode, attrs.size, target)
+
+    async def read(self, path: str) -> bytes:
+        sftp = await self._client()
+        try:
+            async with sftp.open(path, "rb") as fh:
+                data: Any = await fh.read()
+        except asyncssh.SFTPError as exc:
+            raise self._fail(f"read {path}", exc) from None
+        return bytes(data)
+
+    async def write(self, path: str, data: bytes, mode: int) -> None:
+        sftp = await self._client()
+        tmp = temp_name(path)
+        try:
+            async with sftp.open(tmp, "wb", asyncssh.SFTPAttrs(permissions=0o600)) as fh:
+                await fh.write(data)
+            await sftp.chmod(tmp, mode)
+            await sftp.posix_rename(tmp, path)
+        except asyncssh.SFTPError as exc:
+            try:
+                await sftp.remove(tmp)
+            except asyncssh.SFTPError:
+                pass
+            raise self._fail(f"write {path}", exc) from None
+
+    async def mkdir(self, path: str, mode: int) -> None:
+        sftp = await self._client()
+        try:
+            await sftp.mkdir(path, asyncssh.SFTPAttrs(permissions=mode))
+            await sftp.chmod(path, mode)  # the server applies its umask to mkdir's mode
+        except asyncssh.SFTPError as exc:
+            raise self._fail(f"mkdir {path}", exc) from None
+
+    async def chmod(self, path: str, mode: int) -> None:
+        sftp = await self._client()
+        try:
+            await sftp.chmod(path, mode)
+        except asyncssh.SFTPError as exc:
+            raise self._fail(f"chmod {path}", exc) from None
+
+    async def symlink(self, target: str, path: str) -> None:
+        sftp = await self._client()
+        tmp = temp_name(path)
+        try:
+            await sftp.symlink(target, tmp)
+            await sftp.posix_rename(tmp, path)
+        except asyncssh.SFTPError as exc:
+            raise self._fail(f"symlink {path}", exc) from None
+
+    async def remove(self, path: str) -> None:
+        sftp = await self._client()
+        try:
+            attrs = await sftp.lstat(path)
+            if stat.S_ISDIR(attrs.permissions or 0):
+                await sftp.rmdir(path)
+            else:
+                await sftp.remove(path)
+        except asyncssh.SFTPError as exc:
+            raise self._fail(f"remove {path}", exc) from None
+
+    async def run(self, command: ShellCommand, *, timeout: float | None = None) -> CommandResult:
+        try:
+            async with self.pool.session(self.target) as conn:
+                result = await open_channel(conn, lambda: conn.run(command.render(), check=False,
+                                                                   timeout=timeout))
+        except asyncssh.TimeoutError:
+            return CommandResult(124, "", f"timed out after {timeout:g} s")
+        except (asyncssh.Error, OSError) as exc:
+            raise translate_error(exc, self.target, self.pool.secret_values) from None
+
+        def text(value: object) -> str:
+            raw = value if isinstance(value, str) else (value or b"").decode("utf-8", "replace")  # type: ignore[attr-defined]
+            return raw[:OUTPUT_LIMIT]
+
+        status = result.exit_status if result.exit_status is not None else 255
+        return CommandResult(status, text(result.stdout), text(result.stderr))
+
+    async def close(self) -> None:
+        if self._sftp is not None:
+            self._sftp.exit()
+            self._sftp = None
