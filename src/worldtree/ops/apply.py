@@ -50,6 +50,8 @@ class Step:
     host: str
     op: Operation
     planned: Planned | None = None
+    #: the plan made again right before running (what the run did)
+    applied: Planned | None = None
     status: Status = "pending"
     record: Any = None
     error: str | None = None
@@ -121,7 +123,8 @@ def _build_op(task: TaskSpec, host: str, context: Mapping[str, Any], templates: 
                 diags.append(task.diagnostic(f"task {task.name!r} on {host}: {msg}", "with", *loc[:1],
                                              code="argument"))
             raise SpecError(diags) from None
-        extra: dict[str, Any] = {"rollback": task.rollback}
+        rollback = _render(task.rollback, ctx, tpl, task, ("rollback",))
+        extra: dict[str, Any] = {"rollback": rollback}
         if task.op == "file.template":
             extra["rendered"] = tpl.render_file(str(rendered["src"]), ctx)
         return cls(args, OpContext(task.base_dir, extra))
@@ -304,7 +307,7 @@ async def apply_plan(plan: ApplyPlan, *, on_failure: OnFailure = "stop", forks: 
 async def _run_step(host: HostPlan, step: Step) -> None:
     try:
         state = await step.op.precheck(host.conn)
-        step.planned = planned = step.op.plan(state)
+        step.applied = planned = step.op.plan(state)
         if planned.kind == "none":
             step.status = "ok"
             return

@@ -90,7 +90,7 @@ class Command(Operation):
         command = self._line(text)
         result = await conn.run(command, timeout=self.args.timeout)
         if result.exit_status != 0:
-            tail = (result.stderr.strip() or result.stdout.strip())[-400:]
+            tail = " | ".join((result.stderr.strip() or result.stdout.strip())[-400:].splitlines())
             for secret in command.secrets:
                 tail = tail.replace(secret, "***") if len(secret) >= 3 else tail
             raise OpError(f"`{command.display()}` exited {result.exit_status}" + (f": {tail}" if tail else ""))
