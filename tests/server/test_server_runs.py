@@ -1,0 +1,119 @@
+"""Submit, read, cancel and retry runs through a real server process, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.server.conftest import Servers, pipeline
+
+
+def test_submitted_run_is_queued_then_succeeds_with_its_logs_stored(servers: Servers, tmp_path: Path) -> None:
+    server = servers()
+    run_id = server.submit(pipeline(("hello", "echo hello; echo oops >&2"), ("pwd", "pwd")))
+    run = server.wait(run_id)
+    assert run["state"] == "succeeded"
+    assert run["attempt"] == 1 and run["pipeline"] == "demo"
+    assert [(n["id"], n["state"], n["exit_code"]) for n in run["nodes"]] == [
+        ("build/main/hello", "succeeded", 0), ("build/main/pwd", "succeeded", 0)]
+    logs = server.get(f"/api/v1/runs/{run_id}/logs").json()
+    by_line = {(i["node"], i["stream"], i["line"]) for i in logs["items"]}
+    assert ("build/main/hello", "stdout", "hello") in by_line
+    assert ("build/main/hello", "stderr", "oops") in by_line
+    workspace = next(i["line"] for i in logs["items"] if i["node"] == "build/main/pwd")
+    assert workspace.startswith(str(tmp_path / "data" / "workspaces"))
+    assert not Path(workspace).exists()  # a succeeded run's workspace is removed
+    assert (tmp_path / "data" / "workspaces").is_dir()  # ...but not the directory every run shares
+    text = server.get(f"/api/v1/runs/{run_id}/logs", params={"format": "text", "node": "build/main/hello"})
+    assert text.status_code == 200 and text.text.splitlines() == ["hello", "oops"]
+    listed = server.get("/api/v1/runs", params={"state": "succeeded"}).json()
+    assert listed["total"] == 1 and listed["items"][0]["id"] == run_id
+    assert server.get("/api/v1/runs", params={"state": "failed"}).json()["total"] == 0
+    assert server.get(f"/api/v1/runs/{run_id}/document").text.startswith("name: demo")
+
+
+def test_json_submission_with_env_and_a_failing_step(servers: Servers) -> None:
+    server = servers()
+    doc = pipeline(("greet", "echo $GREETING"), ("boom", "exit 3"), ("never", "echo never"))
+    response = server.post("/api/v1/runs", json={"document": doc, "env": {"GREETING": "hi there"}})
+    assert response.status_code == 202, response.text
+    run = server.wait(response.json()["id"])
+    assert run["state"] == "failed"
+    states = {n["id"]: (n["state"], n["exit_code"]) for n in run["nodes"]}
+    assert states["build/main/boom"] == ("failed", 3)
+    assert states["build/main/never"][0] in ("skipped", "cancelled")
+    lines = server.get(f"/api/v1/runs/{run['id']}/logs", params={"node": "build/main/greet"}).json()["items"]
+    assert [i["line"] for i in lines] == ["hi there"]
+
+
+def test_malformed_document_is_422_with_located_errors_and_nothing_is_stored(servers: Servers) -> None:
+    server = servers()
+    bad = "name: demo\nstages:\n  - name: build\n    jobs:\n      - name: main\n        steps:\n" \
+          "          - name: a\n            comand: echo typo\n"
+    response = server.post("/api/v1/runs", content=bad, headers={"content-type": "application/yaml"})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_document"
+    assert any(d["line"] == 7 and d["col"] >= 1 and "command" in d["message"] for d in error["details"]), error
+    broken = server.post("/api/v1/runs", content="name: [unclosed\n", headers={"content-type": "application/yaml"})
+    assert broken.status_code == 422 and broken.json()["error"]["details"][0]["line"] in (1, 2)
+    assert server.get("/api/v1/runs").json() == {"items": [], "total": 0, "page": 1, "page_size": 50}
+
+
+def test_errors_have_one_shape(servers: Servers) -> None:
+    server = servers()
+    missing = server.get("/api/v1/runs/20990101-000000-zzzzz")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    bad_page = server.get("/api/v1/runs", params={"page": 0})
+    assert bad_page.status_code == 422 and set(bad_page.json()["error"]) == {"code", "message", "details"}
+    bad_json = server.post("/api/v1/runs", content="{}", headers={"content-type": "application/json"})
+    assert bad_json.status_code == 400 and "document" in bad_json.json()["error"]["message"]
+    assert server.get("/nowhere").json()["error"]["code"] == "not_found"
+    assert server.get("/healthz").json() == {"status": "ok"}
+    spec = server.get("/openapi.json").json()
+    assert {"/api/v1/runs", "/api/v1/runs/{run_id}/logs/stream", "/api/v1/runs/{run_id}/cancel"} <= set(spec["paths"])
+
+
+def test_cancel_reaches_the_running_step_and_a_finished_run_cannot_be_cancelled(servers: Servers) -> None:
+    server = servers()
+    run_id = server.submit(pipeline(("wait", "sleep 30"), ("after", "echo after")))
+    server.wait(run_id, lambda r: any(n["state"] == "running" for n in r["nodes"]))
+    started = time.monotonic()
+    response = server.post(f"/api/v1/runs/{run_id}/cancel")
+    assert response.status_code == 202, response.text
+    run = server.wait(run_id, timeout=20)
+    assert run["state"] == "cancelled"
+    assert time.monotonic() - started < 10
+    assert {n["id"]: n["state"] for n in run["nodes"]} == {"build/main/wait": "cancelled",
+                                                            "build/main/after": "cancelled"}
+    again = server.post(f"/api/v1/runs/{run_id}/cancel")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+
+
+def test_retry_queues_a_new_attempt_that_reuses_succeeded_steps(servers: Servers, tmp_path: Path) -> None:
+    server = servers()
+    count, gate = tmp_path / "first.count", tmp_path / "gate"
+    run_id = server.submit(pipeline(("first", f"echo x >> {count}"), ("second", f"test -f {gate}")))
+    assert server.wait(run_id)["state"] == "failed"
+    gate.touch()
+    retried = server.post(f"/api/v1/runs/{run_id}/retry")
+    assert retried.status_code == 202 and retried.json()["state"] == "queued", retried.text
+    run = server.wait(run_id, lambda r: r["attempt"] == 2 and r["state"] in ("succeeded", "failed"))
+    assert run["state"] == "succeeded"
+    assert {n["id"]: n["state"] for n in run["nodes"]} == {"build/main/first": "reused",
+                                                            "build/main/second": "succeeded"}
+    assert count.read_text() == "x\n"  # the succeeded step did not run again
+    done = server.post(f"/api/v1/runs/{run_id}/retry")
+    assert done.status_code == 409  # a succeeded run is not retried
+
+
+def test_many_runs_each_run_once(servers: Servers, tmp_path: Path) -> None:
+    server = servers(executors=3)
+    ledger = tmp_path / "ledger"
+    ids = [server.submit(pipeline(("mark", f"echo $WORLDTREE_RUN_ID >> {ledger}"))) for _ in range(8)]
+    for run_id in ids:
+        assert server.wait(run_id)["state"] == "succeeded"
+    assert sorted(ledger.read_text().split()) == sorted(ids)
+    page = server.get("/api/v1/runs", params={"page": 2, "page_size": 3}).json()
+    assert page["total"] == 8 and [i["id"] for i in page["items"]] == sorted(ids, reverse=True)[3:6]
+
