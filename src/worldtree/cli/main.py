@@ -19,6 +19,7 @@ import typer
 
 from worldtree import __version__
 from worldtree.cli.apply import apply as apply_command
+from worldtree.cli.argo import argo_app
 from worldtree.cli.client import client_app
 from worldtree.cli.server import server_app
 from worldtree.cli.stack import stack_app
@@ -31,6 +32,7 @@ app.command("apply")(apply_command)
 app.add_typer(server_app, name="server")
 app.add_typer(client_app, name="client")
 app.add_typer(stack_app, name="stack")
+app.add_typer(argo_app, name="argo")
 
 _state: dict[str, Any] = {"debug": False, "store": None}
 T = TypeVar("T")
