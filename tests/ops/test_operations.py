@@ -78,7 +78,8 @@ async def test_stop_skips_the_rest_and_continue_runs_what_does_not_need_the_fail
     root = tmp_path / "root"
     root.mkdir()
     tasks = ("  - name: boom\n    op: command\n    with: {run: \"exit 1\"}\n"
-             "  - name: after\n    op: file.file\n    with: {path: \"{{ root }}/after\", content: x}\n    needs: [boom]\n"
+             "  - name: after\n    op: file.file\n    with: {path: \"{{ root }}/after\", content: x}\n"
+             "    needs: [boom]\n"
              "  - name: independent\n    op: file.file\n    with: {path: \"{{ root }}/indep\", content: x}\n")
     book = write_playbook(tmp_path, [], root=root, extra_tasks=tasks)
     plan, outcome = await run_playbook(book, on_failure="stop")

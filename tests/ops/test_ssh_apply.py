@@ -1,0 +1,57 @@
+"""The same operations over real sshd on loopback (SFTP writes, exec for commands), two hosts at once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cases import CASES, setup_all, write_playbook
+from conftest import farm_inventory, run_playbook, tree
+from sshd_farm import Farm
+
+ALL = list(CASES)
+
+
+def _prepare(farm: Farm, root: Path) -> None:
+    uid = os.stat(root).st_uid
+    for server in farm.servers:
+        setup_all(root / server.name, ALL)
+        for dirpath, dirnames, filenames in os.walk(root / server.name):
+            for name in [dirpath, *(os.path.join(dirpath, n) for n in [*dirnames, *filenames])]:
+                os.lchown(name, uid, -1)
+
+
+async def test_every_operation_over_ssh_twice(farm: Farm, user_root: Path, tmp_path: Path) -> None:
+    _prepare(farm, user_root)
+    book = write_playbook(tmp_path, ALL, hosts="farm")
+    inventory = farm_inventory(farm, user_root)
+    before = tree(user_root)
+    plan, _ = await run_playbook(book, inventory, check=True)
+    assert plan.count("change") == len(ALL) * len(farm.servers)
+    assert tree(user_root) == before  # --check changed nothing on any host
+    plan, outcome = await run_playbook(book, inventory)
+    assert outcome is not None and (outcome.changed, outcome.failed) == (len(ALL) * 2, 0), \
+        [s.error for s in plan.steps() if s.error]
+    for server in farm.servers:
+        root = user_root / server.name
+        assert (root / "f.txt").read_text() == "hi\n" and (root / "f.txt").stat().st_mode & 0o777 == 0o600
+        assert (root / "d" / "e").stat().st_mode & 0o777 == 0o750
+        assert (root / "features").read_text() == "a=1\ncache=on\nz=9\n"
+        assert os.readlink(root / "current") == str(root / "d")
+        assert (root / "app.conf").read_text().startswith("# demo\nport=8080\nos=Linux")
+        assert not (root / "victim").exists() and (root / "ran").exists()
+    first = tree(user_root)
+    plan, outcome = await run_playbook(book, inventory)
+    assert [s.planned.kind for s in plan.steps() if s.planned] == ["none"] * (len(ALL) * 2)
+    assert outcome is not None and outcome.changed == 0 and tree(user_root) == first
+
+
+async def test_rollback_over_ssh_restores_every_host(farm: Farm, user_root: Path, tmp_path: Path) -> None:
+    _prepare(farm, user_root)
+    before = tree(user_root)
+    fail = "  - name: boom\n    op: command\n    with: {run: \"exit 3\"}\n"
+    book = write_playbook(tmp_path, ALL, hosts="farm", extra_tasks=fail)
+    plan, outcome = await run_playbook(book, farm_inventory(farm, user_root), on_failure="rollback")
+    assert outcome is not None and outcome.failed >= 1
+    assert [s.rollback for s in plan.steps() if s.rollback not in (None, "rolled back")] == []
+    assert tree(user_root) == before
