@@ -15,6 +15,8 @@ import pytest
 
 from worldtree.plugins import PluginError, find_plugin
 from worldtree.plugins.runner import Plugin
+from worldtree.stack import load_stack
+from worldtree.stack.apply import lock_path
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 HERE = Path(__file__).resolve().parent
@@ -222,6 +224,7 @@ def test_hanging_plugin_is_killed_at_its_timeout(cli: Cli, tmp_path: Path) -> No
     ("import sys\nprint('boom', file=sys.stderr)\nsys.exit(3)\n", "exited with code 3"),
     ("print('not json')\n", "printed invalid JSON on stdout"),
     ("print('{\"ok\": true}')\n", "stdout is not a Response"),
+    ("import sys\nsys.stderr.write('e' * 3_000_000)\nsys.stdout.write('x' * 17_000_000)\n", "printed more than"),
 ])
 def test_plugin_protocol_breaks_are_clear_errors(tmp_path: Path, body: str, message: str) -> None:
     path = write_plugin(tmp_path, "stackflow-plugin-dns-bad",
@@ -270,7 +273,7 @@ def test_second_applier_of_the_same_stack_and_env_is_refused(cli: Cli, tmp_path:
     zone = dns_plugin(tmp_path)
     stack = stack_file(tmp_path)
     cli("plan", "dns", str(stack), "--out", "p")
-    fd = os.open(tmp_path / "p" / ".stackflow.svc-plus.default.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(lock_path(tmp_path / "p", load_stack(stack)), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a running apply holds
         proc = cli("apply", "dns", str(stack), "--plan", "p", "--approve", env=ENV)

@@ -34,6 +34,7 @@ from worldtree.errors import BackendError
 from worldtree.plugins.protocol import API_VERSION, PluginInfo, PluginResponse
 
 MAX_STDOUT = 16 * 1024 * 1024
+MAX_LOG_LINE = 64 * 1024
 DEFAULT_TIMEOUT = 600.0
 #: How long the pipes may stay open after the group is killed (a child outside it holds them).
 PIPE_GRACE = 2.0
@@ -125,7 +126,7 @@ class Plugin:
         return out
 
     def _forward(self, stream: IO[bytes], masker: Masker) -> None:
-        for raw in iter(stream.readline, b""):
+        for raw in iter(lambda: stream.readline(MAX_LOG_LINE), b""):  # a line without end is cut, not hoarded
             self.on_log(masker.mask(raw.decode("utf-8", "replace").rstrip("\n")))
 
 

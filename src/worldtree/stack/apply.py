@@ -18,6 +18,7 @@ fails stops the later ones.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -77,7 +78,7 @@ def apply_plans(loaded: LoadedStack, phase: str, plan_dir: Path, options: ApplyO
 def _applier_lock(plan_dir: Path, loaded: LoadedStack) -> Iterator[None]:
     """One applier per stack/env: a second one is refused at once, not queued."""
     plan_dir.mkdir(parents=True, exist_ok=True)
-    path = plan_dir / f".stackflow.{loaded.stack.name}.{loaded.env or 'default'}.lock"
+    path = lock_path(plan_dir, loaded)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
@@ -88,6 +89,12 @@ def _applier_lock(plan_dir: Path, loaded: LoadedStack) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def lock_path(plan_dir: Path, loaded: LoadedStack) -> Path:
+    """The lock file of (stack, env): hashed, since a stack's name is the user's text."""
+    key = hashlib.sha256(f"{loaded.stack.name}\0{loaded.env}".encode()).hexdigest()[:16]
+    return plan_dir / f".stackflow.{key}.lock"
 
 
 def _current_plans(loaded: LoadedStack, phases: tuple[Phase, ...], plan_dir: Path,
