@@ -37,6 +37,7 @@ class Server:
     executors: int = 2
     lease_seconds: float = 30.0
     port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -46,6 +47,7 @@ class Server:
 
     def start(self) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WORLDTREE_")}
+        env.update(self.env)
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

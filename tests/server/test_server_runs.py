@@ -117,3 +117,32 @@ def test_many_runs_each_run_once(servers: Servers, tmp_path: Path) -> None:
     page = server.get("/api/v1/runs", params={"page": 2, "page_size": 3}).json()
     assert page["total"] == 8 and [i["id"] for i in page["items"]] == sorted(ids, reverse=True)[3:6]
 
+
+
+def test_steps_see_neither_the_servers_environment_nor_its_secrets(servers: Servers) -> None:
+    server = servers(env={"SERVER_ONLY_TOKEN": "s3cr3t-of-the-service"})
+    plain = server.submit(pipeline(("peek", 'echo "[${SERVER_ONLY_TOKEN:-}]"')))
+    run = server.wait(plain)
+    assert run["state"] == "succeeded"
+    assert [i["line"] for i in server.get(f"/api/v1/runs/{plain}/logs").json()["items"]] == ["[]"]
+    as_secret = pipeline(("peek", 'echo "[$SERVER_ONLY_TOKEN]"')).replace(
+        "      - name: main\n", "      - name: main\n        secrets: [SERVER_ONLY_TOKEN]\n")
+    run = server.wait(server.submit(as_secret))
+    assert run["state"] == "failed"
+    assert "SERVER_ONLY_TOKEN" in (run["nodes"][0]["error"] or "")
+    lines = server.get(f"/api/v1/runs/{run['id']}/logs").json()["items"]
+    assert all("s3cr3t" not in i["line"] for i in lines)
+
+
+def test_a_cancel_made_while_queued_is_kept_until_an_executor_claims_the_run(servers: Servers) -> None:
+    front = servers(executors=0)
+    run_id = front.submit(pipeline(("never", "echo should not run")))
+    assert front.post(f"/api/v1/runs/{run_id}/cancel").status_code == 202
+    time.sleep(0.5)
+    queued = front.run(run_id)
+    assert queued["state"] == "queued" and queued["cancel_reason"]
+    worker = servers(executors=1)
+    run = worker.wait(run_id)
+    assert run["state"] == "cancelled"
+    assert run["nodes"][0]["state"] == "cancelled"
+    assert worker.get(f"/api/v1/runs/{run_id}/logs").json()["items"] == []

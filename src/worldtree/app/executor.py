@@ -26,8 +26,8 @@ from worldtree.app.runs import (
     _load_graph,
     _reap_leftovers,
     _reusable,
-    _secrets_and_masker,
 )
+from worldtree.app.secrets import literal_credentials
 from worldtree.app.workdir import MARKER, prepare_workdir
 from worldtree.engine.masking import Masker
 from worldtree.errors import ConflictError, StoreError
@@ -77,6 +77,9 @@ class Executor:
             except StoreError as exc:  # the store is away: try again later, loudly
                 log.error("executor %s: %s", self.name, exc)
                 worked = False
+            except Exception:  # a run that broke worldtree must not take the executor with it
+                log.exception("executor %s: a run ended with an internal error", self.name)
+                worked = True
             if not worked:
                 self.wake.wait(POLL_SECONDS)
                 self.wake.clear()
@@ -93,21 +96,25 @@ class Executor:
                                                  lease_seconds=self.lease_seconds)
             except ConflictError:  # another executor (of any replica) won it
                 continue
-            if seen and record.cancel_reason:  # a new attempt starts without the old request: carry it over
-                self.store.request_cancel(run_id, record.cancel_reason)
             reuse = _reusable(graph, record.nodes) if seen else None
             log.info("executor %s: run %s attempt %d", self.name, run_id, lease.attempt)
+            # A cancel made while the run waited: delivered before anything starts. (A claim clears
+            # the request of an earlier attempt; a queued retry or takeover must still honour it.)
             result = self._run(record.run_id, graph, record.workdir, record.options, lease, reuse,
-                               takeover=bool(seen))
+                               takeover=bool(seen), cancel_reason=record.cancel_reason)
             if self.on_result is not None:
                 self.on_result(result)
             return True
         return False
 
     def _run(self, run_id: str, graph: ExecutionGraph, workdir_path: str, stored: dict[str, object],
-             lease: AttemptLease, reuse: dict[str, int] | None, *, takeover: bool) -> RunResult:
+             lease: AttemptLease, reuse: dict[str, int] | None, *, takeover: bool,
+             cancel_reason: str | None) -> RunResult:
         try:
-            secrets, masker = _secrets_and_masker(graph, None)
+            # The server's environment is a service's, not the submitter's: no secret comes from it
+            # (a step naming a secret the server has no store for fails as missing).
+            secrets: dict[str, str] = {}
+            masker = Masker(literal_credentials(graph))
             config = _load_config(None)
             # the parent exists first: a workdir removes the outermost directory it created, and
             # ``workspaces/`` is shared by every run
@@ -119,12 +126,12 @@ class Executor:
         if takeover:  # only the winner of the claim: processes the dead attempt left behind go first
             _reap_leftovers(run_id, self.grace_seconds)
         allow_env = stored.get("allow_env")
-        options = RunOptions(grace_seconds=self.grace_seconds,
+        options = RunOptions(grace_seconds=self.grace_seconds, inherit_env="allowlist",
                              allow_env=list(allow_env) if isinstance(allow_env, list) else [])
         state: RunState | None = None
         try:
             result = _execute(run_id, graph, workdir, self.store, options, config, secrets, masker, _quiet,
-                              reuse=reuse, expect_attempt=lease.attempt - 1, lease=lease)
+                              reuse=reuse, expect_attempt=lease.attempt - 1, lease=lease, cancel_reason=cancel_reason)
             state = result.state
             return result
         finally:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from worldtree.app.secrets import literal_credentials, load_secrets, secret_names
 from worldtree.app.workdir import Workdir, prepare_workdir
@@ -43,6 +43,8 @@ class RunOptions:
     grace_seconds: float = 5.0
     inventory: str | None = None
     config_path: str | None = None
+    #: what host steps inherit of this process's environment: "allowlist" for server executors
+    inherit_env: Literal["all", "allowlist"] = "all"
 
 
 @dataclass
@@ -298,8 +300,12 @@ def _show_committed(console: EngineListener) -> Callable[[list[NodeEvent], list[
 def _execute(run_id: str, graph: ExecutionGraph, workdir: Workdir, store: RunStore, options: RunOptions,
              config: dict[str, object], secrets: dict[str, str], masker: Masker, console: ListenerFactory,
              reuse: dict[str, int] | None, expect_attempt: int, reap_leftovers: bool = False,
-             lease: AttemptLease | None = None) -> RunResult:
-    """Claim the next attempt (or use ``lease``, one the caller claimed: the server's executors) and run it."""
+             lease: AttemptLease | None = None, cancel_reason: str | None = None) -> RunResult:
+    """Claim the next attempt (or use ``lease``, one the caller claimed: the server's executors) and run it.
+
+    ``cancel_reason``: a cancel requested before the attempt started (a queued run), delivered
+    before any node starts rather than with the first heartbeat, and not a second time by it.
+    """
     if lease is None:
         lease = store.start_attempt(run_id, node_ids=[n.id for n in graph.nodes], expect_attempt=expect_attempt)
     attempt = lease.attempt
@@ -309,7 +315,7 @@ def _execute(run_id: str, graph: ExecutionGraph, workdir: Workdir, store: RunSto
     holder: list[RunDriver] = []
 
     def on_cancel(reason: str) -> None:
-        if holder:
+        if holder and reason != cancel_reason:
             holder[0].cancel_threadsafe(reason)
 
     def on_fault(exc: BaseException) -> None:
@@ -321,13 +327,14 @@ def _execute(run_id: str, graph: ExecutionGraph, workdir: Workdir, store: RunSto
     ctx = RunContext(run_id=run_id, attempt=attempt, workdir=workdir.path, graph=graph,
                      grace_seconds=options.grace_seconds, allow_env=options.allow_env,
                      allow_all_env=options.allow_all_env, config=config, secret_values=masker.values,
+                     inherit_env=options.inherit_env,
                      output_paused=lambda: writer.backlog > OUTPUT_HIGH_WATER)
     driver = local_driver(ctx, _StoreListener(writer), concurrency=options.concurrency, secrets=secrets,
                           masker=masker, reuse=reuse, on_scopes=writer.scope_deadlines)
     holder.append(driver)
     state = RunState.ERROR
     try:
-        state = run_async(driver, lambda reason: store.request_cancel(run_id, reason))
+        state = run_async(driver, lambda reason: store.request_cancel(run_id, reason), cancel_at_start=cancel_reason)
     finally:
         try:
             writer.close()
@@ -379,7 +386,8 @@ def _load_config(path: str | None) -> dict[str, object]:
     return load_config(path)
 
 
-def run_async(driver: RunDriver, persist_cancel: Callable[[str], object] | None = None) -> RunState:
+def run_async(driver: RunDriver, persist_cancel: Callable[[str], object] | None = None,
+              cancel_at_start: str | None = None) -> RunState:
     """Run the driver on a fresh event loop. Ctrl-C and SIGTERM cancel it cleanly (a second one also
     stops ``post`` and ``always()`` work); the request is persisted so other processes see it too."""
 
@@ -397,6 +405,8 @@ def run_async(driver: RunDriver, persist_cancel: Callable[[str], object] | None 
                 loop.add_signal_handler(sig, on_signal, name)
             except (NotImplementedError, RuntimeError):  # not the main thread
                 pass
+        if cancel_at_start is not None:  # runs right after Begin, before a dispatched step's task starts
+            loop.call_soon(driver.cancel, cancel_at_start)
         return await driver.run()
 
     return asyncio.run(main())

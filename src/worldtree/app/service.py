@@ -11,17 +11,15 @@ executors (:mod:`worldtree.app.executor`) claim it from the store; nothing lives
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worldtree.app.runs import _load_graph, _secrets_and_masker, _stored_graph
+from worldtree.app.runs import _load_graph, _stored_graph
 from worldtree.app.secrets import literal_credentials
 from worldtree.engine.masking import Masker
 from worldtree.errors import ConflictError, UsageError
-from worldtree.model.graph import ExecutionGraph
 from worldtree.model.records import LogLine, RunRecord
 from worldtree.model.states import RunState
 from worldtree.store.api import RunStore
@@ -65,7 +63,6 @@ def submit(store: RunStore, config: ServiceConfig, document: str, *, env: dict[s
     if any(n.target.hosts for n in graph.nodes):
         raise UsageError("jobs with `hosts:` need an inventory, which the server does not take yet; "
                          "run this pipeline with `worldtree run`")
-    _secrets_and_masker(graph, None)  # a node named after a secret value is refused before it is stored
     workdir = Path(config.data_dir).resolve() / "workspaces" / secrets.token_hex(8)
     literal = literal_credentials(graph)
     options = {QUEUED_OPTION: True, "env": env, "concurrency": None, "allow_env": [], "allow_all_env": False,
@@ -138,13 +135,13 @@ def logs(store: RunStore, run_id: str, *, node: str | None = None, offset: int =
         raise UsageError(f"offset must be 0 or more, not {offset}")
     if not 1 <= limit <= MAX_LOG_LIMIT:
         raise UsageError(f"limit must be between 1 and {MAX_LOG_LIMIT}, not {limit}")
-    record = _record(store, run_id, with_nodes=False)
+    record = _record(store, run_id)
     return record.run_id, store.logs(record.run_id, node=node, after_seq=offset, limit=limit)
 
 
 def run_state(store: RunStore, run_id: str) -> str:
     """The run's state as clients see it (``queued`` for a pending run)."""
-    return _state(_record(store, run_id, with_nodes=False).state)
+    return _state(_record(store, run_id).state)
 
 
 def line_json(line: LogLine) -> dict[str, Any]:
@@ -157,7 +154,7 @@ def is_final(state: str) -> bool:
     return state in FINISHED
 
 
-def _record(store: RunStore, run_id: str, *, with_nodes: bool = True) -> RunRecord:
+def _record(store: RunStore, run_id: str) -> RunRecord:
     record = store.get_run(run_id)
     if record is None:
         raise NotFoundError(f"no run {run_id!r}; GET /api/v1/runs lists them")
@@ -177,10 +174,3 @@ def _summary(record: RunRecord) -> dict[str, Any]:
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
-
-def graph_of(record: RunRecord) -> ExecutionGraph:
-    return _load_graph(record.graph_json)
-
-
-def default_data_dir() -> str:
-    return os.path.abspath(".worldtree")
