@@ -22,7 +22,8 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "worldtree"
 RANK = {"errors": 0, "model": 1, "compile": 2, "connectors": 3, "ops": 4, "store": 5, "backends": 5,
         "engine": 6, "app": 7, "testing": 8, "server": 9, "cli": 10}
-RANK.update({"plugins": 7, "stack": 8})  # exec plugins beside app; stacks apply through them
+# exec plugins beside app; stacks apply through them; the MCP server is a client of stacks, below cli
+RANK.update({"plugins": 7, "stack": 8, "mcp": 9, "cli": 10})
 RANK.update({"argo": 7})  # Argo export/submit beside app: model, backends.command, engine.conditions
 
 

@@ -21,6 +21,7 @@ from worldtree import __version__
 from worldtree.cli.apply import apply as apply_command
 from worldtree.cli.argo import argo_app
 from worldtree.cli.client import client_app
+from worldtree.cli.mcp import mcp_command
 from worldtree.cli.server import server_app
 from worldtree.cli.stack import stack_app
 
@@ -32,6 +33,7 @@ app.command("apply")(apply_command)
 app.add_typer(server_app, name="server")
 app.add_typer(client_app, name="client")
 app.add_typer(stack_app, name="stack")
+app.command("mcp")(mcp_command)
 app.add_typer(argo_app, name="argo")
 
 _state: dict[str, Any] = {"debug": False, "store": None}

@@ -1,0 +1,90 @@
+"""MCP tools over worldtree's stack library: validate and plan freely, apply only when allowed.
+
+Tools (names and arguments as the StackFlow reference names them):
+
+* ``stackflow.validate {config_yaml, env?}`` → ``{ok, stack, domain, dns_provider, cloud, targets, env}``
+* ``stackflow.plan.dns|iac|deploy|observe {config_yaml, env?}`` → the phase plan (same JSON as
+  ``worldtree stack plan``, digest made against an empty prior state)
+* ``stackflow.apply.dns|iac|deploy|observe|all {config_yaml, plan_dir, env?, allow_dangerous?}`` →
+  refused unless the server was started with ``--dangerously-allow-apply``; every call, refused
+  or not, is written as one audit line on stderr. Credentials stay in the server's environment
+  and reach only plugins (the assistant never holds them).
+
+A bad document is a tool error carrying the located messages (``config.yaml:12:5: …``); bad
+arguments are rejected by the SDK against each tool's input schema; nothing crashes the server.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from worldtree import __version__
+from worldtree.errors import WorldtreeError
+from worldtree.stack.apply import ApplyOptions, apply_plans
+from worldtree.stack.loader import LoadedStack, parse_stack
+from worldtree.stack.model import PHASES
+from worldtree.stack.service import make_plans, validation_result
+
+CONFIG_NAME = "config.yaml"
+
+
+def _load(config_yaml: str, env: str | None) -> LoadedStack:
+    try:
+        return parse_stack(config_yaml, CONFIG_NAME, env or "")
+    except WorldtreeError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def build_server(allow_apply: bool = False) -> MCPServer:
+    """The server with every tool registered; ``allow_apply`` unlocks the apply tools."""
+    server: MCPServer = MCPServer("worldtree", version=__version__,
+                                  instructions="Validate and plan StackFlow stacks; apply is gated by the operator.")
+
+    @server.tool(name="stackflow.validate", description="Check a StackFlow v1alpha1 stack (YAML text).")
+    def validate(config_yaml: str, env: str | None = None) -> dict[str, Any]:
+        return validation_result(_load(config_yaml, env))
+
+    for phase in PHASES:
+        _add_plan_tool(server, phase)
+    for name in (*PHASES, "all"):
+        _add_apply_tool(server, name, allow_apply)
+    return server
+
+
+def _add_plan_tool(server: MCPServer, phase: str) -> None:
+    def plan(config_yaml: str, env: str | None = None) -> dict[str, Any]:
+        return make_plans(_load(config_yaml, env), phase, {})[phase]
+
+    server.add_tool(plan, name=f"stackflow.plan.{phase}",
+                    description=f"The {phase} plan of a StackFlow stack (read-only, no credentials).")
+
+
+def _add_apply_tool(server: MCPServer, phase: str, allowed: bool) -> None:
+    def apply(config_yaml: str, plan_dir: str, env: str | None = None,
+              allow_dangerous: bool = False) -> dict[str, Any]:
+        loaded = _load(config_yaml, env)
+        _audit(phase, loaded, plan_dir, allowed)
+        if not allowed:
+            raise ToolError("apply is disabled on this MCP server; an operator starts it with "
+                            "--dangerously-allow-apply to enable it")
+        options = ApplyOptions(approved=True, allow_dangerous=allow_dangerous,
+                               on_log=lambda line: print(f"[plugin] {line}", file=sys.stderr, flush=True))
+        try:
+            return apply_plans(loaded, phase, Path(plan_dir), options)
+        except WorldtreeError as exc:
+            raise ToolError(str(exc)) from None
+
+    server.add_tool(apply, name=f"stackflow.apply.{phase}",
+                    description=f"Apply reviewed {phase} plan(s) from plan_dir through plugins (gated, audited).")
+
+
+def _audit(phase: str, loaded: LoadedStack, plan_dir: str, allowed: bool) -> None:
+    line = {"audit": f"stackflow.apply.{phase}", "stack": loaded.stack.name, "env": loaded.env,
+            "plan_dir": plan_dir, "allowed": allowed}
+    print(json.dumps(line), file=sys.stderr, flush=True)
