@@ -55,3 +55,19 @@ async def test_rollback_over_ssh_restores_every_host(farm: Farm, user_root: Path
     assert outcome is not None and outcome.failed >= 1
     assert [s.rollback for s in plan.steps() if s.rollback not in (None, "rolled back")] == []
     assert tree(user_root) == before
+
+
+async def test_limit_applies_to_the_named_host_only(farm: Farm, user_root: Path, tmp_path: Path) -> None:
+    from worldtree.ops.apply import apply_plan, build_plan
+    from worldtree.ops.inventory import load_inventory_text
+    from worldtree.ops.playbook import load_playbook
+
+    _prepare(farm, user_root)
+    book = load_playbook(write_playbook(tmp_path, ["file-content"], hosts="farm"))
+    plan = await build_plan(book, load_inventory_text(farm_inventory(farm, user_root)), limit=["h1"])
+    try:
+        assert [h.name for h in plan.hosts] == ["h1"]
+        await apply_plan(plan)
+    finally:
+        await plan.close()
+    assert (user_root / "h1" / "f.txt").exists() and not (user_root / "h2" / "f.txt").exists()
