@@ -140,3 +140,13 @@ def test_directory_plans_from_facts() -> None:
     assert op.plan(PathState("dir", 0o700)).kind == "none"
     with pytest.raises(Exception, match="is a file, not a directory"):
         op.plan(PathState("file", 0o644))
+
+
+async def test_a_flooding_command_keeps_a_bounded_part_of_its_output(tmp_path: Path) -> None:
+    from worldtree.ops.command import sh
+    from worldtree.ops.connection import OUTPUT_LIMIT, LocalConnection
+
+    result = await LocalConnection().run(sh("head -c 5000000 /dev/zero; echo done >&2; exit 3"), timeout=30)
+    assert (result.exit_status, len(result.stdout), result.stderr) == (3, OUTPUT_LIMIT, "done\n")
+    slow = await LocalConnection().run(sh("sleep 5"), timeout=0.2)
+    assert slow.exit_status == 124 and "timed out" in slow.stderr

@@ -71,3 +71,22 @@ async def test_limit_applies_to_the_named_host_only(farm: Farm, user_root: Path,
     finally:
         await plan.close()
     assert (user_root / "h1" / "f.txt").exists() and not (user_root / "h2" / "f.txt").exists()
+
+
+async def test_ssh_commands_keep_a_bounded_part_of_a_flood_and_time_out(farm: Farm) -> None:
+    from worldtree.connectors.ssh.pool import SshPool
+    from worldtree.ops.command import sh
+    from worldtree.ops.connection import OUTPUT_LIMIT
+    from worldtree.ops.inventory import load_inventory_text
+    from worldtree.ops.ssh_connection import SshConnection
+
+    inventory = load_inventory_text(farm_inventory(farm, Path("/tmp")))
+    pool = SshPool()
+    try:
+        conn = SshConnection(pool, inventory.target("h1"))
+        result = await conn.run(sh("head -c 5000000 /dev/zero; echo done >&2; exit 3"), timeout=30)
+        assert (result.exit_status, len(result.stdout), result.stderr) == (3, OUTPUT_LIMIT, "done\n")
+        slow = await conn.run(sh("sleep 5"), timeout=0.3)
+        assert slow.exit_status == 124
+    finally:
+        await pool.close()

@@ -16,10 +16,11 @@ import stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any, Protocol
 
 from worldtree.ops.command import ShellCommand
 
-__all__ = ["CommandResult", "Connection", "LocalConnection", "PathState", "temp_name"]
+__all__ = ["CommandResult", "Connection", "LocalConnection", "PathState", "read_bounded", "temp_name"]
 
 #: bytes of a command's output kept (the rest is dropped, and the result says so)
 OUTPUT_LIMIT = 1 << 20
@@ -152,15 +153,40 @@ class LocalConnection(Connection):
         proc = await asyncio.create_subprocess_exec(
             "/bin/sh", "-c", command.render(), stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        stdout, stderr = proc.stdout, proc.stderr
+        assert stdout is not None and stderr is not None
+
+        async def finish() -> tuple[bytes, bytes]:
+            out, err = await asyncio.gather(read_bounded(stdout), read_bounded(stderr))
+            await proc.wait()
+            return out, err
+
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+            out, err = await asyncio.wait_for(finish(), timeout)
         except TimeoutError:
             proc.kill()
             await proc.wait()
             return CommandResult(124, "", f"timed out after {timeout:g} s")
         return CommandResult(proc.returncode if proc.returncode is not None else 1,
-                             out[:OUTPUT_LIMIT].decode("utf-8", "replace"),
-                             err[:OUTPUT_LIMIT].decode("utf-8", "replace"))
+                             out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+
+class _Reader(Protocol):
+    async def read(self, n: int = -1, /) -> Any: ...
+
+
+async def read_bounded(stream: _Reader, limit: int = OUTPUT_LIMIT) -> bytes:
+    """Everything ``stream`` says, keeping the first ``limit`` bytes: a command that floods its
+    output is drained (so it does not block on a full pipe) without filling memory."""
+    kept = bytearray()
+    while True:
+        chunk = await stream.read(65536)
+        if not chunk:
+            return bytes(kept)
+        if isinstance(chunk, str):
+            chunk = chunk.encode("utf-8", "replace")
+        if len(kept) < limit:
+            kept += chunk[: limit - len(kept)]
 
 
 def _read_bytes(path: str) -> bytes:

@@ -39,9 +39,15 @@ class Before:
     data: bytes | None = None
 
 
+#: files up to this size are read, compared and kept for rollback; larger ones are refused
+#: (file.file/template/line) or removed without a way back (file.absent)
+MAX_SNAPSHOT = 64 << 20
+
+
 async def _snapshot(conn: Connection, path: str) -> Before:
     state = await conn.stat(path)
-    return Before(state, await conn.read(path) if state.kind == "file" else None)
+    small = state.kind == "file" and (state.size or 0) <= MAX_SNAPSHOT
+    return Before(state, await conn.read(path) if small else None)
 
 
 async def _restore(conn: Connection, path: str, before: Before) -> None:
@@ -170,6 +176,8 @@ class _WholeFile(Operation):
                                      f"{_mode_text(self.mode)})", text_diff(self.path, None, new))
         if state.state.kind != "file":
             raise OpError(f"{self.path} is a {state.state.kind}, not a file; remove it first (file.absent)")
+        if state.data is None:
+            raise OpError(f"{self.path} is larger than {MAX_SNAPSHOT >> 20} MiB; manage it with a command")
         changes = []
         diff = None
         if state.data != new:
@@ -345,7 +353,7 @@ class FileAbsent(Operation):
         if state.state.kind == "dir":
             return Planned("change", f"remove directory tree {p}", rollback=False)
         if state.state.kind == "file":
-            return Planned("change", f"remove file {p} ({state.state.size} bytes)")
+            return Planned("change", f"remove file {p} ({state.state.size} bytes)", rollback=state.data is not None)
         if state.state.kind == "link":
             return Planned("change", f"remove link {p} -> {state.state.link_target}")
         return Planned("change", f"remove {state.state.kind} {p}", rollback=False)

@@ -19,10 +19,10 @@ from worldtree.errors import BackendError
 from worldtree.ops.command import ShellCommand
 from worldtree.ops.connection import (
     ABSENT,
-    OUTPUT_LIMIT,
     CommandResult,
     Connection,
     PathState,
+    read_bounded,
     state_from_mode,
     temp_name,
 )
@@ -129,21 +129,24 @@ class SshConnection(Connection):
             raise self._fail(f"remove {path}", exc) from None
 
     async def run(self, command: ShellCommand, *, timeout: float | None = None) -> CommandResult:
+        async def go(conn: asyncssh.SSHClientConnection) -> CommandResult:
+            proc = await open_channel(conn, lambda: conn.create_process(command.render(), stdin=asyncssh.DEVNULL,
+                                                                        encoding=None))
+            try:
+                out, err = await asyncio.gather(read_bounded(proc.stdout), read_bounded(proc.stderr))
+                await proc.wait_closed()
+            finally:
+                proc.close()
+            status = proc.exit_status if proc.exit_status is not None else 255
+            return CommandResult(status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
         try:
             async with self.pool.session(self.target) as conn:
-                result = await open_channel(conn, lambda: conn.run(command.render(), check=False,
-                                                                   timeout=timeout))
-        except asyncssh.TimeoutError:
+                return await asyncio.wait_for(go(conn), timeout)
+        except TimeoutError:
             return CommandResult(124, "", f"timed out after {timeout:g} s")
         except (asyncssh.Error, OSError) as exc:
             raise translate_error(exc, self.target, self.pool.secret_values) from None
-
-        def text(value: object) -> str:
-            raw = value if isinstance(value, str) else (value or b"").decode("utf-8", "replace")  # type: ignore[attr-defined]
-            return raw[:OUTPUT_LIMIT]
-
-        status = result.exit_status if result.exit_status is not None else 255
-        return CommandResult(status, text(result.stdout), text(result.stderr))
 
     async def close(self) -> None:
         if self._sftp is not None:
