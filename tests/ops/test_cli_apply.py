@@ -84,4 +84,9 @@ def test_unreachable_host_is_an_error_before_any_change(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text("hosts: [dead]\ntasks:\n  - name: a\n    op: command\n"
                                      "    with: {run: \"true\"}\n")
     proc = wt(tmp_path, "p.yaml", "-i", "inv.yaml")
-    assert proc.returncode == 2 and "dead: connection refused" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and proc.stderr.startswith("p.yaml:1:8: error: ssh dead: connection refused"), \
+        proc.stderr
+    (tmp_path / "p.yaml").write_text("tasks: []\nhosts: [deda]\n")
+    proc = wt(tmp_path, "p.yaml", "-i", "inv.yaml")
+    assert proc.returncode == 2 and proc.stderr.startswith("p.yaml:2:8: error: 'deda' is neither"), proc.stderr
+    assert "did you mean 'dead'?" in proc.stderr

@@ -154,7 +154,7 @@ async def build_plan(playbook: Playbook, inventory: Inventory | None, *, limit: 
             names = inventory.resolve(playbook.hosts)
         except (KeyError, ValueError) as exc:
             raise SpecError([Diagnostic("error", "hosts", str(exc.args[0]) if exc.args else str(exc),
-                                        playbook.file)]) from None
+                                        playbook.file, *playbook.hosts_at)]) from None
     if limit:
         try:
             wanted = set(inventory.resolve(limit)) if inventory is not None and not local else set(limit)
@@ -228,7 +228,7 @@ async def _connect(plan: ApplyPlan, names: list[str], inventory: Inventory | Non
             facts = (await host_facts(pool, targets[name])).model_dump()
         except WorldtreeError as exc:
             diags.append(Diagnostic("error", "unreachable", f"{exc}; nothing was changed on any host",
-                                    plan.playbook.file))
+                                    plan.playbook.file, *plan.playbook.hosts_at))
             return None
         return HostPlan(name, SshConnection(pool, targets[name]), facts)
 

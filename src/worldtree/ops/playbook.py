@@ -68,6 +68,8 @@ class Playbook:
     handlers: list[TaskSpec]
     file: str
     base_dir: Path
+    #: (line, col) of `hosts:` in the playbook, for errors about them
+    hosts_at: tuple[int, int] = (1, 1)
 
     def order(self) -> list[TaskSpec]:
         """Tasks in an order that respects ``needs`` (file order otherwise; checked acyclic at load)."""
@@ -157,7 +159,8 @@ def load_playbook(path: str | Path) -> Playbook:
     if any(d.severity == "error" for d in diags):
         raise SpecError(sorted(diags, key=lambda d: (d.file, d.line, d.col)))
     name = data.get("name")
-    return Playbook(str(name) if name else source.stem, hosts, pvars, tasks, handlers, shown, base)
+    return Playbook(str(name) if name else source.stem, hosts, pvars, tasks, handlers, shown, base,
+                    positions.get(("hosts",)) or (1, 1))
 
 
 def _tasks(raw: Any, where: tuple[Any, ...], shown: str, positions: Positions, base: Path,
