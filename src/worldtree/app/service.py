@@ -139,6 +139,16 @@ def logs(store: RunStore, run_id: str, *, node: str | None = None, offset: int =
     return record.run_id, store.logs(record.run_id, node=node, after_seq=offset, limit=limit)
 
 
+def resolve(store: RunStore, run_id: str) -> str:
+    """The full id of ``run_id`` (a unique prefix will do); NotFoundError when there is none."""
+    return _record(store, run_id).run_id
+
+
+def lines_after(store: RunStore, full_id: str, *, node: str | None, after: int, limit: int) -> list[LogLine]:
+    """A follower's next lines (``full_id`` already resolved: a follower polls, so no run read per poll)."""
+    return store.logs(full_id, node=node, after_seq=after, limit=limit)
+
+
 def run_state(store: RunStore, run_id: str) -> str:
     """The run's state as clients see it (``queued`` for a pending run)."""
     return _state(_record(store, run_id).state)

@@ -169,9 +169,9 @@ def _routes(app: FastAPI) -> None:
         """Server-Sent Events: ``id:`` the line's seq, ``data:`` {node, stream, line, ts}; ends with
         ``event: end``. ``Last-Event-ID`` resumes after that line."""
         store = _runtime(request).store
-        service.run_state(store, run_id)  # 404 before the stream starts
+        full = service.resolve(store, run_id)  # 404 before the stream starts
         after = _last_event_id(last_event_id)
-        return EventSourceResponse(log_events(store, run_id, node=node, after=after), ping=15)
+        return EventSourceResponse(log_events(store, full, node=node, after=after), ping=15)
 
 
 def _last_event_id(value: str | None) -> int:

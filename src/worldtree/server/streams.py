@@ -28,10 +28,12 @@ BATCH = 1000
 
 
 async def log_events(store: RunStore, run_id: str, *, node: str | None, after: int) -> AsyncIterator[dict[str, Any]]:
-    """SSE events for ``run_id``'s lines after seq ``after``, until the run ends and all are sent."""
+    """SSE events for ``run_id``'s lines after seq ``after``, until the run ends and all are sent.
+
+    ``run_id`` is the full id (:func:`service.resolve`)."""
     last, ended = after, None
     while True:
-        _, lines = await to_thread.run_sync(_read, store, run_id, node, last)
+        lines = await to_thread.run_sync(_read, store, run_id, node, last)
         for line in lines:
             last = line.seq
             yield {"id": str(line.seq), "data": json.dumps(
@@ -48,5 +50,5 @@ async def log_events(store: RunStore, run_id: str, *, node: str | None, after: i
         await anyio.sleep(POLL_SECONDS)
 
 
-def _read(store: RunStore, run_id: str, node: str | None, after: int) -> tuple[str, list[LogLine]]:
-    return service.logs(store, run_id, node=node, offset=after, limit=BATCH)
+def _read(store: RunStore, run_id: str, node: str | None, after: int) -> list[LogLine]:
+    return service.lines_after(store, run_id, node=node, after=after, limit=BATCH)
