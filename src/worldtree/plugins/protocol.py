@@ -13,7 +13,8 @@ Response (stdout)::
 
 ``info`` takes no input and prints ``{"name", "version", "phases"?, "credentials": [VAR...],
 "plan": bool}``: ``credentials`` are the only variables (beyond a base allowlist) the plugin
-gets, and their values are masked in everything it returns. ``outputs`` (optional, worldtree's
+gets, and their values are masked in everything it returns; ``env`` lists plain settings (an API
+URL) passed through as they are. ``outputs`` (optional, worldtree's
 addition) maps ``<target>`` to values such as ``{"endpoints.public_ipv4": "…"}`` that later
 phases read through ``valueFrom``.
 """
@@ -33,6 +34,8 @@ class PluginInfo(BaseModel):
     name: str = ""
     version: str = ""
     credentials: list[str] = []
+    #: Plain settings (an API URL) passed through unmasked; never put a secret here.
+    env: list[str] = []
     plan: bool = False
 
 

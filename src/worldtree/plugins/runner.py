@@ -3,7 +3,7 @@
 Contract, as a caller relies on it:
 
 * The child gets only :data:`~worldtree.backends.child_env.ALLOWLIST` (+ ``LC_*``) and, for
-  ``plan``/``apply``, the variables its ``info`` lists as ``credentials``. Nothing else from
+  ``plan``/``apply``, the variables its ``info`` lists as ``credentials`` (masked) and ``env``. Nothing else from
   worldtree's environment reaches it (not ``WORLDTREE_STORE``, not another provider's token).
 * It runs in its own session; at ``timeout`` the whole process group gets SIGKILL and the call
   raises :class:`PluginError` ("timed out after N s"). No call waits longer than the timeout
@@ -78,7 +78,8 @@ class Plugin:
 
     def call(self, subcommand: str, payload: dict[str, Any]) -> PluginResponse:
         """``plan`` or ``apply``: the request on stdin, a checked Response back (masked)."""
-        env = {**inherited(self.environ, "allowlist"), **self.credentials()}
+        settings = {k: self.environ[k] for k in self.info().env if k in self.environ}
+        env = {**inherited(self.environ, "allowlist"), **settings, **self.credentials()}
         out = self._run(subcommand, json.dumps(payload), env, self.masker())
         try:
             data = json.loads(out)

@@ -70,8 +70,8 @@ def iac_plan(stack: Stack, env: str = "") -> dict[str, Any]:
         inputs = {k: v for k, v in res.items() if k not in _RESOURCE_META}
         if g.cloud == "gcp" and g.gcp_project and "project" not in inputs:
             inputs["project"] = g.gcp_project
-        wanted = {_value_from(r.value_from, t.id)[1] for t in stack.targets for r in t.dns.records
-                  if r.value_from and _value_from(r.value_from, t.id)[0] == target.id}
+        wanted = {value_from_source(r.value_from, t.id)[1] for t in stack.targets for r in t.dns.records
+                  if r.value_from and value_from_source(r.value_from, t.id)[0] == target.id}
         outputs = sorted(wanted | {str(o) for o in res.get("outputs", []) if isinstance(o, str)})
         modules.append({"target": target.id, "engine": iac_engine(stack, target),
                         "source": str(res.get("source", f"{base}/{g.cloud}/{module}")),
@@ -82,7 +82,7 @@ def iac_plan(stack: Stack, env: str = "") -> dict[str, Any]:
     return {"modules": modules, "state": {"backend": backend, "workspace": workspace, "lock": True}}
 
 
-def _value_from(ref: str, own: str) -> tuple[str, str]:
+def value_from_source(ref: str, own: str) -> tuple[str, str]:
     """(target whose IaC outputs ``ref`` reads, output name); the loader checked both exist."""
     if ref.startswith("endpoints."):
         return own, ref
