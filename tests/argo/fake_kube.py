@@ -199,7 +199,7 @@ class FakeKube:
         sent = since
         while True:  # bounded by the request's timeoutSeconds (at most 30 s)
             with self.cond:
-                self.cond.wait_for(lambda: self.closing or any(v > sent for v, *_ in self.events),
+                self.cond.wait_for(lambda seen=sent: self.closing or any(v > seen for v, *_ in self.events),
                                    max(0.0, end - time.monotonic()))
                 fresh = [e for e in self.events if e[0] > sent]
                 closing = self.closing

@@ -58,9 +58,6 @@ class Export:
         return str(self.manifest["kind"])
 
 
-#: Argo's JSON Schema types IntOrString fields as strings (the API takes both), so they are written as strings.
-
-
 def _seconds(value: float) -> str:
     return f"{max(1, math.ceil(value))}s"
 
@@ -125,7 +122,7 @@ class _Builder:
         if "{{" in script:
             self.warnings.append(f"task {task.name}: the script contains '{{{{', which Argo reads as a template tag")
         deadline = self.deadline(task)
-        retry = None
+        retry = None  # IntOrString fields are written as strings: Argo's JSON Schema types them so
         if node.retry.max > 0:
             retry = m.RetryStrategy(limit=m.IntOrString(str(node.retry.max)), retry_policy="Always",
                                     backoff=m.Backoff(duration=_seconds(node.retry.backoff), factor=m.IntOrString("2"),
@@ -152,7 +149,8 @@ class _Builder:
             node = task.first
             cond = None
             if len(task.nodes) == 1:
-                ancestors = _ancestors(task, by_name) if info[task.name].conditional else []
+                wants_failure = node.when == "on_failure" or "failure" in (node.condition or "")
+                ancestors = _ancestors(task, by_name) if wants_failure else []  # only failure() reads them
                 cond = task_condition(node, [info[d] for d in task.deps], [info[a] for a in ancestors],
                                       {**self.graph.env, **node.env})
                 handles_failure = handles_failure or (info[task.name].conditional and node.when != "on_success") \

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worldtree.errors import UsageError
+from worldtree.ops.config import DEFAULTS as CONFIG_DEFAULTS
 
 __all__ = ["DEFAULTS", "ArgoSettings"]
 
@@ -53,7 +54,8 @@ class ArgoSettings:
     workspace_storage_class: str | None = None
     workspace_mount: str = "/workspace"
     #: runner alias -> {cpu, memory} (Kubernetes quantities), from ``runners:``
-    runners: dict[str, dict[str, str]] = field(default_factory=dict)
+    runners: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {k: dict(v) for k, v in CONFIG_DEFAULTS["runners"].items()})
 
     @classmethod
     def from_config(cls, config: dict[str, Any], **overrides: str | None) -> ArgoSettings:

@@ -61,12 +61,13 @@ def build_export(file: str, config: str | None, **overrides: str | None) -> Any:
     return export_manifest(prepared.graph, settings, _schedules(file))
 
 
-def _render(manifest: dict[str, Any], as_json: bool) -> str:
+def render(manifest: dict[str, Any], as_json: bool) -> str:
     if as_json:
         return json.dumps(manifest, indent=2) + "\n"
     import yaml
 
-    return str(yaml.safe_dump(manifest, sort_keys=False, width=120, allow_unicode=True))
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: 2 MB of YAML in a fraction of the time
+    return str(yaml.dump(manifest, Dumper=dumper, sort_keys=False, width=120, allow_unicode=True))
 
 
 @argo_app.command("export")
@@ -80,7 +81,7 @@ def export(file: FileArg, config: ConfigOpt = None, namespace: NamespaceOpt = No
                                          concurrency_policy=concurrency_policy))
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    sys.stdout.write(_render(result.manifest, as_json))
+    sys.stdout.write(render(result.manifest, as_json))
 
 
 @argo_app.command("submit")
