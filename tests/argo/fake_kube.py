@@ -9,6 +9,7 @@ by calling :meth:`FakeKube.set_status`; every request is recorded.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import threading
@@ -199,8 +200,7 @@ class FakeKube:
         sent = since
         while True:  # bounded by the request's timeoutSeconds (at most 30 s)
             with self.cond:
-                self.cond.wait_for(lambda seen=sent: self.closing or any(v > seen for v, *_ in self.events),
-                                   max(0.0, end - time.monotonic()))
+                self.cond.wait_for(functools.partial(self._news, sent), max(0.0, end - time.monotonic()))
                 fresh = [e for e in self.events if e[0] > sent]
                 closing = self.closing
             for version, key, kind, obj in fresh:
@@ -213,6 +213,9 @@ class FakeKube:
                         return
             if closing or time.monotonic() >= end:
                 return
+
+    def _news(self, since: int) -> bool:
+        return self.closing or any(e[0] > since for e in self.events)
 
     def _json(self, h: BaseHTTPRequestHandler, code: int, payload: Any) -> None:
         data = json.dumps(payload).encode()
