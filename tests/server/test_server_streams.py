@@ -114,3 +114,32 @@ def test_client_without_a_server_says_so(tmp_path: Path) -> None:
                            "http://127.0.0.1:9"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "cannot reach http://127.0.0.1:9" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _samples(server: Server) -> dict[str, float]:
+    text = server.get("/metrics").text
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def test_metrics_count_runs_steps_queue_and_requests(servers: Servers) -> None:
+    idle = servers(executors=0)  # a replica without executors: the run waits in the shared queue
+    waiting = idle.submit(pipeline(("d", "true")))
+    before = _samples(idle)
+    assert before["worldtree_queue_size"] == before["worldtree_tasks_pending_total"] == 1
+    assert not any(key.startswith("worldtree_tasks_total{") for key in before)
+    server = servers()
+    ok = server.submit(pipeline(("a", "echo a"), ("b", "echo b")))
+    bad = server.submit(pipeline(("c", "exit 1")))
+    for run_id in (waiting, ok, bad):
+        server.wait(run_id)
+    samples = _samples(server)
+    assert samples['worldtree_tasks_total{status="succeeded"}'] == 2
+    assert samples['worldtree_tasks_total{status="failed"}'] == 1
+    assert samples['worldtree_step_executions_total{status="succeeded"}'] == 3
+    assert samples['worldtree_step_executions_total{status="failed"}'] == 1
+    assert samples["worldtree_task_duration_seconds_count"] == 3
+    assert samples["worldtree_queue_size"] == samples["worldtree_tasks_pending_total"] == 0
+    posted = 'http_request_duration_seconds_count{method="POST",route="/api/v1/runs",status="202"}'
+    assert samples[posted] == 2
+    assert samples['http_request_duration_seconds_count{method="GET",route="/api/v1/runs/{run_id}",status="200"}'] >= 3

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,7 +62,7 @@ class Executor:
 
     def __init__(self, store: RunStore, *, name: str, lease_seconds: float = LEASE_SECONDS,
                  grace_seconds: float = 5.0, wake: threading.Event | None = None,
-                 on_result: Callable[[RunResult], None] | None = None) -> None:
+                 on_result: Callable[[RunResult, float], None] | None = None) -> None:
         self.store = store
         self.name = name
         self.lease_seconds = lease_seconds
@@ -100,10 +101,11 @@ class Executor:
             log.info("executor %s: run %s attempt %d", self.name, run_id, lease.attempt)
             # A cancel made while the run waited: delivered before anything starts. (A claim clears
             # the request of an earlier attempt; a queued retry or takeover must still honour it.)
+            started = time.monotonic()
             result = self._run(record.run_id, graph, record.workdir, record.options, lease, reuse,
                                takeover=bool(seen), cancel_reason=record.cancel_reason)
             if self.on_result is not None:
-                self.on_result(result)
+                self.on_result(result, time.monotonic() - started)
             return True
         return False
 

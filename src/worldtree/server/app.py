@@ -20,6 +20,7 @@ from fastapi import FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from worldtree import __version__
 from worldtree.app import service
@@ -27,6 +28,7 @@ from worldtree.app.executor import Executor
 from worldtree.compile.yaml_source import MAX_DOCUMENT_BYTES
 from worldtree.errors import UsageError
 from worldtree.server import errors
+from worldtree.server.metrics import Metrics
 from worldtree.server.streams import log_events
 from worldtree.store.api import LEASE_SECONDS, RunStore
 
@@ -58,15 +60,19 @@ class SubmitBody(BaseModel):
 def create_app(settings: ServerSettings) -> FastAPI:
     """The application; the store opens (and migrates) and the executors start with its lifespan."""
 
+    opened: list[RunStore] = []
+    metrics = Metrics(lambda: opened[0] if opened else None)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from worldtree.store import open_store
 
         store = open_store(settings.store_url)
+        opened.append(store)
         runtime = _Runtime(store, service.ServiceConfig(settings.data_dir))
         for number in range(settings.executors):
             executor = Executor(store, name=f"executor-{number + 1}", lease_seconds=settings.lease_seconds,
-                                wake=runtime.wake)
+                                wake=runtime.wake, on_result=metrics.run_finished)
             thread = threading.Thread(target=executor.serve, args=(runtime.stop,), name=executor.name, daemon=True)
             thread.start()
             runtime.threads.append(thread)
@@ -81,8 +87,25 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app = FastAPI(title="worldtree", version=__version__, lifespan=lifespan,
                   description="Submit pipelines, follow their logs live, cancel and retry them.")
     errors.install(app)
+    app.add_middleware(_Timed, metrics=metrics)
     _routes(app)
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def prometheus() -> Response:
+        """Prometheus metrics (seed 001's series)."""
+        return metrics.render()
+
     return app
+
+
+class _Timed:
+    """ASGI middleware: every request timed into ``http_request_duration_seconds``."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.timed = metrics.asgi(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.timed(scope, receive, send)
 
 
 def _runtime(request: Request) -> _Runtime:
