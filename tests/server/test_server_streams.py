@@ -143,3 +143,13 @@ def test_metrics_count_runs_steps_queue_and_requests(servers: Servers) -> None:
     posted = 'http_request_duration_seconds_count{method="POST",route="/api/v1/runs",status="202"}'
     assert samples[posted] == 2
     assert samples['http_request_duration_seconds_count{method="GET",route="/api/v1/runs/{run_id}",status="200"}'] >= 3
+
+
+def test_a_non_loopback_address_needs_an_explicit_opt_out_while_there_is_no_auth(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORLDTREE_")}
+    proc = subprocess.run([sys.executable, "-m", "worldtree.cli.main", "server", "--host", "0.0.0.0",
+                           "--data-dir", str(tmp_path / "data")], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "no authentication" in proc.stderr and "--insecure-no-auth" in proc.stderr
+    assert not (tmp_path / "data").exists()

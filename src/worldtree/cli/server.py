@@ -24,10 +24,18 @@ def serve(
                                            help="Runs executed at once by this process.")] = 2,
     lease_seconds: Annotated[float, typer.Option("--lease-seconds", envvar="WORLDTREE_LEASE_SECONDS", min=2.0,
                                                  help="How long a run's claim holds without a heartbeat.")] = 30.0,
+    insecure_no_auth: Annotated[bool, typer.Option(
+        "--insecure-no-auth", envvar="WORLDTREE_INSECURE_NO_AUTH",
+        help="Serve a non-loopback address although the API has no authentication yet.")] = False,
 ) -> None:
     """Serve ``/api/v1`` on HOST:PORT and run queued pipelines with N executors."""
     from worldtree.cli.main import _guard
 
+    if not _loopback(host) and not insecure_no_auth:
+        typer.echo(f"error: --host {host} is not a loopback address, and the API has no authentication yet: "
+                   "anyone who reaches it can run commands as this user; bind 127.0.0.1 (put an authenticating "
+                   "proxy in front), or pass --insecure-no-auth if the network is yours alone", err=True)
+        raise typer.Exit(2)
     data = os.path.abspath(data_dir)
     os.makedirs(data, exist_ok=True)
     url = store or f"sqlite:///{os.path.join(data, 'worldtree.db')}"
@@ -48,6 +56,17 @@ def serve(
         typer.echo(f"error: could not serve on {host}:{port} (is the port in use?); pick another with --port",
                    err=True)
         raise typer.Exit(1)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_store(url: str) -> None:
