@@ -100,3 +100,39 @@ def test_published_schema_accepts_the_examples_and_rejects_a_bad_ttl(cli: Cli) -
     doc["targets"][0]["dns"]["records"][0]["ttl"] = 0
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema)
+
+
+def test_odd_values_anywhere_are_located_errors_never_crashes() -> None:
+    """Each value of the example replaced by values of the wrong type: SpecError or plans, nothing else."""
+    import copy
+    import random
+
+    from worldtree.stack.service import make_plans
+
+    base = yaml.safe_load((EXAMPLES / "svc-plus.yaml").read_text())
+    odd: list[object] = [None, 0, -1, True, "", "x", [], ["a"], {}, {"a": 1}, [{"x": 1}], 1.5]
+
+    def paths(node: object, at: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+        return [at] + [p for k, v in items for p in paths(v, (*at, k))]
+
+    every = [p for p in paths(base) if p]
+    rng = random.Random(7)
+    failures = 0
+    for _ in range(400):
+        doc = copy.deepcopy(base)
+        for path in rng.sample(every, 2):
+            parent = doc
+            try:
+                for key in path[:-1]:
+                    parent = parent[key]
+                parent[path[-1]] = rng.choice(odd)
+            except (KeyError, IndexError, TypeError):
+                continue
+        for env in ("", "dev"):
+            try:
+                make_plans(parse_stack(yaml.safe_dump(doc), "f.yaml", env), "all", {})
+            except SpecError as exc:
+                failures += 1
+                assert all(d.line >= 1 and d.col >= 1 and d.message for d in exc.diagnostics)
+    assert failures > 100  # the mutations did reach the checks

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from worldtree.compile.diagnostics import Diagnostic
 from worldtree.compile.yaml_source import Positions, YamlSourceError, load_yaml
 from worldtree.errors import SpecError
@@ -104,7 +106,15 @@ class _Checker:
         doc = dict(data)
         doc["global"] = glob
         doc["targets"] = [_normalized_target(t) for t in data["targets"]]
-        return Stack.model_validate(doc)
+        try:
+            return Stack.model_validate(doc)
+        except ValidationError as exc:  # types the hand checks above leave to the model
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                at = self.global_at.get(str(loc[1]), loc[:2]) + loc[2:] if loc[:1] == ("global",) and len(loc) > 1 \
+                    else loc
+                self.error("type", f"{_label(loc)}: {err['msg']}", at)
+            return None
 
     def string(self, parent: dict[str, Any] | None, key: str, path: PathT, label: str) -> str | None:
         """upstream ``getStr``: present, a string, not blank."""
@@ -142,8 +152,9 @@ class _Checker:
         return merged
 
     def targets(self, targets: list[Any], domain: str) -> None:
-        with_resources = {t.get("id") for t in targets if isinstance(t, dict) and isinstance(t.get("resources"), dict)}
-        ids = {t.get("id") for t in targets if isinstance(t, dict)}
+        named = [t for t in targets if isinstance(t, dict) and isinstance(t.get("id"), str)]
+        with_resources = {t["id"] for t in named if isinstance(t.get("resources"), dict)}
+        ids = {t["id"] for t in named}
         seen_ids: dict[str, int] = {}
         seen_records: dict[tuple[str, str], str] = {}
         for i, target in enumerate(targets):
@@ -191,8 +202,8 @@ class _Checker:
                 if first != label:
                     self.error("duplicate", f"{label}: {fqdn} {rtype} is already defined by {first}; "
                                "each (fqdn, type) may appear once", (*rat, "name"))
-                if "valueFrom" in record:
-                    self.value_from(record["valueFrom"], target.get("id"), ids, with_resources, label, rat)
+                if "valueFrom" in record and isinstance(target.get("id"), str):
+                    self.value_from(record["valueFrom"], target["id"], ids, with_resources, label, rat)
 
     def domains(self, target: dict[str, Any], i: int, domain: str) -> None:
         doms = target.get("domains")
@@ -208,7 +219,7 @@ class _Checker:
                 self.error("domain", f"targets[{i}].domains[{j}] must be under global.domain ({domain}), got {fqdn}",
                            at)
 
-    def value_from(self, ref: str, own: Any, ids: set[Any], with_resources: set[Any], label: str,
+    def value_from(self, ref: str, own: str, ids: set[str], with_resources: set[str], label: str,
                    at: PathT) -> None:
         """``endpoints.X`` is this target's IaC output; ``<target>.endpoints.X`` another's."""
         head, _, rest = ref.partition(".")
@@ -241,6 +252,14 @@ def _record_problem(rec: dict[str, Any]) -> tuple[str, str] | None:
     if "proxied" in rec and not isinstance(rec["proxied"], bool):
         return "proxied", "dns.records[].proxied must be boolean"
     return None
+
+
+def _label(loc: tuple[Any, ...]) -> str:
+    """``("targets", 0, "dns")`` -> ``targets[0].dns``, as the reference writes paths."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
 def _normalized_target(target: dict[str, Any]) -> dict[str, Any]:

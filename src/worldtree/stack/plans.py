@@ -72,7 +72,7 @@ def iac_plan(stack: Stack, env: str = "") -> dict[str, Any]:
             inputs["project"] = g.gcp_project
         wanted = {value_from_source(r.value_from, t.id)[1] for t in stack.targets for r in t.dns.records
                   if r.value_from and value_from_source(r.value_from, t.id)[0] == target.id}
-        outputs = sorted(wanted | {str(o) for o in res.get("outputs", []) if isinstance(o, str)})
+        outputs = sorted(wanted | {o for o in _list(res.get("outputs")) if isinstance(o, str)})
         modules.append({"target": target.id, "engine": iac_engine(stack, target),
                         "source": str(res.get("source", f"{base}/{g.cloud}/{module}")),
                         "inputs": dict(sorted(inputs.items())), "outputs": outputs})
@@ -135,15 +135,20 @@ def observe_plan(stack: Stack, env: str = "") -> dict[str, Any]:
             alerts.append({"alert": f"StackflowProbeFailed:{target.id}",
                            "expr": f'probe_success{{stackflow_target="{target.id}"}} == 0',
                            "for": str(spec.get("for", "5m")), "severity": str(spec.get("severity", "critical"))})
-        for job in spec.get("scrape", []) or []:
+        for job in _list(spec.get("scrape")):
             if isinstance(job, dict):
                 scrape.append({"target": target.id, "job_name": job.get("job_name", target.id),
                                "metrics_path": job.get("metrics_path", "/metrics"),
                                "targets": job.get("targets", target.domains)})
-        for rule in spec.get("alerts", []) or []:
+        for rule in _list(spec.get("alerts")):
             if isinstance(rule, dict):
                 alerts.append({"target": target.id, **rule})
     return {"blackboxTargets": blackbox, "scrapeJobs": scrape, "alertRules": alerts}
+
+
+def _list(value: Any) -> list[Any]:
+    """Free-form sections may hold anything; a list is read, anything else is nothing."""
+    return value if isinstance(value, list) else []
 
 
 _BUILDERS = {"dns": dns_plan, "iac": iac_plan, "deploy": deploy_plan, "observe": observe_plan}
