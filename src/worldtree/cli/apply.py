@@ -31,6 +31,8 @@ def apply(
                                                     help="Exit 3 when something changed (or would).")] = False,
     secrets_file: Annotated[str | None, typer.Option("--secrets-file",
                                                      help="dotenv file for ${NAME} inventory passwords.")] = None,
+    record: Annotated[bool, typer.Option("--record", help="Record the apply as a run in the store (runs, logs, "
+                                         "retry: a retry re-plans and continues where it failed).")] = False,
 ) -> None:
     """Apply a playbook of idempotent operations to hosts: facts, plan, apply, rollback."""
     from worldtree.cli.main import _guard
@@ -38,6 +40,15 @@ def apply(
 
     if on_failure not in ("stop", "continue", "rollback"):
         _guard(lambda: _raise(UsageError(f"--on-failure {on_failure!r}: use stop, continue or rollback")))
+    if record:
+        argv = [os.path.abspath(playbook)]
+        if inventory:
+            argv += ["-i", os.path.abspath(inventory)]
+        argv += ["--on-failure", on_failure, "--forks", str(forks)]
+        argv += [flag for flag, on in (("--check", check), ("--diff", diff)) if on]
+        argv += ["--limit", limit] if limit else []
+        argv += ["--secrets-file", os.path.abspath(secrets_file)] if secrets_file else []
+        _record(playbook, inventory, argv)
     code = _guard(lambda: asyncio.run(_apply(playbook, inventory, check=check, diff=diff, limit=limit,
                                              on_failure=on_failure, forks=forks, secrets_file=secrets_file,
                                              detailed=detailed_exitcode)))
@@ -46,6 +57,35 @@ def apply(
 
 def _raise(error: Exception) -> None:
     raise error
+
+
+def _record(playbook: str, inventory: str | None, argv: list[str]) -> None:
+    """Run the apply as the one step of a stored run, so ``runs``, ``logs`` and ``retry`` work on it.
+
+    The playbook and inventory are checked here first (a bad file is exit 2 and no run); the
+    step is this same command without ``--record``, so a retry plans again from the hosts'
+    state: what the failed attempt already did reports ``no change`` and the apply goes on
+    from the failed operation.
+    """
+    import shlex
+    import sys
+
+    from worldtree.app.runs import Prepared, RunOptions, start_run
+    from worldtree.cli.main import _finish, _guard, _open_store, _with_console
+    from worldtree.model.graph import ExecutionGraph, Node
+    from worldtree.ops.inventory import load_inventory
+    from worldtree.ops.playbook import load_playbook
+
+    book = _guard(lambda: load_playbook(playbook))
+    if inventory:
+        _guard(lambda: load_inventory(inventory))
+    command = shlex.join([sys.executable, "-m", "worldtree.cli.main", "apply", *argv])
+    node = Node(id="apply", path="apply", name="apply", job="apply", command=command)
+    graph = ExecutionGraph(name=f"apply {book.name}", source=os.path.abspath(playbook), nodes=[node])
+    store = _guard(_open_store)
+    result = _guard(lambda: _with_console(False, lambda factory: start_run(Prepared(graph, []), store,
+                                                                              RunOptions(), factory)))
+    _finish(result, False)
 
 
 async def _apply(playbook_path: str, inventory_path: str | None, *, check: bool, diff: bool, limit: str | None,
