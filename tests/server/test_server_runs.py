@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
 from tests.server.conftest import Servers, pipeline
 
 
@@ -146,3 +149,15 @@ def test_a_cancel_made_while_queued_is_kept_until_an_executor_claims_the_run(ser
     assert run["state"] == "cancelled"
     assert run["nodes"][0]["state"] == "cancelled"
     assert worker.get(f"/api/v1/runs/{run_id}/logs").json()["items"] == []
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_error(servers: Servers) -> None:
+    server = servers(executors=1)
+    server.wait(server.submit(pipeline(("a", "echo a"))))
+    tool = Path(sys.executable).parent / "schemathesis"
+    proc = subprocess.run([str(tool), "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error",
+                           "--max-examples", "60", "--seed", "1"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "passed" in proc.stdout
+    assert "internal error" not in server.log()

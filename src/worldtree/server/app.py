@@ -113,6 +113,9 @@ def _runtime(request: Request) -> _Runtime:
     return runtime
 
 
+#: Bounds of numeric parameters: the databases' 64-bit integers (a larger one is a 422, not a 500).
+MAX_SEQ = 2**62
+MAX_PAGE = 2**31
 _STATE_ENUM: dict[str, Any] = {"enum": [*service.RUN_STATES, "queued"]}
 
 
@@ -143,7 +146,7 @@ def _routes(app: FastAPI) -> None:
         return JSONResponse(created, status_code=202, headers={"Location": f"/api/v1/runs/{created['id']}"})
 
     @app.get("/api/v1/runs", tags=["runs"])
-    def list_runs(request: Request, page: Annotated[int, Query(ge=1)] = 1,
+    def list_runs(request: Request, page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
                   page_size: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 50,
                   state: Annotated[str | None, Query(json_schema_extra=_STATE_ENUM)] = None,
                   ) -> dict[str, Any]:
@@ -176,7 +179,8 @@ def _routes(app: FastAPI) -> None:
         return queued
 
     @app.get("/api/v1/runs/{run_id}/logs", tags=["logs"], response_model=None)
-    def logs(request: Request, run_id: str, node: str | None = None, offset: Annotated[int, Query(ge=0)] = 0,
+    def logs(request: Request, run_id: str, node: str | None = None,
+             offset: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
              limit: Annotated[int, Query(ge=1, le=service.MAX_LOG_LIMIT)] = 1000,
              format: Annotated[str, Query(pattern="^(json|text)$")] = "json") -> Response | dict[str, Any]:
         """Lines after seq ``offset``: JSON ``{items, next_offset}``, or ``format=text`` for export."""
@@ -204,8 +208,8 @@ def _last_event_id(value: str | None) -> int:
         number = int(value.strip())
     except ValueError:
         raise UsageError(f"Last-Event-ID must be a log sequence number, not {value!r}") from None
-    if number < 0:
-        raise UsageError("Last-Event-ID must not be negative")
+    if not 0 <= number <= MAX_SEQ:
+        raise UsageError(f"Last-Event-ID must be a log sequence number between 0 and {MAX_SEQ}")
     return number
 
 
