@@ -282,3 +282,75 @@ def test_second_applier_of_the_same_stack_and_env_is_refused(cli: Cli, tmp_path:
     assert proc.returncode == 2 and "another apply of stack svc-plus env (none) is running" in proc.stderr
     assert not zone.exists()
     assert cli("apply", "dns", str(stack), "--plan", "p", "--approve", env=ENV).returncode == 0
+
+
+TIMED_PLUGIN = '''
+import json, sys, time
+if sys.argv[1] == "info":
+    print(json.dumps({{"name": "timed"}}))
+    sys.exit(0)
+req = json.load(sys.stdin)
+start = time.time()
+time.sleep(1.5)
+with open({log!r}, "a") as fh:
+    fh.write(json.dumps([sys.argv[0].rsplit("-", 1)[1], start, time.time()]) + "\\n")
+print(json.dumps({{"apiVersion": "stackflow.plugin/v1", "kind": "Response", "ok": {ok},
+                  "changes": [{{"resource": a["target"], "action": "deploy"}} for a in req["plan"]["actions"]]}}))
+'''
+
+
+def _deploy_only_stack(tmp_path: Path) -> Path:
+    stack = tmp_path / "two.yaml"
+    stack.write_text(textwrap.dedent("""\
+        kind: StackFlow
+        metadata: {name: two}
+        global: {domain: example.com, dns_provider: none, cloud: gcp}
+        targets:
+          - {id: a, type: alpha, domains: [a.example.com], observe: {blackbox: false}}
+          - {id: b, type: beta, domains: [b.example.com], observe: {blackbox: false}}
+        """))
+    return stack
+
+
+@pytest.mark.parametrize("concurrency", ["1", "2"])
+def test_plugins_of_a_phase_run_up_to_the_concurrency_limit(cli: Cli, tmp_path: Path, concurrency: str) -> None:
+    log = tmp_path / "times.log"
+    for kind in ("alpha", "beta"):
+        write_plugin(tmp_path / "plugins", f"stackflow-plugin-deploy-{kind}",
+                     TIMED_PLUGIN.format(log=str(log), ok=True))
+    stack = _deploy_only_stack(tmp_path)
+    assert cli("plan", "deploy", str(stack), "--out", "p").returncode == 0
+    proc = cli("apply", "deploy", str(stack), "--plan", "p", "--approve", "--concurrency", concurrency)
+    assert proc.returncode == 0, proc.stderr
+    assert [c["resource"] for c in json.loads(proc.stdout)["deploy"]["changes"]] == ["a", "b"]
+    (_, s1, e1), (_, s2, e2) = sorted(json.loads(line) for line in log.read_text().splitlines())
+    overlapped = s1 < e2 and s2 < e1
+    assert overlapped is (concurrency == "2")
+
+
+def test_a_broken_plugin_lets_the_others_finish_and_be_recorded(cli: Cli, tmp_path: Path) -> None:
+    log = tmp_path / "times.log"
+    write_plugin(tmp_path / "plugins", "stackflow-plugin-deploy-alpha", TIMED_PLUGIN.format(log=str(log), ok=True))
+    write_plugin(tmp_path / "plugins", "stackflow-plugin-deploy-beta", """
+        import sys
+        if sys.argv[1] == "info":
+            print("{}")
+            sys.exit(0)
+        sys.exit(4)
+    """)
+    stack = _deploy_only_stack(tmp_path)
+    cli("plan", "deploy", str(stack), "--out", "p")
+    proc = cli("apply", "deploy", str(stack), "--plan", "p", "--approve")
+    assert proc.returncode == 1 and "stackflow-plugin-deploy-beta apply exited with code 4" in proc.stderr
+    result = json.loads((tmp_path / "p" / "stackflow.deploy-apply.json").read_text())
+    assert result["ok"] is False and [c["resource"] for c in result["changes"]] == ["a"]
+    assert json.loads((tmp_path / "p" / "stackflow.state.json").read_text())["resources"]["deploy"] == {"a": None}
+
+
+def test_every_plugin_is_found_before_any_runs(cli: Cli, tmp_path: Path) -> None:
+    zone = dns_plugin(tmp_path)
+    stack = stack_file(tmp_path, "svc-plus")
+    cli("plan", "all", str(stack), "--out", "p")
+    proc = cli("apply", "all", str(stack), "--plan", "p", "--approve", env={**ENV, "PATH": "/nonexistent"})
+    assert proc.returncode == 2 and "stackflow-plugin-iac-gcp" in proc.stderr
+    assert not zone.exists()

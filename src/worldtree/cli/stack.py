@@ -71,6 +71,8 @@ def apply_cmd(
                                                   help="Allow changes a plugin marks dangerous.")] = False,
     plugins_dir: Annotated[Path, typer.Option("--plugins-dir", help="Searched before $PATH.")] = Path("plugins"),
     plugin_timeout: Annotated[float, typer.Option("--plugin-timeout", help="Seconds per plugin call.")] = 600.0,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1,
+                                             help="Plugins of one phase applied at once.")] = 4,
 ) -> None:
     """Apply reviewed plans through exec plugins, after approval, refusing stale plans.
 
@@ -86,7 +88,8 @@ def apply_cmd(
         approved = typer.confirm(f"Apply {phase} of stack {loaded.stack.name}"
                                  f"{' env ' + loaded.env if loaded.env else ''} from {plan}?", default=False)
     options = ApplyOptions(approved=approved, allow_dangerous=allow_dangerous, plugins_dir=plugins_dir,
-                           timeout=plugin_timeout, on_log=lambda line: typer.echo(f"[plugin] {line}", err=True))
+                           timeout=plugin_timeout, concurrency=concurrency,
+                           on_log=lambda line: typer.echo(f"[plugin] {line}", err=True))
     results = _guard(lambda: apply_plans(loaded, phase, plan, options))
     typer.echo(json.dumps(results, indent=2))
     raise typer.Exit(0 if all(r["ok"] for r in results.values()) else 1)

@@ -7,7 +7,7 @@ of the stack, env and recorded state now ("plan was made for a different stack o
 plan again"), and its content is what the stack gives (an edited plan file is refused too).
 
 Then phases run in order dns → iac → deploy → observe, one plugin call per provider/engine/type
-in a phase, each plugin that has a ``plan`` subcommand asked first whether any change is
+in a phase (up to ``concurrency`` at once), each plugin that has a ``plan`` subcommand asked first whether any change is
 ``dangerous`` (refused without ``allow_dangerous``); a plugin without one receives
 ``allowDangerous`` in its apply request and must not make such changes when it is false.
 After each phase the state file records what the plugins reported (``after`` per resource, ``outputs`` per target) and
@@ -21,13 +21,14 @@ import fcntl
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from worldtree.errors import UsageError
-from worldtree.plugins import Plugin, find_plugin, request
+from worldtree.plugins import Plugin, PluginError, find_plugin, request
 from worldtree.plugins.protocol import PluginResponse
 from worldtree.stack import artifacts
 from worldtree.stack.digest import plan_digest
@@ -46,22 +47,31 @@ class ApplyOptions:
     allow_dangerous: bool = False
     plugins_dir: Path | None = None
     timeout: float = 600.0
+    #: Plugins of one phase applied at once (deploy: one per target type).
+    concurrency: int = 4
     environ: Mapping[str, str] | None = None
     on_log: Callable[[str], None] = field(default=lambda _line: None)
 
 
 def apply_plans(loaded: LoadedStack, phase: str, plan_dir: Path, options: ApplyOptions) -> dict[str, dict[str, Any]]:
-    """Apply ``phase`` (or all) from the plans in ``plan_dir``; returns each phase's result."""
+    """Apply ``phase`` (or all) from the plans in ``plan_dir``; returns each phase's result.
+
+    Every plugin the phases need is found before the first one runs, so a missing deploy
+    plugin does not leave DNS half-applied. A plugin that breaks (PluginError) still lets the
+    others of its phase finish and be recorded; then the error is raised.
+    """
     if not options.approved:
         raise UsageError("apply needs approval: pass --approve, answer yes at the prompt, or run in a gated CI "
                          "environment that sets WORLDTREE_APPLY_APPROVED=1")
     phases = phases_of(phase)
+    results: dict[str, dict[str, Any]] = {}
+    error: PluginError | None = None
     with _applier_lock(plan_dir, loaded):
         state = artifacts.read_state(plan_dir)
         plans = _current_plans(loaded, phases, plan_dir, state)
-        results: dict[str, dict[str, Any]] = {}
+        calls = {name: _plugins_for(loaded, name, plans[name], options) for name in phases}
         for name in phases:
-            result = _apply_phase(loaded, name, plans[name], state, options)
+            result, error = _apply_phase(loaded, name, calls[name], state, options)
             results[name] = result
             _record(state, name, result)
             artifacts.write_json(artifacts.apply_path(plan_dir, name), _public(result))
@@ -71,6 +81,8 @@ def apply_plans(loaded: LoadedStack, phase: str, plan_dir: Path, options: ApplyO
     summary = apply_summary(loaded.stack.name, loaded.env, {k: _public(v) for k, v in results.items()})
     artifacts.write_text(plan_dir / "stackflow.apply-summary.md", summary)
     artifacts.append_step_summary(summary)
+    if error is not None:
+        raise error
     return {k: _public(v) for k, v in results.items()}
 
 
@@ -127,28 +139,44 @@ def _providers(stack: Stack, phase: Phase, plan: dict[str, Any]) -> list[tuple[s
     return [] if empty else [(str(extra.get("observe") or "prometheus"), plan)]
 
 
-def _apply_phase(loaded: LoadedStack, phase: Phase, plan: dict[str, Any], state: dict[str, Any],
-                 options: ApplyOptions) -> dict[str, Any]:
-    providers = _providers(loaded.stack, phase, plan)
-    plugins = [(Plugin(find_plugin(phase, name, options.plugins_dir, _path(options)), options.environ,
-                       options.timeout, options.on_log), part) for name, part in providers]
+def _plugins_for(loaded: LoadedStack, phase: Phase, plan: dict[str, Any],
+                 options: ApplyOptions) -> list[tuple[Plugin, dict[str, Any]]]:
+    return [(Plugin(find_plugin(phase, name, options.plugins_dir, _path(options)), options.environ,
+                    options.timeout, options.on_log), part) for name, part in _providers(loaded.stack, phase, plan)]
+
+
+def _apply_phase(loaded: LoadedStack, phase: Phase, calls: list[tuple[Plugin, dict[str, Any]]],
+                 state: dict[str, Any], options: ApplyOptions) -> tuple[dict[str, Any], PluginError | None]:
+    """Ask every plugin with a ``plan`` about dangerous changes, then apply up to
+    ``options.concurrency`` plugins at once; returns the merged result and the first breakage."""
     stack = loaded.stack.normalized()
-    merged: dict[str, Any] = {"ok": True, "changes": [], "links": [], "artifacts": [], "outputs": {}}
-    for plugin, part in plugins:
+    for plugin, part in calls:
         if plugin.info().plan and not options.allow_dangerous:
-            planned = plugin.call("plan", request(f"{phase}-plan", loaded.env, stack, part, state))
-            _refuse_dangerous(plugin.name, planned)
+            _refuse_dangerous(plugin.name, plugin.call("plan", request(f"{phase}-plan", loaded.env, stack, part,
+                                                                       state)))
+    requests = []
+    for _plugin, part in calls:
         apply_request = request(f"{phase}-apply", loaded.env, stack, part, state)
         apply_request["allowDangerous"] = options.allow_dangerous
-        response = plugin.call("apply", apply_request)
+        requests.append(apply_request)
+    merged: dict[str, Any] = {"ok": True, "changes": [], "links": [], "artifacts": [], "outputs": {}, "errors": []}
+    error: PluginError | None = None
+    with ThreadPoolExecutor(max_workers=max(1, min(options.concurrency, len(calls) or 1))) as pool:
+        futures = [pool.submit(plugin.call, "apply", req) for (plugin, _part), req in zip(calls, requests, strict=True)]
+    for future in futures:
+        try:
+            response = future.result()
+        except PluginError as exc:
+            merged["ok"] = False
+            merged["errors"].append(str(exc))
+            error = error or exc
+            continue
         result = response.result()
         merged["ok"] = merged["ok"] and result["ok"]
         for key in ("changes", "links", "artifacts"):
             merged[key].extend(result[key])
         merged["outputs"].update(response.outputs)
-        if not result["ok"]:
-            break
-    return merged
+    return merged, error
 
 
 def _refuse_dangerous(name: str, response: PluginResponse) -> None:
@@ -170,7 +198,11 @@ def _record(state: dict[str, Any], phase: str, result: dict[str, Any]) -> None:
 
 
 def _public(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: result[k] for k in ("ok", "changes", "links", "artifacts")}
+    """``{ok, changes[], links[], artifacts[]}``, plus ``errors[]`` when a plugin broke."""
+    out = {k: result[k] for k in ("ok", "changes", "links", "artifacts")}
+    if result.get("errors"):
+        out["errors"] = result["errors"]
+    return out
 
 
 def _path(options: ApplyOptions) -> str | None:
