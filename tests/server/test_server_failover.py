@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.server.conftest import Server, Servers, pipeline
 
@@ -91,3 +93,27 @@ def test_two_replicas_on_one_postgres_never_run_one_run_twice(pg_servers: Server
     assert sorted(run_id for run_id, _ in entries) == sorted(ids)
     pids = {int(pid) for _, pid in entries}
     assert pids == {r.proc.pid for r in replicas if r.proc is not None}  # both replicas did work
+
+
+def test_a_follower_on_another_replica_sees_lines_while_the_step_runs(pg_servers: Servers, tmp_path: Path) -> None:
+    runner = pg_servers(executors=1)
+    reader = pg_servers(executors=0)  # serves the follower; runs nothing
+    gate = tmp_path / "gate"
+    wait = f"echo first; for i in $(seq 300); do [ -f {gate} ] && break; sleep 0.05; done; [ -f {gate} ] || exit 9"
+    run_id = runner.submit(pipeline(("talk", wait + "; echo second")))
+    seen = []
+    with httpx.stream("GET", f"{reader.url}/api/v1/runs/{run_id}/logs/stream",
+                      timeout=httpx.Timeout(10, read=20)) as response:
+        event = "message"
+        for raw in response.iter_lines():
+            if raw.startswith("event:"):
+                event = raw[6:].strip()
+            elif raw.startswith("data:"):
+                body = json.loads(raw[5:])
+                if event == "end":
+                    assert body == {"state": "succeeded"}
+                    break
+                seen.append(body["line"])
+                if body["line"] == "first":
+                    gate.touch()
+    assert seen == ["first", "second"]
