@@ -90,3 +90,22 @@ def test_unreachable_host_is_an_error_before_any_change(tmp_path: Path) -> None:
     proc = wt(tmp_path, "p.yaml", "-i", "inv.yaml")
     assert proc.returncode == 2 and proc.stderr.startswith("p.yaml:2:8: error: 'deda' is neither"), proc.stderr
     assert "did you mean 'dead'?" in proc.stderr
+
+
+def test_secrets_in_with_are_substituted_and_masked_everywhere(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "s.env").write_text("DB_PASSWORD=hunter2-very-secret\n")
+    (tmp_path / "p.yaml").write_text(
+        f"hosts: local\ntasks:\n"
+        f"  - name: conf\n    op: file.file\n    with: {{path: {root}/db.conf, content: \"pw=${{DB_PASSWORD}}\\n\"}}\n"
+        f"  - name: use\n    op: command\n    with: {{run: \"echo $${{HOME}} ${{DB_PASSWORD}} >&2; exit 5\"}}\n")
+    proc = wt(tmp_path, "p.yaml", "--diff", "--secrets-file", "s.env")
+    assert proc.returncode == 1
+    assert (root / "db.conf").read_text() == "pw=hunter2-very-secret\n"  # the host gets the value
+    assert "hunter2" not in proc.stdout + proc.stderr
+    assert "+pw=***" in proc.stdout and "run `echo ${HOME} *** >&2; exit 5`" in proc.stdout, proc.stdout
+    assert f"exited 5: {Path.home()} ***" in proc.stdout  # $${HOME} reached the shell as ${HOME}
+    unset = wt(tmp_path, "p.yaml")
+    assert unset.returncode == 2 and "p.yaml:5:11: error: task 'conf' uses ${DB_PASSWORD}, which is not set" \
+        in unset.stderr, unset.stderr

@@ -94,6 +94,7 @@ async def _apply(playbook_path: str, inventory_path: str | None, *, check: bool,
     from worldtree.ops.config import load_config
     from worldtree.ops.inventory import load_inventory
     from worldtree.ops.playbook import load_playbook
+    from worldtree.ops.secrets import mask
 
     book = load_playbook(playbook_path)
     inventory = load_inventory(inventory_path) if inventory_path else None
@@ -104,22 +105,27 @@ async def _apply(playbook_path: str, inventory_path: str | None, *, check: bool,
         env.update({k: v for k, v in dotenv_values(secrets_file).items() if v is not None})
     limits = [p.strip() for p in limit.split(",") if p.strip()] if limit else None
     plan = await build_plan(book, inventory, limit=limits, env=env, config=load_config(None), forks=forks)
+    values = plan.secrets.values()
+
+    def say(text: str, nl: bool = True) -> None:
+        typer.echo(mask(text, values), nl=nl)
+
     try:
         width = max((len(s.task.name) for s in plan.steps()), default=4)
         hwidth = max((len(h.name) for h in plan.hosts), default=4)
-        typer.echo(f"PLAN {book.name}: {len(plan.hosts)} host(s), {len(book.tasks)} task(s)")
+        say(f"PLAN {book.name}: {len(plan.hosts)} host(s), {len(book.tasks)} task(s)")
         for step in plan.steps():
             assert step.planned is not None
-            typer.echo(f"  {step.host:<{hwidth}}  {step.task.name:<{width}}  {step.planned.render()}")
+            say(f"  {step.host:<{hwidth}}  {step.task.name:<{width}}  {step.planned.render()}")
             if diff and step.planned.diff:
-                typer.echo("".join("    " + line for line in step.planned.diff.splitlines(keepends=True)), nl=False)
+                say("".join("    " + line for line in step.planned.diff.splitlines(keepends=True)), nl=False)
         pending = plan.count("change") + plan.count("unknown")
-        typer.echo(f"Plan: {plan.count('change')} to change, {plan.count('unknown')} unknown until run, "
-                   f"{plan.count('none')} unchanged")
+        say(f"Plan: {plan.count('change')} to change, {plan.count('unknown')} unknown until run, "
+            f"{plan.count('none')} unchanged")
         if check:
             return 3 if detailed and pending else 0
         if not pending:
-            typer.echo("No changes.")
+            say("No changes.")
             return 0
 
         def show(step: Any) -> None:
@@ -128,15 +134,15 @@ async def _apply(playbook_path: str, inventory_path: str | None, *, check: bool,
                 line = f"  {step.host:<{hwidth}}  {step.task.name:<{width}}  {step.rollback}"
             elif step.error:
                 line += f": {step.error}"
-            typer.echo(line)
+            say(line)
 
-        typer.echo("APPLY")
+        say("APPLY")
         outcome = await apply_plan(plan, on_failure=on_failure, forks=forks, emit=show, emit_rollback=show)
         summary = (f"Apply: {outcome.changed} changed, {outcome.ok} unchanged, {outcome.failed} failed, "
                    f"{outcome.skipped} skipped")
         if on_failure == "rollback" and outcome.failed:
             summary += f"; rollback: {outcome.rolled_back} undone, {outcome.rollback_failed} not undone"
-        typer.echo(summary)
+        say(summary)
     finally:
         await plan.close()
     if outcome.failed:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ from worldtree.ops.inventory import Inventory
 from worldtree.ops.operation import OpContext, Operation, OpError, Planned, RollbackUnavailable
 from worldtree.ops.playbook import Playbook, TaskSpec
 from worldtree.ops.registry import OPERATIONS
+from worldtree.ops.secrets import Secrets, mask
 from worldtree.ops.templates import TemplateError, Templates, is_template
 
 __all__ = ["ApplyPlan", "HostPlan", "Step", "apply_plan", "build_plan"]
@@ -72,6 +73,8 @@ class ApplyPlan:
     playbook: Playbook
     hosts: list[HostPlan]
     pool: SshPool | None = None
+    #: ``${NAME}`` values the playbook used: shown as ``***`` wherever the plan or results are shown
+    secrets: Secrets = field(default_factory=lambda: Secrets(None))
 
     def steps(self) -> list[Step]:
         return [s for h in self.hosts for s in h.steps]
@@ -100,13 +103,21 @@ def _render(value: Any, context: Mapping[str, Any], templates: Templates, task: 
     return value
 
 
-def _build_op(task: TaskSpec, host: str, context: Mapping[str, Any], templates: dict[Path, Templates]
-              ) -> Operation:
+def _build_op(task: TaskSpec, host: str, context: Mapping[str, Any], templates: dict[Path, Templates],
+              secrets: Secrets) -> Operation:
     """The operation of ``task`` for ``host``; SpecError (located) for bad arguments or templates."""
     tpl = templates.setdefault(task.base_dir, Templates(task.base_dir))
     ctx = {**context, **task.vars}
+    raw_args, missing = secrets.expand(task.args)
+    raw_rollback, missing_rollback = secrets.expand(task.rollback)
+    if missing or missing_rollback:
+        name = missing or missing_rollback
+        where = ("with",) if missing else ("rollback",)
+        raise SpecError([task.diagnostic(f"task {task.name!r} uses ${{{name}}}, which is not set: put it in "
+                                         "--secrets-file or the environment (write $${NAME} for a literal)",
+                                         *where, code="secret")])
     try:
-        rendered = _render(task.args, ctx, tpl, task, ("with",))
+        rendered = _render(raw_args, ctx, tpl, task, ("with",))
         cls = OPERATIONS[task.op]
         try:
             args = cls.args_model.model_validate(rendered)
@@ -123,8 +134,8 @@ def _build_op(task: TaskSpec, host: str, context: Mapping[str, Any], templates: 
                 diags.append(task.diagnostic(f"task {task.name!r} on {host}: {msg}", "with", *loc[:1],
                                              code="argument"))
             raise SpecError(diags) from None
-        rollback = _render(task.rollback, ctx, tpl, task, ("rollback",))
-        extra: dict[str, Any] = {"rollback": rollback}
+        rollback = _render(raw_rollback, ctx, tpl, task, ("rollback",))
+        extra: dict[str, Any] = {"rollback": rollback, "secrets": secrets.values()}
         if task.op == "file.template":
             extra["rendered"] = tpl.render_file(str(rendered["src"]), ctx)
         return cls(args, OpContext(task.base_dir, extra))
@@ -163,12 +174,13 @@ async def build_plan(playbook: Playbook, inventory: Inventory | None, *, limit: 
                                         "<command line>")]) from None
         names = [n for n in names if n in wanted]
     pool = None if local else SshPool(config)
-    plan = ApplyPlan(playbook, [], pool)
+    plan = ApplyPlan(playbook, [], pool, Secrets(env))
     try:
         hosts = await _connect(plan, names, inventory, env, diags)
         if diags:
             raise SpecError(diags)
         templates: dict[Path, Templates] = {}
+        secrets = plan.secrets
         order = playbook.order()
         for host in hosts:
             spec = inventory.host(host.name) if inventory is not None and not local else None
@@ -177,13 +189,13 @@ async def build_plan(playbook: Playbook, inventory: Inventory | None, *, limit: 
                        "host": {"name": host.name, "labels": dict(spec.labels) if spec else {}, "vars": hvars}}
             for task in order:
                 try:
-                    host.steps.append(Step(task, host.name, _build_op(task, host.name, context, templates)))
+                    host.steps.append(Step(task, host.name, _build_op(task, host.name, context, templates, secrets)))
                 except SpecError as exc:
                     diags.extend(exc.diagnostics)
             for handler in playbook.handlers:
                 try:
                     host.handlers.append(Step(handler, host.name, _build_op(handler, host.name, context,
-                                                                           templates)))
+                                                                           templates, secrets)))
                 except SpecError as exc:
                     diags.extend(exc.diagnostics)
         if diags:
@@ -195,8 +207,11 @@ async def build_plan(playbook: Playbook, inventory: Inventory | None, *, limit: 
         if diags:
             raise SpecError(diags)
         plan.hosts = hosts
+    except SpecError as exc:
+        await plan.close()
+        values = plan.secrets.values()
+        raise SpecError([replace(d, message=mask(d.message, values)) for d in exc.diagnostics]) from None
     except BaseException:
-        plan.hosts = plan.hosts or []
         await plan.close()
         raise
     return plan
