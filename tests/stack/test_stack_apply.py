@@ -354,3 +354,22 @@ def test_every_plugin_is_found_before_any_runs(cli: Cli, tmp_path: Path) -> None
     proc = cli("apply", "all", str(stack), "--plan", "p", "--approve", env={**ENV, "PATH": "/nonexistent"})
     assert proc.returncode == 2 and "stackflow-plugin-iac-gcp" in proc.stderr
     assert not zone.exists()
+
+
+def test_plan_refine_asks_the_plugin_read_only_and_leaves_the_plan_as_the_stack_gives(cli: Cli, tmp_path: Path) -> None:
+    zone = dns_plugin(tmp_path, has_plan=True)
+    stack = stack_file(tmp_path)
+    assert cli("plan", "dns", str(stack), "--out", "plain").returncode == 0
+    proc = cli("plan", "dns", str(stack), "--out", "p", "--refine", env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    changes = json.loads((tmp_path / "p" / "stackflow.dns-changes.json").read_text())
+    assert changes["plugins"] == [{"plugin": "stackflow-plugin-dns-cloudflare", "planned": True, "changes": [
+        {"resource": "www/CNAME", "action": "create", "before": None, "after": "cname.vercel-dns.com.",
+         "dangerous": False}]}]
+    assert not zone.exists()  # plan is read-only
+    assert (tmp_path / "p" / "stackflow.dns-plan.json").read_text() == \
+        (tmp_path / "plain" / "stackflow.dns-plan.json").read_text()
+    summary = (tmp_path / "p" / "stackflow.summary.md").read_text()
+    assert "- dns: `stackflow-plugin-dns-cloudflare`: 1 change(s)" in summary
+    assert TOKEN not in summary + proc.stderr and "[plugin] using token ***" in proc.stderr
+    assert cli("apply", "dns", str(stack), "--plan", "p", "--approve", env=ENV).returncode == 0

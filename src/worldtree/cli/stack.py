@@ -46,15 +46,28 @@ def validate_cmd(file: StackFile, env: EnvOpt = "", out: OutOpt = Path(".")) -> 
 
 
 @stack_app.command("plan")
-def plan_cmd(phase: PhaseArg, file: StackFile, env: EnvOpt = "", out: OutOpt = Path(".")) -> None:
+def plan_cmd(
+    phase: PhaseArg,
+    file: StackFile,
+    env: EnvOpt = "",
+    out: OutOpt = Path("."),
+    refine: Annotated[bool, typer.Option(
+        "--refine", help="Also ask each phase's plugins (their plan subcommand, with their credentials) what "
+                         "would change at the provider; written to stackflow.<phase>-changes.json.")] = False,
+    plugins_dir: Annotated[Path, typer.Option("--plugins-dir", help="Searched before $PATH.")] = Path("plugins"),
+    plugin_timeout: Annotated[float, typer.Option("--plugin-timeout", help="Seconds per plugin call.")] = 600.0,
+) -> None:
     """Write stackflow.<phase>-plan.json and stackflow.summary.md (no credentials needed).
 
     The summary is also appended to $GITHUB_STEP_SUMMARY when it is set.
     """
     from worldtree.stack import artifacts, load_stack
+    from worldtree.stack.apply import ApplyOptions
     from worldtree.stack.service import write_plans
 
-    plans = _guard(lambda: write_plans(load_stack(file, env), phase, out))
+    options = None if not refine else ApplyOptions(
+        plugins_dir=plugins_dir, timeout=plugin_timeout, on_log=lambda line: typer.echo(f"[plugin] {line}", err=True))
+    plans = _guard(lambda: write_plans(load_stack(file, env), phase, out, options))
     for name in plans:
         typer.echo(str(artifacts.plan_path(out, name)))
     typer.echo(str(out / artifacts.SUMMARY_FILE))

@@ -69,7 +69,7 @@ def apply_plans(loaded: LoadedStack, phase: str, plan_dir: Path, options: ApplyO
     with _applier_lock(plan_dir, loaded):
         state = artifacts.read_state(plan_dir)
         plans = _current_plans(loaded, phases, plan_dir, state)
-        calls = {name: _plugins_for(loaded, name, plans[name], options) for name in phases}
+        calls = {name: plugins_for(loaded, name, plans[name], options) for name in phases}
         for name in phases:
             result, error = _apply_phase(loaded, name, calls[name], state, options)
             results[name] = result
@@ -139,7 +139,7 @@ def _providers(stack: Stack, phase: Phase, plan: dict[str, Any]) -> list[tuple[s
     return [] if empty else [(str(extra.get("observe") or "prometheus"), plan)]
 
 
-def _plugins_for(loaded: LoadedStack, phase: Phase, plan: dict[str, Any],
+def plugins_for(loaded: LoadedStack, phase: Phase, plan: dict[str, Any],
                  options: ApplyOptions) -> list[tuple[Plugin, dict[str, Any]]]:
     return [(Plugin(find_plugin(phase, name, options.plugins_dir, _path(options)), options.environ,
                     options.timeout, options.on_log), part) for name, part in _providers(loaded.stack, phase, plan)]

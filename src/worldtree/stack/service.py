@@ -7,7 +7,7 @@ print it without reading the files back.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worldtree.stack import artifacts
 from worldtree.stack.digest import plan_digest
@@ -15,6 +15,9 @@ from worldtree.stack.loader import LoadedStack
 from worldtree.stack.model import PHASES, Phase
 from worldtree.stack.plans import build_plan
 from worldtree.stack.summary import plan_summary
+
+if TYPE_CHECKING:
+    from worldtree.stack.apply import ApplyOptions
 
 
 def validation_result(loaded: LoadedStack) -> dict[str, Any]:
@@ -42,12 +45,25 @@ def make_plans(loaded: LoadedStack, phase: str, state: dict[str, Any]) -> dict[s
     return {p: build_plan(loaded.stack, loaded.env, p, digest) for p in phases_of(phase)}
 
 
-def write_plans(loaded: LoadedStack, phase: str, out: Path) -> dict[str, dict[str, Any]]:
-    """Plan against the state recorded in ``out``; write each plan and the summary there."""
-    plans = make_plans(loaded, phase, artifacts.read_state(out))
+def write_plans(loaded: LoadedStack, phase: str, out: Path,
+                refine_with: ApplyOptions | None = None) -> dict[str, dict[str, Any]]:
+    """Plan against the state recorded in ``out``; write each plan and the summary there.
+
+    With ``refine_with``, each phase's plugins are also asked what would change at the provider
+    (``stackflow.<phase>-changes.json``; see :mod:`worldtree.stack.refine`).
+    """
+    state = artifacts.read_state(out)
+    plans = make_plans(loaded, phase, state)
     for name, plan in plans.items():
         artifacts.write_json(artifacts.plan_path(out, name), plan)
     summary = plan_summary(loaded.stack.name, loaded.env, plans)
+    if refine_with is not None:
+        from worldtree.stack.refine import refine, refine_summary
+
+        refined = refine(loaded, plans, state, refine_with)
+        for name, data in refined.items():
+            artifacts.write_json(out / f"stackflow.{name}-changes.json", data)
+        summary += "\n" + refine_summary(refined)
     artifacts.write_text(out / artifacts.SUMMARY_FILE, summary)
     artifacts.append_step_summary(summary)
     return plans
