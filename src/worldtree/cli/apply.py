@@ -29,8 +29,8 @@ def apply(
     forks: Annotated[int, typer.Option("--forks", min=1, max=1000, help="Hosts applied at once.")] = 20,
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
                                                     help="Exit 3 when something changed (or would).")] = False,
-    secrets_file: Annotated[str | None, typer.Option("--secrets-file",
-                                                     help="dotenv file for ${NAME} inventory passwords.")] = None,
+    secrets_file: Annotated[str | None, typer.Option(
+        "--secrets-file", help="dotenv file for ${NAME} in with: and inventory passwords.")] = None,
     record: Annotated[bool, typer.Option("--record", help="Record the apply as a run in the store (runs, logs, "
                                          "retry: a retry re-plans and continues where it failed).")] = False,
 ) -> None:
