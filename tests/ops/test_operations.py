@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -148,5 +149,7 @@ async def test_a_flooding_command_keeps_a_bounded_part_of_its_output(tmp_path: P
 
     result = await LocalConnection().run(sh("head -c 5000000 /dev/zero; echo done >&2; exit 3"), timeout=30)
     assert (result.exit_status, len(result.stdout), result.stderr) == (3, OUTPUT_LIMIT, "done\n")
-    slow = await LocalConnection().run(sh("sleep 5"), timeout=0.2)
+    started = time.monotonic()
+    slow = await LocalConnection().run(sh("sleep 5; echo late"), timeout=0.2)
     assert slow.exit_status == 124 and "timed out" in slow.stderr
+    assert time.monotonic() - started < 2  # the shell's child is killed too

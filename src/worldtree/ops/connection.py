@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import signal
 import stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -164,7 +165,11 @@ class LocalConnection(Connection):
         try:
             out, err = await asyncio.wait_for(finish(), timeout)
         except TimeoutError:
-            proc.kill()
+            # the whole session: a shell's children hold the pipes, and asyncio's wait() waits for them
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             await proc.wait()
             return CommandResult(124, "", f"timed out after {timeout:g} s")
         return CommandResult(proc.returncode if proc.returncode is not None else 1,
