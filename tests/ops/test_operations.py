@@ -12,7 +12,7 @@ from conftest import run_playbook, tree
 
 from worldtree.ops.connection import PathState
 from worldtree.ops.files import Before, FileDirectory, FileLine
-from worldtree.ops.operation import OpContext
+from worldtree.ops.operation import OpContext, Operation
 
 ALL = list(CASES)
 
@@ -153,3 +153,32 @@ async def test_a_flooding_command_keeps_a_bounded_part_of_its_output(tmp_path: P
     slow = await LocalConnection().run(sh("sleep 5; echo late"), timeout=0.2)
     assert slow.exit_status == 124 and "timed out" in slow.stderr
     assert time.monotonic() - started < 2  # the shell's child is killed too
+
+
+def _op(cls: type[Operation], **args: object) -> Operation:
+    return cls(cls.args_model.model_validate(args), OpContext(Path(".")))
+
+
+def test_file_absent_link_and_command_plan_from_facts() -> None:
+    from worldtree.ops.commands import Command, Guard
+    from worldtree.ops.files import FileAbsent, FileFile, FileLink
+
+    absent = _op(FileAbsent, path="/x")
+    assert isinstance(absent, FileAbsent)
+    assert absent.plan(Before(PathState("absent"))).render() == "no change: /x does not exist"
+    assert absent.plan(Before(PathState("file", 0o644, 3), b"abc")).render() == "change: remove file /x (3 bytes)"
+    assert absent.plan(Before(PathState("dir", 0o755))).render() == \
+        "change: remove directory tree /x; rollback: unavailable"
+    link = _op(FileLink, path="/l", target="/t")
+    assert isinstance(link, FileLink)
+    assert link.plan(Before(PathState("link", 0o777, None, "/t"))).kind == "none"
+    assert link.plan(Before(PathState("link", 0o777, None, "/old"))).render() == "change: retarget /l: /old -> /t"
+    file = _op(FileFile, path="/f", content="new\n", mode="0600")
+    assert isinstance(file, FileFile)
+    planned = file.plan(Before(PathState("file", 0o644, 4), b"old\n"))
+    assert planned.kind == "change" and "mode 0644 -> 0600" in planned.text
+    assert planned.diff is not None and "-old\n+new\n" in planned.diff
+    command = _op(Command, run="make", creates="/done")
+    assert isinstance(command, Command)
+    assert command.plan(Guard("/done exists")).render() == "no change: /done exists"
+    assert command.plan(Guard(None)).render() == "change: run `make`; rollback: unavailable"
