@@ -89,6 +89,8 @@ def apply_cmd(
 ) -> None:
     """Apply reviewed plans through exec plugins, after approval, refusing stale plans.
 
+    The apply is recorded as a run in the run store (--store): `worldtree runs` and `logs` show it.
+
     Approval: --approve, WORLDTREE_APPLY_APPROVED=1 (set by a gated CI environment), or "yes" at
     the prompt when stdin is a terminal.
     """
@@ -100,10 +102,17 @@ def apply_cmd(
     if not approved and sys.stdin.isatty():
         approved = typer.confirm(f"Apply {phase} of stack {loaded.stack.name}"
                                  f"{' env ' + loaded.env if loaded.env else ''} from {plan}?", default=False)
-    options = ApplyOptions(approved=approved, allow_dangerous=allow_dangerous, plugins_dir=plugins_dir,
+    from worldtree.cli.main import _open_store
+
+    store = _guard(_open_store) if approved else None  # recorded as a run; nothing to record when refused
+    options = ApplyOptions(approved=approved, allow_dangerous=allow_dangerous, plugins_dir=plugins_dir, store=store,
                            timeout=plugin_timeout, concurrency=concurrency,
                            on_log=lambda line: typer.echo(f"[plugin] {line}", err=True))
-    results = _guard(lambda: apply_plans(loaded, phase, plan, options))
+    try:
+        results = _guard(lambda: apply_plans(loaded, phase, plan, options))
+    finally:
+        if store is not None:
+            store.close()
     typer.echo(json.dumps(results, indent=2))
     raise typer.Exit(0 if all(r["ok"] for r in results.values()) else 1)
 

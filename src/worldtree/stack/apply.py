@@ -35,6 +35,7 @@ from worldtree.stack.digest import plan_digest
 from worldtree.stack.loader import LoadedStack
 from worldtree.stack.model import Phase, Stack
 from worldtree.stack.plans import build_plan
+from worldtree.stack.recording import ApplyRecorder, apply_graph
 from worldtree.stack.service import phases_of
 from worldtree.stack.summary import apply_summary
 
@@ -49,6 +50,8 @@ class ApplyOptions:
     timeout: float = 600.0
     #: Plugins of one phase applied at once (deploy: one per target type).
     concurrency: int = 4
+    #: A RunStore: the apply is recorded as a run (see :mod:`worldtree.stack.recording`).
+    store: Any = None
     environ: Mapping[str, str] | None = None
     on_log: Callable[[str], None] = field(default=lambda _line: None)
 
@@ -70,14 +73,21 @@ def apply_plans(loaded: LoadedStack, phase: str, plan_dir: Path, options: ApplyO
         state = artifacts.read_state(plan_dir)
         plans = _current_plans(loaded, phases, plan_dir, state)
         calls = {name: plugins_for(loaded, name, plans[name], options) for name in phases}
-        for name in phases:
-            result, error = _apply_phase(loaded, name, calls[name], state, options)
-            results[name] = result
-            _record(state, name, result)
-            artifacts.write_json(artifacts.apply_path(plan_dir, name), _public(result))
-            artifacts.write_json(plan_dir / artifacts.STATE_FILE, state)
-            if not result["ok"]:
-                break
+        recorder = _recorder(loaded, phase, calls, plan_dir, options)
+        finished = False
+        try:
+            for name in phases:
+                result, error = _apply_phase(loaded, name, calls[name], state, options, recorder)
+                results[name] = result
+                _record(state, name, result)
+                artifacts.write_json(artifacts.apply_path(plan_dir, name), _public(result))
+                artifacts.write_json(plan_dir / artifacts.STATE_FILE, state)
+                if not result["ok"]:
+                    break
+            finished = True
+        finally:
+            if recorder is not None:
+                recorder.finish(ok=finished and all(r["ok"] for r in results.values()))
     summary = apply_summary(loaded.stack.name, loaded.env, {k: _public(v) for k, v in results.items()})
     artifacts.write_text(plan_dir / "stackflow.apply-summary.md", summary)
     artifacts.append_step_summary(summary)
@@ -145,8 +155,44 @@ def plugins_for(loaded: LoadedStack, phase: Phase, plan: dict[str, Any],
                     options.timeout, options.on_log), part) for name, part in _providers(loaded.stack, phase, plan)]
 
 
+def _recorder(loaded: LoadedStack, phase: str, calls: dict[Phase, list[tuple[Plugin, dict[str, Any]]]],
+              plan_dir: Path, options: ApplyOptions) -> ApplyRecorder | None:
+    if options.store is None:
+        return None
+    name = f"stack {loaded.stack.name}" + (f" ({loaded.env})" if loaded.env else "") + f" apply {phase}"
+    graph = apply_graph(name, loaded.file, [(p, _node_id(p, plugin), f"{plugin.path} apply")
+                                            for p, pairs in calls.items() for plugin, _part in pairs])
+    return ApplyRecorder(options.store, graph, str(plan_dir.resolve()))
+
+
+def _node_id(phase: str, plugin: Plugin) -> str:
+    return f"{phase}/{plugin.name}"
+
+
+def _call_recorded(plugin: Plugin, phase: str, req: dict[str, Any], recorder: ApplyRecorder | None) -> PluginResponse:
+    """``apply`` on one plugin; with a recorder, its node's states and log lines go to the run."""
+    if recorder is None:
+        return plugin.call("apply", req)
+    node = _node_id(phase, plugin)
+    log, show = recorder.started_node(node), plugin.on_log
+
+    def both(line: str) -> None:
+        show(line)
+        log(line)
+
+    plugin.on_log = both
+    try:
+        response = plugin.call("apply", req)
+    except PluginError as exc:
+        recorder.finished_node(node, False, str(exc))
+        raise
+    recorder.finished_node(node, response.ok, None if response.ok else "the plugin reported ok: false")
+    return response
+
+
 def _apply_phase(loaded: LoadedStack, phase: Phase, calls: list[tuple[Plugin, dict[str, Any]]],
-                 state: dict[str, Any], options: ApplyOptions) -> tuple[dict[str, Any], PluginError | None]:
+                 state: dict[str, Any], options: ApplyOptions,
+                 recorder: ApplyRecorder | None = None) -> tuple[dict[str, Any], PluginError | None]:
     """Ask every plugin with a ``plan`` about dangerous changes, then apply up to
     ``options.concurrency`` plugins at once; returns the merged result and the first breakage."""
     stack = loaded.stack.normalized()
@@ -162,7 +208,8 @@ def _apply_phase(loaded: LoadedStack, phase: Phase, calls: list[tuple[Plugin, di
     merged: dict[str, Any] = {"ok": True, "changes": [], "links": [], "artifacts": [], "outputs": {}, "errors": []}
     error: PluginError | None = None
     with ThreadPoolExecutor(max_workers=max(1, min(options.concurrency, len(calls) or 1))) as pool:
-        futures = [pool.submit(plugin.call, "apply", req) for (plugin, _part), req in zip(calls, requests, strict=True)]
+        futures = [pool.submit(_call_recorded, plugin, phase, req, recorder)
+                   for (plugin, _part), req in zip(calls, requests, strict=True)]
     for future in futures:
         try:
             response = future.result()
