@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from pathlib import Path
 
+import pytest
 from cases import CASES, setup_all, write_playbook
 from conftest import farm_inventory, run_playbook, tree
 from sshd_farm import Farm
@@ -73,7 +76,8 @@ async def test_limit_applies_to_the_named_host_only(farm: Farm, user_root: Path,
     assert (user_root / "h1" / "f.txt").exists() and not (user_root / "h2" / "f.txt").exists()
 
 
-async def test_ssh_commands_keep_a_bounded_part_of_a_flood_and_time_out(farm: Farm) -> None:
+@pytest.mark.slow
+async def test_ssh_commands_keep_a_bounded_part_of_a_flood_and_time_out(farm: Farm, user_root: Path) -> None:
     from worldtree.connectors.ssh.pool import SshPool
     from worldtree.ops.command import sh
     from worldtree.ops.connection import OUTPUT_LIMIT
@@ -86,7 +90,11 @@ async def test_ssh_commands_keep_a_bounded_part_of_a_flood_and_time_out(farm: Fa
         conn = SshConnection(pool, inventory.target("h1"))
         result = await conn.run(sh("head -c 5000000 /dev/zero; echo done >&2; exit 3"), timeout=30)
         assert (result.exit_status, len(result.stdout), result.stderr) == (3, OUTPUT_LIMIT, "done\n")
-        slow = await conn.run(sh("sleep 5"), timeout=0.3)
-        assert slow.exit_status == 124
+        started = time.monotonic()
+        slow = await conn.run(sh("sleep 2; echo late > " + str(user_root / "late")), timeout=0.3)
+        assert slow.exit_status == 124 and slow.stderr == "timed out after 0.3 s"
+        assert time.monotonic() - started < 1.5
+        await asyncio.sleep(2.5)
+        assert not (user_root / "late").exists()  # the remote command was stopped, not left running
     finally:
         await pool.close()

@@ -8,6 +8,7 @@ any step. Errors name the host and never carry a credential.
 from __future__ import annotations
 
 import asyncio
+import shlex
 import stat
 from typing import Any
 
@@ -129,8 +130,15 @@ class SshConnection(Connection):
             raise self._fail(f"remove {path}", exc) from None
 
     async def run(self, command: ShellCommand, *, timeout: float | None = None) -> CommandResult:
+        """Run ``command``; with ``timeout`` the host's ``timeout`` utility stops it and its children
+        (closing a channel leaves a remote process running), and the wait here gives up a little later
+        in case the host has no such utility."""
+        line = command.render()
+        if timeout is not None:
+            line = f"timeout -k 2 {timeout:g} sh -c {shlex.quote(line)}"
+
         async def go(conn: asyncssh.SSHClientConnection) -> CommandResult:
-            proc = await open_channel(conn, lambda: conn.create_process(command.render(), stdin=asyncssh.DEVNULL,
+            proc = await open_channel(conn, lambda: conn.create_process(line, stdin=asyncssh.DEVNULL,
                                                                         encoding=None))
             try:
                 out, err = await asyncio.gather(read_bounded(proc.stdout), read_bounded(proc.stderr))
@@ -142,11 +150,14 @@ class SshConnection(Connection):
 
         try:
             async with self.pool.session(self.target) as conn:
-                return await asyncio.wait_for(go(conn), timeout)
+                result = await asyncio.wait_for(go(conn), None if timeout is None else timeout + 5)
         except TimeoutError:
             return CommandResult(124, "", f"timed out after {timeout:g} s")
         except (asyncssh.Error, OSError) as exc:
             raise translate_error(exc, self.target, self.pool.secret_values) from None
+        if timeout is not None and result.exit_status in (124, 137):
+            return CommandResult(124, result.stdout, f"timed out after {timeout:g} s")
+        return result
 
     async def close(self) -> None:
         if self._sftp is not None:
