@@ -38,6 +38,7 @@ class Server:
     lease_seconds: float = 30.0
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -53,7 +54,7 @@ class Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "worldtree.cli.main", "server", "--port", str(self.port),
                  "--store", self.store, "--data-dir", str(self.data_dir), "--executors", str(self.executors),
-                 "--lease-seconds", str(self.lease_seconds)], env=env, stdout=log, stderr=log)
+                 "--lease-seconds", str(self.lease_seconds), *self.args], env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -86,8 +87,9 @@ class Server:
 
     # -- API helpers ---------------------------------------------------------------------------
     def submit(self, document: str, **kw: Any) -> str:
-        response = httpx.post(f"{self.url}/api/v1/runs", content=document.encode(),
-                              headers={"content-type": "application/yaml"}, timeout=30, **kw)
+        headers = {"content-type": "application/yaml", **kw.pop("headers", {})}
+        response = httpx.post(f"{self.url}/api/v1/runs", content=document.encode(), headers=headers, timeout=30,
+                              **kw)
         assert response.status_code == 202, response.text
         body = response.json()
         assert body["state"] == "queued"

@@ -145,11 +145,11 @@ def test_metrics_count_runs_steps_queue_and_requests(servers: Servers) -> None:
     assert samples['http_request_duration_seconds_count{method="GET",route="/api/v1/runs/{run_id}",status="200"}'] >= 3
 
 
-def test_a_non_loopback_address_needs_an_explicit_opt_out_while_there_is_no_auth(tmp_path: Path) -> None:
+def test_no_auth_is_refused_on_a_non_loopback_address(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORLDTREE_")}
-    proc = subprocess.run([sys.executable, "-m", "worldtree.cli.main", "server", "--host", "0.0.0.0",
+    proc = subprocess.run([sys.executable, "-m", "worldtree.cli.main", "server", "--host", "0.0.0.0", "--no-auth",
                            "--data-dir", str(tmp_path / "data")], env=env, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2
-    assert "no authentication" in proc.stderr and "--insecure-no-auth" in proc.stderr
+    assert "--no-auth on 0.0.0.0" in proc.stderr and "loopback" in proc.stderr
     assert not (tmp_path / "data").exists()

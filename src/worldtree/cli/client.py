@@ -20,6 +20,8 @@ client_app = typer.Typer(help="Submit and follow runs on a worldtree server.", n
 
 ServerOpt = Annotated[str, typer.Option("--server", envvar="WORLDTREE_SERVER",
                                         help="The server's base URL, e.g. http://127.0.0.1:8080.")]
+TokenOpt = Annotated[str | None, typer.Option("--token", envvar="WORLDTREE_TOKEN",
+                                              help="API token (`worldtree token create`), if the server needs one.")]
 #: How long a follower keeps reconnecting to a server that went away (a restart, a replica's failover).
 RECONNECT_SECONDS = 120.0
 FINAL = ("succeeded", "failed", "cancelled", "timed_out", "error")
@@ -36,11 +38,15 @@ def _fail(exc: ClientError) -> None:
     raise typer.Exit(exc.code)
 
 
-def _request(method: str, server: str, path: str, **kwargs: Any) -> Any:
+def _auth(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _request(method: str, server: str, path: str, token: str | None, **kwargs: Any) -> Any:
     import httpx
 
     try:
-        response = httpx.request(method, server.rstrip("/") + path, timeout=30.0, **kwargs)
+        response = httpx.request(method, server.rstrip("/") + path, timeout=30.0, headers=_auth(token), **kwargs)
     except httpx.HTTPError as exc:
         raise ClientError(f"cannot reach {server}: {exc}; is `worldtree server` running there?") from None
     if response.status_code >= 400:
@@ -53,7 +59,7 @@ def _api_error(response: Any, path: str) -> ClientError:
         error = response.json()["error"]
     except (ValueError, KeyError, TypeError):
         return ClientError(f"{response.status_code} from the server on {path}")
-    code = 2 if response.status_code in (400, 404, 422) else 1
+    code = 2 if response.status_code in (400, 401, 403, 404, 422) else 1
     return ClientError(error.get("message") or f"{response.status_code}", code)
 
 
@@ -61,16 +67,16 @@ def _api_error(response: Any, path: str) -> ClientError:
 def run(file: Annotated[str, typer.Argument(help="Pipeline file.")], server: ServerOpt,
         env: Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=value, overrides `env`.")] = None,
         detach: Annotated[bool, typer.Option("--detach", "-d", help="Print the run id and return.")] = False,
-        ) -> None:
+        token: TokenOpt = None) -> None:
     """Submit FILE, stream its logs, exit with the run's code (0 succeeded, 1 not, 2 bad document)."""
     try:
-        code = _run(file, server, env or [], detach)
+        code = _run(file, server, env or [], detach, token)
     except ClientError as exc:
         _fail(exc)
     raise typer.Exit(code)
 
 
-def _run(file: str, server: str, env_pairs: list[str], detach: bool) -> int:
+def _run(file: str, server: str, env_pairs: list[str], detach: bool, token: str | None) -> int:
     try:
         with open(file, encoding="utf-8") as handle:
             document = handle.read()
@@ -86,7 +92,7 @@ def _run(file: str, server: str, env_pairs: list[str], detach: bool) -> int:
 
     try:
         response = httpx.post(server.rstrip("/") + "/api/v1/runs", json={"document": document, "env": env},
-                              timeout=60.0)
+                              headers=_auth(token), timeout=60.0)
     except httpx.HTTPError as exc:
         raise ClientError(f"cannot reach {server}: {exc}; is `worldtree server` running there?") from None
     if response.status_code == 422:
@@ -103,15 +109,15 @@ def _run(file: str, server: str, env_pairs: list[str], detach: bool) -> int:
         typer.echo(run_id)
         return 0
     typer.echo(f"run {run_id} queued on {server}", err=True)
-    state = _follow(server, run_id, None)
+    state = _follow(server, run_id, None, token)
     typer.echo(f"run {run_id} {state}", err=True)
     return 0 if state == "succeeded" else 1
 
 
-def _follow(server: str, run_id: str, node: str | None) -> str:
+def _follow(server: str, run_id: str, node: str | None, token: str | None) -> str:
     """Print the run's lines as they come; return its final state."""
     last = 0
-    for event, data, seq in _events(server, run_id, node):
+    for event, data, seq in _events(server, run_id, node, token):
         if event == "end":
             return str(json.loads(data)["state"])
         if seq is not None:
@@ -124,7 +130,7 @@ def _follow(server: str, run_id: str, node: str | None) -> str:
                       f"`worldtree client logs {run_id} --follow --server {server}` picks it up again")
 
 
-def _events(server: str, run_id: str, node: str | None) -> Iterator[tuple[str, str, int | None]]:
+def _events(server: str, run_id: str, node: str | None, token: str | None) -> Iterator[tuple[str, str, int | None]]:
     """``(event, data, id)`` from the SSE stream, reconnecting with Last-Event-ID (bounded)."""
     import httpx
 
@@ -133,6 +139,7 @@ def _events(server: str, run_id: str, node: str | None) -> Iterator[tuple[str, s
     url = f"{server.rstrip('/')}/api/v1/runs/{run_id}/logs/stream"
     while True:
         headers = {"Last-Event-ID": str(last)} if last is not None else {}
+        headers.update(_auth(token))
         try:
             with httpx.stream("GET", url, params={"node": node} if node else None, headers=headers,
                               timeout=httpx.Timeout(30.0, read=60.0)) as response:
@@ -171,18 +178,19 @@ def _events(server: str, run_id: str, node: str | None) -> Iterator[tuple[str, s
 @client_app.command("logs")
 def logs(run_id: str, server: ServerOpt,
          follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
-         node: Annotated[str | None, typer.Option("--node", help="Only this node (or job prefix).")] = None) -> None:
+         node: Annotated[str | None, typer.Option("--node", help="Only this node (or job prefix).")] = None,
+         token: TokenOpt = None) -> None:
     """Print a run's log lines (``--follow``: live, until it ends)."""
     try:
         if follow:
-            state = _follow(server, run_id, node)
+            state = _follow(server, run_id, node, token)
             raise typer.Exit(0 if state == "succeeded" else 1)
         offset = 0
         for _ in range(100_000):  # bounded: 10,000 lines a page
             params: dict[str, Any] = {"offset": offset, "limit": 10_000}
             if node:
                 params["node"] = node
-            page = _request("GET", server, f"/api/v1/runs/{run_id}/logs", params=params).json()
+            page = _request("GET", server, f"/api/v1/runs/{run_id}/logs", token, params=params).json()
             for line in page["items"]:
                 typer.echo(f"{line['node']} | {line['line']}")
             if not page["items"]:
@@ -194,13 +202,13 @@ def logs(run_id: str, server: ServerOpt,
 
 @client_app.command("runs")
 def runs(server: ServerOpt, state: Annotated[str | None, typer.Option("--state")] = None,
-         page: int = 1, page_size: int = 50) -> None:
+         page: int = 1, page_size: int = 50, token: TokenOpt = None) -> None:
     """List the server's runs, newest first."""
     params: dict[str, Any] = {"page": page, "page_size": page_size}
     if state:
         params["state"] = state
     try:
-        body = _request("GET", server, "/api/v1/runs", params=params).json()
+        body = _request("GET", server, "/api/v1/runs", token, params=params).json()
     except ClientError as exc:
         _fail(exc)
     for item in body["items"]:
@@ -209,20 +217,20 @@ def runs(server: ServerOpt, state: Annotated[str | None, typer.Option("--state")
 
 
 @client_app.command("cancel")
-def cancel(run_id: str, server: ServerOpt) -> None:
+def cancel(run_id: str, server: ServerOpt, token: TokenOpt = None) -> None:
     """Ask the server to cancel a queued or running run."""
     try:
-        _request("POST", server, f"/api/v1/runs/{run_id}/cancel")
+        _request("POST", server, f"/api/v1/runs/{run_id}/cancel", token)
     except ClientError as exc:
         _fail(exc)
     typer.echo(f"cancel requested for {run_id}", err=True)
 
 
 @client_app.command("retry")
-def retry(run_id: str, server: ServerOpt) -> None:
+def retry(run_id: str, server: ServerOpt, token: TokenOpt = None) -> None:
     """Queue a new attempt of a run that did not succeed (succeeded steps are reused)."""
     try:
-        _request("POST", server, f"/api/v1/runs/{run_id}/retry")
+        _request("POST", server, f"/api/v1/runs/{run_id}/retry", token)
     except ClientError as exc:
         _fail(exc)
     typer.echo(f"retry queued for {run_id}", err=True)

@@ -22,7 +22,7 @@ from worldtree.cli.apply import apply as apply_command
 from worldtree.cli.argo import argo_app
 from worldtree.cli.client import client_app
 from worldtree.cli.mcp import mcp_command
-from worldtree.cli.server import server_app
+from worldtree.cli.server import server_app, token_app
 from worldtree.cli.stack import stack_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -32,6 +32,7 @@ app.add_typer(runs_app, name="runs")
 app.command("apply")(apply_command)
 app.add_typer(server_app, name="server")
 app.add_typer(client_app, name="client")
+app.add_typer(token_app, name="token")
 app.add_typer(stack_app, name="stack")
 app.command("mcp")(mcp_command)
 app.add_typer(argo_app, name="argo")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from worldtree.store.api import RunStore
 
 server_app = typer.Typer(help="Serve the REST API and run queued pipelines.", invoke_without_command=True,
                          no_args_is_help=False)
@@ -24,17 +27,19 @@ def serve(
                                            help="Runs executed at once by this process.")] = 2,
     lease_seconds: Annotated[float, typer.Option("--lease-seconds", envvar="WORLDTREE_LEASE_SECONDS", min=2.0,
                                                  help="How long a run's claim holds without a heartbeat.")] = 30.0,
-    insecure_no_auth: Annotated[bool, typer.Option(
-        "--insecure-no-auth", envvar="WORLDTREE_INSECURE_NO_AUTH",
-        help="Serve a non-loopback address although the API has no authentication yet.")] = False,
+    auth: Annotated[bool | None, typer.Option(
+        "--auth/--no-auth", envvar="WORLDTREE_AUTH",
+        help="Require API tokens (`worldtree token create`). Default: on, except on a loopback address; "
+             "--no-auth is refused on any other address.")] = None,
 ) -> None:
     """Serve ``/api/v1`` on HOST:PORT and run queued pipelines with N executors."""
     from worldtree.cli.main import _guard
 
-    if not _loopback(host) and not insecure_no_auth:
-        typer.echo(f"error: --host {host} is not a loopback address, and the API has no authentication yet: "
-                   "anyone who reaches it can run commands as this user; bind 127.0.0.1 (put an authenticating "
-                   "proxy in front), or pass --insecure-no-auth if the network is yours alone", err=True)
+    if auth is None:
+        auth = not _loopback(host)
+    if not auth and not _loopback(host):
+        typer.echo(f"error: --no-auth on {host}: anyone who reaches that address could run commands as this "
+                   "user; it is allowed only on a loopback address (127.0.0.1, ::1)", err=True)
         raise typer.Exit(2)
     data = os.path.abspath(data_dir)
     os.makedirs(data, exist_ok=True)
@@ -45,10 +50,11 @@ def serve(
 
     from worldtree.server.app import ServerSettings, create_app
 
-    app = create_app(ServerSettings(store_url=url, data_dir=data, executors=executors, lease_seconds=lease_seconds))
+    app = create_app(ServerSettings(store_url=url, data_dir=data, executors=executors, lease_seconds=lease_seconds,
+                                    auth=auth))
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"worldtree server on http://{shown}:{port}/ (API /api/v1, docs /docs; store {_display(url)}; "
-               f"{executors} executor(s))", err=True)
+               f"{executors} executor(s); {'tokens required' if auth else 'no authentication'})", err=True)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     server.run()
@@ -80,3 +86,55 @@ def _display(url: str) -> str:
     from worldtree.store.schema import display_url
 
     return display_url(url)
+
+
+token_app = typer.Typer(help="API tokens of the server: create, list, revoke (written to the store).",
+                        no_args_is_help=True)
+TokenStoreOpt = Annotated[str | None, typer.Option("--store", envvar="WORLDTREE_STORE",
+                                                   help="Run store URL (default: SQLite in --data-dir).")]
+DataDirOpt = Annotated[str, typer.Option("--data-dir", envvar="WORLDTREE_DATA_DIR")]
+
+
+def _token_store(store: str | None, data_dir: str) -> RunStore:
+    """The server's store: ``--store``, else the SQLite file in the data dir ``worldtree server`` uses."""
+    from worldtree.store import open_store
+
+    if store is None:
+        os.makedirs(os.path.abspath(data_dir), exist_ok=True)
+    return open_store(store or f"sqlite:///{os.path.join(os.path.abspath(data_dir), 'worldtree.db')}")
+
+
+@token_app.command("create")
+def token_create(role: Annotated[str, typer.Option("--role", help="viewer, maintainer or admin.")],
+                 name: Annotated[str | None, typer.Option("--name")] = None,
+                 expires: Annotated[str | None, typer.Option("--expires", help="e.g. 30d, 12h.")] = None,
+                 store: TokenStoreOpt = None, data_dir: DataDirOpt = ".worldtree") -> None:
+    """Create a token and print it once on stdout (only its hash is stored)."""
+    from worldtree.app import tokens
+    from worldtree.cli.main import _guard
+
+    described, token = _guard(lambda: tokens.create(_token_store(store, data_dir), role,
+                                                    name=name, expires=expires))
+    typer.echo(f"created {described['id']} ({described['role']}); the token is shown only now:", err=True)
+    typer.echo(token)
+
+
+@token_app.command("list")
+def token_list(store: TokenStoreOpt = None, data_dir: DataDirOpt = ".worldtree") -> None:
+    """List tokens (never the tokens themselves)."""
+    from worldtree.app import tokens
+    from worldtree.cli.main import _guard
+
+    for item in _guard(lambda: tokens.list_tokens(_token_store(store, data_dir))):
+        state = "revoked" if item["revoked_at"] else f"expires {item['expires_at']}" if item["expires_at"] else ""
+        typer.echo(f"{item['id']}  {item['role']:<10} {item['name']}  {state}".rstrip())
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str, store: TokenStoreOpt = None, data_dir: DataDirOpt = ".worldtree") -> None:
+    """Revoke a token; every replica refuses it from its next call."""
+    from worldtree.app import tokens
+    from worldtree.cli.main import _guard
+
+    _guard(lambda: tokens.revoke(_token_store(store, data_dir), token_id))
+    typer.echo(f"revoked {token_id}", err=True)

@@ -23,11 +23,12 @@ from sse_starlette import EventSourceResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from worldtree import __version__
-from worldtree.app import service
+from worldtree.app import service, tokens
 from worldtree.app.executor import Executor
 from worldtree.compile.yaml_source import MAX_DOCUMENT_BYTES
 from worldtree.errors import UsageError
 from worldtree.server import errors
+from worldtree.server.auth import require
 from worldtree.server.metrics import Metrics
 from worldtree.server.streams import log_events
 from worldtree.store.api import LEASE_SECONDS, RunStore
@@ -41,12 +42,15 @@ class ServerSettings:
     data_dir: str
     executors: int = 2
     lease_seconds: float = LEASE_SECONDS
+    #: check tokens and roles (off only on a loopback address: the CLI enforces it)
+    auth: bool = True
 
 
 @dataclass
 class _Runtime:
     store: RunStore
     config: service.ServiceConfig
+    auth: bool
     wake: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -69,7 +73,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
         store = open_store(settings.store_url)
         opened.append(store)
-        runtime = _Runtime(store, service.ServiceConfig(settings.data_dir))
+        runtime = _Runtime(store, service.ServiceConfig(settings.data_dir), settings.auth)
         for number in range(settings.executors):
             executor = Executor(store, name=f"executor-{number + 1}", lease_seconds=settings.lease_seconds,
                                 wake=runtime.wake, on_result=metrics.run_finished)
@@ -89,6 +93,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     errors.install(app)
     app.add_middleware(_Timed, metrics=metrics)
     _routes(app)
+    _token_routes(app)
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     def prometheus() -> Response:
@@ -131,9 +136,12 @@ def _routes(app: FastAPI) -> None:
         _runtime(request).store.page_runs(limit=1)
         return {"status": "ready"}
 
-    @app.post("/api/v1/runs", status_code=202, tags=["runs"], openapi_extra={"requestBody": {"content": {
+    submit_role = require("maintainer")
+    submit_role["openapi_extra"]["requestBody"] = {"content": {
         "application/yaml": {"schema": {"type": "string"}},
-        "application/json": {"schema": SubmitBody.model_json_schema()}}, "required": True}})
+        "application/json": {"schema": SubmitBody.model_json_schema()}}, "required": True}
+
+    @app.post("/api/v1/runs", status_code=202, tags=["runs"], **submit_role)
     async def submit(request: Request) -> JSONResponse:
         """Queue a pipeline: the document as ``application/yaml``, or JSON ``{"document", "env"}``."""
         raw = await _body(request)
@@ -145,7 +153,7 @@ def _routes(app: FastAPI) -> None:
         runtime.wake.set()
         return JSONResponse(created, status_code=202, headers={"Location": f"/api/v1/runs/{created['id']}"})
 
-    @app.get("/api/v1/runs", tags=["runs"])
+    @app.get("/api/v1/runs", tags=["runs"], **require("viewer"))
     def list_runs(request: Request, page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
                   page_size: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 50,
                   state: Annotated[str | None, Query(json_schema_extra=_STATE_ENUM)] = None,
@@ -155,22 +163,23 @@ def _routes(app: FastAPI) -> None:
             state = "pending"
         return service.list_runs(_runtime(request).store, page=page, page_size=page_size, state=state)
 
-    @app.get("/api/v1/runs/{run_id}", tags=["runs"])
+    @app.get("/api/v1/runs/{run_id}", tags=["runs"], **require("viewer"))
     def get_run(request: Request, run_id: str) -> dict[str, Any]:
         """The run and its nodes (the latest attempt)."""
         return service.get_run(_runtime(request).store, run_id)
 
-    @app.get("/api/v1/runs/{run_id}/document", tags=["runs"], response_class=PlainTextResponse)
+    @app.get("/api/v1/runs/{run_id}/document", tags=["runs"], response_class=PlainTextResponse,
+             **require("viewer"))
     def get_document(request: Request, run_id: str) -> str:
         """The document the run was submitted with."""
         return service.document(_runtime(request).store, run_id)
 
-    @app.post("/api/v1/runs/{run_id}/cancel", status_code=202, tags=["runs"])
+    @app.post("/api/v1/runs/{run_id}/cancel", status_code=202, tags=["runs"], **require("maintainer"))
     def cancel(request: Request, run_id: str) -> dict[str, Any]:
         """Ask whoever runs it to cancel it (persisted; delivered by the lease heartbeat)."""
         return service.cancel(_runtime(request).store, run_id)
 
-    @app.post("/api/v1/runs/{run_id}/retry", status_code=202, tags=["runs"])
+    @app.post("/api/v1/runs/{run_id}/retry", status_code=202, tags=["runs"], **require("maintainer"))
     def retry(request: Request, run_id: str) -> dict[str, Any]:
         """Queue a new attempt of a run that did not succeed; succeeded nodes are reused."""
         runtime = _runtime(request)
@@ -178,7 +187,7 @@ def _routes(app: FastAPI) -> None:
         runtime.wake.set()
         return queued
 
-    @app.get("/api/v1/runs/{run_id}/logs", tags=["logs"], response_model=None)
+    @app.get("/api/v1/runs/{run_id}/logs", tags=["logs"], response_model=None, **require("viewer"))
     def logs(request: Request, run_id: str, node: str | None = None,
              offset: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
              limit: Annotated[int, Query(ge=1, le=service.MAX_LOG_LIMIT)] = 1000,
@@ -190,7 +199,8 @@ def _routes(app: FastAPI) -> None:
         return {"run_id": full, "items": [service.line_json(line) for line in lines],
                 "next_offset": lines[-1].seq if lines else offset}
 
-    @app.get("/api/v1/runs/{run_id}/logs/stream", tags=["logs"], response_class=EventSourceResponse)
+    @app.get("/api/v1/runs/{run_id}/logs/stream", tags=["logs"], response_class=EventSourceResponse,
+             **require("viewer"))
     def stream(request: Request, run_id: str, node: str | None = None,
                last_event_id: Annotated[str | None, Header()] = None) -> EventSourceResponse:
         """Server-Sent Events: ``id:`` the line's seq, ``data:`` {node, stream, line, ts}; ends with
@@ -199,6 +209,31 @@ def _routes(app: FastAPI) -> None:
         full = service.resolve(store, run_id)  # 404 before the stream starts
         after = _last_event_id(last_event_id)
         return EventSourceResponse(log_events(store, full, node=node, after=after), ping=15)
+
+
+class TokenBody(BaseModel):
+    role: str = Field(description="viewer, maintainer or admin")
+    name: str | None = None
+    expires: str | None = Field(default=None, description="a duration: 30d, 12h, ...")
+
+
+def _token_routes(app: FastAPI) -> None:
+    @app.post("/api/v1/tokens", status_code=201, tags=["tokens"], **require("admin"))
+    def create_token(request: Request, body: TokenBody) -> dict[str, Any]:
+        """A new token; the response is the only time the token itself is shown."""
+        described, token = tokens.create(_runtime(request).store, body.role, name=body.name, expires=body.expires)
+        return {**described, "token": token}
+
+    @app.get("/api/v1/tokens", tags=["tokens"], **require("admin"))
+    def list_tokens(request: Request) -> dict[str, Any]:
+        """Every token (never the token itself)."""
+        return {"items": tokens.list_tokens(_runtime(request).store)}
+
+    @app.delete("/api/v1/tokens/{token_id}", status_code=204, tags=["tokens"], **require("admin"))
+    def revoke_token(request: Request, token_id: str) -> Response:
+        """Revoke a token at once (every replica checks the store on each call)."""
+        tokens.revoke(_runtime(request).store, token_id)
+        return Response(status_code=204)
 
 
 def _last_event_id(value: str | None) -> int:

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 
 from worldtree.app.service import NotFoundError, StateConflictError
 from worldtree.errors import ConflictError, SpecError, StoreError, UsageError
+from worldtree.server.auth import AuthError
 
 log = logging.getLogger("worldtree.server")
 
@@ -32,6 +33,13 @@ def _json(status: int, code: str, message: str, details: Any = None) -> JSONResp
 
 def install(app: FastAPI) -> None:
     """Register the translations on ``app``."""
+
+    @app.exception_handler(AuthError)
+    async def auth(request: Request, exc: AuthError) -> JSONResponse:
+        response = _json(exc.status, "unauthorized" if exc.status == 401 else "forbidden", str(exc))
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="worldtree", Basic realm="worldtree"'
+        return response
 
     @app.exception_handler(SpecError)
     async def spec_error(request: Request, exc: SpecError) -> JSONResponse:

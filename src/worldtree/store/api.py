@@ -72,6 +72,18 @@ class AttemptLease:
     lease_expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """An API token as stored: never the token itself, only its hash (looked up, not returned)."""
+
+    id: str
+    name: str
+    role: str  # viewer | maintainer | admin
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
 class RunWriter(Protocol):
     @property
     def backlog(self) -> int:
@@ -144,6 +156,19 @@ class RunStore(Protocol):
     def page_runs(self, *, offset: int = 0, limit: int = 50,
                   state: str | None = None) -> tuple[list[RunRecord], int]:
         """Newest first, like ``list_runs``, filtered by (computed) state; and how many match."""
+        ...
+
+    def create_token(self, *, token_id: str, name: str, role: str, secret_hash: str,
+                     expires_at: datetime | None) -> None:
+        """Store an API token (its SHA-256, never the token)."""
+        ...
+
+    def token_by_hash(self, secret_hash: str) -> TokenRecord | None: ...
+
+    def list_tokens(self) -> list[TokenRecord]: ...
+
+    def revoke_token(self, token_id: str) -> bool:
+        """Revoke a token; False when there is no such (unrevoked) token."""
         ...
 
     def get_run(self, run_id: str) -> RunRecord | None:

@@ -19,7 +19,7 @@ from typing import Any
 from worldtree.errors import ConflictError, StoreError, UsageError
 from worldtree.model.states import NodeState, RunState
 from worldtree.store import transitions as t
-from worldtree.store.api import AttemptLease
+from worldtree.store.api import AttemptLease, TokenRecord
 from worldtree.store.ids import new_run_id
 from worldtree.store.liveness import HOSTNAME, is_live, owner_of
 from worldtree.store.rows import utc_param, utc_value
@@ -223,3 +223,35 @@ def claimable_runs(tx: Tx, now: datetime, limit: int) -> list[tuple[str, int]]:
 def requeue_run(tx: Tx, run_id: str, expect_attempt: int) -> bool:
     """Put a finished (not succeeded) queued run back in the queue; False if it moved on meanwhile."""
     return t.apply(tx, RUN_REQUEUE, {"run_id": run_id, "expect": expect_attempt}) == 1
+
+
+# -- API tokens -----------------------------------------------------------------------------------
+_TOKEN_COLUMNS = "id, name, role, created_at, expires_at, revoked_at"
+
+
+def create_token(tx: Tx, *, token_id: str, name: str, role: str, secret_hash: str, expires_at: datetime | None,
+                 now: datetime) -> None:
+    tx.run("INSERT INTO api_tokens (id, name, role, secret_hash, created_at, expires_at) "
+           "VALUES (:id, :name, :role, :hash, :now, :expires)",
+           {"id": token_id, "name": name, "role": role, "hash": secret_hash, "now": utc_param(now, tx.as_text),
+            "expires": utc_param(expires_at, tx.as_text)})
+
+
+def _token(row: tuple[Any, ...]) -> TokenRecord:
+    created = utc_value(row[3])
+    assert created is not None
+    return TokenRecord(str(row[0]), str(row[1]), str(row[2]), created, utc_value(row[4]), utc_value(row[5]))
+
+
+def token_by_hash(tx: Tx, secret_hash: str) -> TokenRecord | None:
+    rows = tx.rows(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE secret_hash = :hash", {"hash": secret_hash})
+    return _token(rows[0]) if rows else None
+
+
+def list_tokens(tx: Tx) -> list[TokenRecord]:
+    return [_token(row) for row in tx.rows(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id", {})]
+
+
+def revoke_token(tx: Tx, token_id: str, now: datetime) -> bool:
+    return tx.run("UPDATE api_tokens SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL",
+                  {"id": token_id, "now": utc_param(now, tx.as_text)}) == 1

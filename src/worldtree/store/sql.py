@@ -22,7 +22,7 @@ from worldtree.errors import StoreError
 from worldtree.model.records import LogLine, NodeRecord, RunRecord
 from worldtree.model.states import RunState
 from worldtree.store import lifecycle
-from worldtree.store.api import LEASE_SECONDS, AttemptLease
+from worldtree.store.api import LEASE_SECONDS, AttemptLease, TokenRecord
 from worldtree.store.batching import OnCancel, OnCommit, OnFault
 from worldtree.store.liveness import is_live
 from worldtree.store.schema import display_url, open_engine, reason, write_transaction
@@ -136,6 +136,28 @@ class SqlRunStore:
             total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
             rows = conn.execute(query.offset(offset).limit(limit)).all()
         return [_run_record(row, now, with_graph=False) for row in rows], int(total)
+
+    @_translated("create a token")
+    def create_token(self, *, token_id: str, name: str, role: str, secret_hash: str,
+                     expires_at: datetime | None) -> None:
+        with self._tx() as tx:
+            lifecycle.create_token(tx, token_id=token_id, name=name, role=role, secret_hash=secret_hash,
+                                   expires_at=expires_at, now=_now())
+
+    @_translated("read a token")
+    def token_by_hash(self, secret_hash: str) -> TokenRecord | None:
+        with self._read() as conn:
+            return lifecycle.token_by_hash(SqlaTx(conn), secret_hash)
+
+    @_translated("list tokens")
+    def list_tokens(self) -> list[TokenRecord]:
+        with self._read() as conn:
+            return lifecycle.list_tokens(SqlaTx(conn))
+
+    @_translated("revoke a token")
+    def revoke_token(self, token_id: str) -> bool:
+        with self._tx() as tx:
+            return lifecycle.revoke_token(tx, token_id, _now())
 
     @_translated("read a run")
     def get_run(self, run_id: str) -> RunRecord | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from worldtree.errors import StoreError
 from worldtree.model.records import LogLine, NodeRecord, RunRecord
 from worldtree.store import lifecycle
-from worldtree.store.api import LEASE_SECONDS, AttemptLease
+from worldtree.store.api import LEASE_SECONDS, AttemptLease, TokenRecord
 from worldtree.store.batching import BatchingWriter, OnCancel, OnCommit, OnFault
 from worldtree.store.tx import SqliteTx
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from worldtree.store.sql import SqlRunStore
 
 #: must equal ``worldtree.store.schema.HEAD`` (a test checks; importing schema imports SQLAlchemy)
-HEAD = "0002"
+HEAD = "0003"
 #: SQLite's busy timeout for a heartbeat (ms): it must not wait behind a stuck batch for long
 HEARTBEAT_LOCK_WAIT_MS = 1000
 
@@ -65,6 +65,10 @@ SCHEMA = (
     '\n\tFOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE\n)',
     'CREATE INDEX ix_logs_run_node ON logs (run_id, node)',
     'CREATE UNIQUE INDEX ux_logs_run_seq ON logs (run_id, seq)',
+    'CREATE TABLE api_tokens (\n\tid VARCHAR(40) NOT NULL, \n\tname TEXT NOT NULL, \n\trole VARCHAR(20) NOT NULL, '
+    '\n\tsecret_hash VARCHAR(64) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\texpires_at DATETIME, '
+    '\n\trevoked_at DATETIME, \n\tPRIMARY KEY (id)\n)',
+    'CREATE UNIQUE INDEX ux_api_tokens_secret_hash ON api_tokens (secret_hash)',
 )
 
 
@@ -221,6 +225,22 @@ class SqliteDirectStore:
     def requeue_run(self, run_id: str, expect_attempt: int) -> bool:
         with self._tx("requeue a run") as tx:
             return lifecycle.requeue_run(tx, run_id, expect_attempt)
+
+    def create_token(self, *, token_id: str, name: str, role: str, secret_hash: str,
+                     expires_at: datetime | None) -> None:
+        with self._tx("create a token") as tx:
+            lifecycle.create_token(tx, token_id=token_id, name=name, role=role, secret_hash=secret_hash,
+                                   expires_at=expires_at, now=datetime.now(UTC))
+
+    def token_by_hash(self, secret_hash: str) -> TokenRecord | None:
+        return self._reader().token_by_hash(secret_hash)
+
+    def list_tokens(self) -> list[TokenRecord]:
+        return self._reader().list_tokens()
+
+    def revoke_token(self, token_id: str) -> bool:
+        with self._tx("revoke a token") as tx:
+            return lifecycle.revoke_token(tx, token_id, datetime.now(UTC))
 
     def page_runs(self, *, offset: int = 0, limit: int = 50,
                   state: str | None = None) -> tuple[list[RunRecord], int]:

@@ -124,3 +124,15 @@ logs = Table(
     Index("ux_logs_run_seq", "run_id", "seq", unique=True),
     Index("ix_logs_run_node", "run_id", "node"),
 )
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("role", String(20), nullable=False),  # viewer | maintainer | admin
+    Column("secret_hash", String(64), nullable=False),  # SHA-256 hex of the token; the token is never stored
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime),
+    Column("revoked_at", UtcDateTime),
+    Index("ux_api_tokens_secret_hash", "secret_hash", unique=True),
+)
