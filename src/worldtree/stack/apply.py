@@ -141,9 +141,10 @@ def _providers(stack: Stack, phase: Phase, plan: dict[str, Any]) -> list[tuple[s
     if phase == "iac":
         engines = sorted({m["engine"] for m in plan["modules"]})
         return [(e, {**plan, "modules": [m for m in plan["modules"] if m["engine"] == e]}) for e in engines]
-    if phase == "deploy":
-        types = sorted({a["type"] for a in plan["actions"]})
-        return [(t, {**plan, "actions": [a for a in plan["actions"] if a["type"] == t]}) for t in types]
+    if phase == "deploy":  # the target's deploy.plugin, else its type
+        chosen = {t.id: str((t.deploy or {}).get("plugin") or t.type) for t in stack.targets}
+        names = sorted({chosen[a["target"]] for a in plan["actions"]})
+        return [(n, {**plan, "actions": [a for a in plan["actions"] if chosen[a["target"]] == n]}) for n in names]
     extra = stack.global_.model_extra or {}
     empty = not (plan["blackboxTargets"] or plan["scrapeJobs"] or plan["alertRules"])
     return [] if empty else [(str(extra.get("observe") or "prometheus"), plan)]
