@@ -58,6 +58,8 @@ class FakeKube:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, and chunked watch streams as the API server sends
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -196,6 +198,7 @@ class FakeKube:
         end = time.monotonic() + min(float(query.get("timeoutSeconds", ["30"])[0]), 30.0)
         h.send_response(200)
         h.send_header("Content-Type", "application/json")
+        h.send_header("Transfer-Encoding", "chunked")
         h.end_headers()
         sent = since
         while True:  # bounded by the request's timeoutSeconds (at most 30 s)
@@ -205,14 +208,22 @@ class FakeKube:
                 closing = self.closing
             for version, key, kind, obj in fresh:
                 sent = version
-                if key[:2] == (plural, namespace) and (wanted is None or key[2] == wanted):
-                    try:
-                        h.wfile.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
-                        h.wfile.flush()
-                    except OSError:
-                        return
+                ours = key[:2] == (plural, namespace) and (wanted is None or key[2] == wanted)
+                if ours and not self._chunk(h, json.dumps({"type": kind, "object": obj}).encode() + b"\n"):
+                    return
             if closing or time.monotonic() >= end:
+                self._chunk(h, b"")  # the last chunk: the watch ended
                 return
+
+    @staticmethod
+    def _chunk(h: BaseHTTPRequestHandler, data: bytes) -> bool:
+        """One chunk of a chunked response (an empty one ends it); False when the client has gone."""
+        try:
+            h.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            h.wfile.flush()
+            return True
+        except OSError:
+            return False
 
     def _news(self, since: int) -> bool:
         return self.closing or any(e[0] > since for e in self.events)

@@ -22,6 +22,14 @@ FIXTURES = Path(__file__).parent / "fixtures"
 CI = str(FIXTURES / "seed002-ci.yaml")
 
 
+@pytest.fixture(autouse=True)
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every CLI process here records into a store of the test's own (not .worldtree/ of the checkout)."""
+    url = f"sqlite:///{tmp_path}/wt.db"
+    monkeypatch.setenv("WORLDTREE_STORE", url)
+    return url
+
+
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "worldtree.cli.main", *args]
 
@@ -57,7 +65,7 @@ def drive(kube: FakeKube, namespace: str, final: str) -> threading.Thread:
 
 
 @pytest.mark.parametrize(("final", "code"), [("Succeeded", 0), ("Failed", 1)])
-def test_submit_watch_exits_by_the_final_phase(tmp_path: Path, final: str, code: int) -> None:
+def test_submit_watch_exits_by_the_final_phase(tmp_path: Path, store: str, final: str, code: int) -> None:
     with FakeKube() as kube:
         config = kube.kubeconfig(tmp_path / "kubeconfig")
         driver = drive(kube, "ci", final)
@@ -74,6 +82,12 @@ def test_submit_watch_exits_by_the_final_phase(tmp_path: Path, final: str, code:
         assert schema_errors(posted.body) == []
         lines = out.splitlines()
         assert lines[0] == f"Workflow ci/{name} created"
+        assert lines[1].startswith("run ")
+        from worldtree.store import open_store
+
+        record = open_store(store).get_run(lines[1].removeprefix("run "))
+        assert record is not None and record.state == final.lower()
+        assert record.workdir == f"argo://ci/{name}"
         assert "build: Running" in lines and f"build: {final}" in lines
         assert lines[-1].startswith(f"workflow {name}: {final}")
         assert any(r.query.get("watch") for r in kube.requests)  # followed by a watch, not by polling

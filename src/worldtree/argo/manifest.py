@@ -52,6 +52,9 @@ DAG_TEMPLATE = "pipeline"
 class Export:
     manifest: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    #: the DAG's tasks (which graph nodes each runs), for mirroring phases into the run store
+    tasks: list[TaskPlan] = field(default_factory=list)
+    graph: ExecutionGraph | None = None
 
     @property
     def kind(self) -> str:
@@ -193,11 +196,11 @@ class _Builder:
             cron = m.CronWorkflow(api_version=API_VERSION, kind="CronWorkflow", metadata=meta, spec=m.CronWorkflowSpec(
                 schedules=schedules, timezone=s.timezone, concurrency_policy=s.concurrency_policy,
                 workflow_spec=spec))
-            return Export(cron.model_dump(by_alias=True, exclude_none=True, mode="json"), self.warnings)
+            return Export(cron.model_dump(by_alias=True, exclude_none=True, mode="json"), self.warnings, tasks)
         meta = m.ObjectMeta(name=s.name, generate_name=None if s.name else f"{base}-", namespace=s.namespace,
                             labels=labels)
         workflow = m.Workflow(api_version=API_VERSION, kind="Workflow", metadata=meta, spec=spec)
-        return Export(workflow.model_dump(by_alias=True, exclude_none=True, mode="json"), self.warnings)
+        return Export(workflow.model_dump(by_alias=True, exclude_none=True, mode="json"), self.warnings, tasks)
 
 
 def _conditional(task: TaskPlan) -> bool:
@@ -222,4 +225,6 @@ def export_manifest(graph: ExecutionGraph, settings: ArgoSettings, schedules: li
 
     Raises UsageError (exit 2) for what Argo cannot run, naming the job and what to change.
     """
-    return _Builder(graph, settings).build(list(schedules or []))
+    result = _Builder(graph, settings).build(list(schedules or []))
+    result.graph = graph
+    return result

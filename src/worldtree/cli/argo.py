@@ -48,7 +48,7 @@ def _schedules(file: str) -> list[str]:
 
 
 def build_export(file: str, config: str | None, **overrides: str | None) -> Any:
-    """Load, compile and convert ``file``; the same path for export and submit."""
+    """Load, compile and convert ``file``; the same path for export and submit ."""
     from worldtree.app.runs import RunOptions, prepare
     from worldtree.argo.manifest import export_manifest
     from worldtree.argo.settings import ArgoSettings
@@ -88,9 +88,12 @@ def export(file: FileArg, config: ConfigOpt = None, namespace: NamespaceOpt = No
 def submit(file: FileArg, kubeconfig: KubeconfigOpt, config: ConfigOpt = None, namespace: NamespaceOpt = None,
            name: NameOpt = None, image: ImageOpt = None, secret_name: SecretOpt = None,
            watch: Annotated[bool, typer.Option("--watch", help="Follow the Workflow; exit 0/1 by its phase.")] = False,
+           record: Annotated[bool, typer.Option("--record/--no-record",
+                                                help="With --watch: mirror phases into the run store.")] = True,
            timeout: Annotated[float, typer.Option("--timeout", help="Seconds to watch at most.")] = 86400.0) -> None:
     """Create FILE's Workflow (or CronWorkflow) in the cluster; with --watch, follow it to the end."""
     from worldtree.argo.kube import ArgoClient, PhaseTracker
+    from worldtree.cli.main import _open_store
 
     result = _guard(lambda: build_export(file, config, namespace=namespace, name=name, default_image=image,
                                          secret_name=secret_name))
@@ -104,21 +107,40 @@ def submit(file: FileArg, kubeconfig: KubeconfigOpt, config: ConfigOpt = None, n
     if not watch or result.kind != "Workflow":
         return
     tracker = PhaseTracker(typer.echo)
+    mirror = None
+    if record:
+        from worldtree.argo.mirror import RunMirror
+
+        store = _guard(_open_store)
+        mirror = _guard(lambda: RunMirror(store, result.graph, result.tasks, namespace=ns, workflow=created_name))
+        typer.echo(f"run {mirror.run_id}")
+
+    def report(obj: dict[str, Any]) -> None:
+        tracker(obj)
+        if mirror is not None:
+            mirror(obj)
 
     def follow() -> dict[str, Any] | None:
         try:
-            return client.follow(created_name, ns, tracker, timeout)
+            return client.follow(created_name, ns, report, timeout)
         except KeyboardInterrupt:
             return None
 
-    final = _guard(follow)
-    if final is None:  # Ctrl-C: stop it in the cluster too, and show how it ends
-        typer.echo(f"stopping Workflow {created_name} (spec.shutdown: Stop)", err=True)
-        _guard(lambda: client.stop(created_name, ns))
-        _guard(lambda: client.follow(created_name, ns, tracker, 120.0))
-        raise typer.Exit(1)
-    phase = (final.get("status") or {}).get("phase")
-    raise typer.Exit(0 if phase == "Succeeded" else 1)
+    final: dict[str, Any] | None = None
+    stopped = False
+    try:
+        final = _guard(follow)
+        if final is None:  # Ctrl-C: stop it in the cluster too, and show how it ends
+            stopped = True
+            typer.echo(f"stopping Workflow {created_name} (spec.shutdown: Stop)", err=True)
+            _guard(lambda: client.stop(created_name, ns))
+            final = _guard(lambda: client.follow(created_name, ns, report, 120.0))
+    finally:
+        if mirror is not None:
+            phase_seen = ((final or {}).get("status") or {}).get("phase")
+            _guard(lambda: mirror.finish(phase_seen, stopped=stopped))
+    phase = ((final or {}).get("status") or {}).get("phase")
+    raise typer.Exit(0 if phase == "Succeeded" and not stopped else 1)
 
 
 @argo_app.command("stop")
