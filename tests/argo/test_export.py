@@ -139,6 +139,19 @@ def test_on_schedule_gives_a_cron_workflow_with_a_list_of_schedules() -> None:
     assert templates(manifest)["scan"]["container"]["image"] == "alpine:3.20"
 
 
+def test_schedule_settings_argo_would_refuse_are_refused_here(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="IANA time zone"):
+        export(FIXTURES / "nightly.yaml", timezone="Mars/Olympus")
+    with pytest.raises(UsageError, match="one of Allow, Forbid, Replace"):
+        export(FIXTURES / "nightly.yaml", concurrency_policy="Sometimes")
+    with pytest.raises(UsageError, match="longer than 52"):
+        export(FIXTURES / "nightly.yaml", name="n" * 53)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((FIXTURES / "nightly.yaml").read_text().replace('"0 3 * * *"', '"0 3 * *"'))
+    with pytest.raises(UsageError, match="five fields"):
+        export(bad)
+
+
 def test_the_schema_check_can_fail() -> None:
     manifest = export(FIXTURES / "seed002-ci.yaml").manifest
     broken = copy.deepcopy(manifest)
@@ -218,6 +231,8 @@ def test_conditions() -> None:
     secret = _graph(_node("a/s", "a", secrets=["TOKEN"], condition="env.TOKEN != ''"))
     with pytest.raises(UsageError, match="secret TOKEN"):
         export_manifest(secret, ArgoSettings())
+    with pytest.raises(UsageError, match="cannot be a key of a Kubernetes Secret"):
+        export_manifest(_graph(_node("a/s", "a", secrets=["MY TOKEN"])), ArgoSettings())
 
 
 def test_runner_sizes_come_from_worldtree_yaml(tmp_path: Path) -> None:

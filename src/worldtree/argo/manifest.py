@@ -30,6 +30,7 @@ a template tag).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ __all__ = ["API_VERSION", "Export", "export_manifest"]
 
 API_VERSION = "argoproj.io/v1alpha1"
 WORKSPACE_VOLUME = "workspace"
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 DAG_TEMPLATE = "pipeline"
 
 
@@ -119,6 +121,10 @@ class _Builder:
             if n.rollback:
                 self.warnings.append(f"{n.path}: `rollback:` is not mapped to Argo (it will not run)")
         env = [m.EnvVar(name=k, value=v) for k, v in common_env(task.nodes).items()]
+        for secret in node.secrets:
+            if not _SECRET_KEY.match(secret):
+                raise UsageError(f"job {node.job!r}: secret {secret!r} cannot be a key of a Kubernetes Secret "
+                                 "(letters, digits, '-', '_' and '.'); rename it")
         env += [m.EnvVar(name=s, value_from=m.EnvVarSource(secret_key_ref=m.SecretKeySelector(
             name=self.settings.secret_name, key=s))) for s in node.secrets]
         script = task_script(task.nodes)
@@ -192,6 +198,7 @@ class _Builder:
         base = slug(graph.name)[:52].strip("-") or "pipeline"
         labels = {"app.kubernetes.io/managed-by": "worldtree"}
         if schedules:
+            _check_schedules(schedules, s.name or base)
             meta = m.ObjectMeta(name=s.name or base, namespace=s.namespace, labels=labels)
             cron = m.CronWorkflow(api_version=API_VERSION, kind="CronWorkflow", metadata=meta, spec=m.CronWorkflowSpec(
                 schedules=schedules, timezone=s.timezone, concurrency_policy=s.concurrency_policy,
@@ -201,6 +208,21 @@ class _Builder:
                             labels=labels)
         workflow = m.Workflow(api_version=API_VERSION, kind="Workflow", metadata=meta, spec=spec)
         return Export(workflow.model_dump(by_alias=True, exclude_none=True, mode="json"), self.warnings, tasks)
+
+
+#: Argo appends a timestamp to a CronWorkflow's name for each Workflow it starts.
+CRON_NAME_MAX = 52
+
+
+def _check_schedules(schedules: list[str], name: str) -> None:
+    """Refuse what Argo's cron parser would (five fields, or a descriptor such as ``@daily``)."""
+    for line in schedules:
+        if not (line.strip().startswith("@") or len(line.split()) == 5):
+            raise UsageError(f"on.schedule cron {line!r} must have five fields (minute hour day month weekday) "
+                             "or be a descriptor like @daily")
+    if len(name) > CRON_NAME_MAX:
+        raise UsageError(f"CronWorkflow name {name!r} is longer than {CRON_NAME_MAX} characters (Argo adds a "
+                         "timestamp to it); give a shorter --name")
 
 
 def _conditional(task: TaskPlan) -> bool:

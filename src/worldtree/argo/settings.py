@@ -93,5 +93,13 @@ class ArgoSettings:
             if value is not None and (len(value) > 253 or not pattern.match(value)):
                 raise UsageError(f"argo {what} {value!r} is not a Kubernetes name (lower-case letters, digits "
                                  "and '-', starting and ending with a letter or digit)")
+        if self.timezone is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise UsageError(f"argo timezone {self.timezone!r} is not an IANA time zone (e.g. Europe/Berlin, "
+                                 "UTC); fix --timezone or argo.timezone") from None
         if not self.workspace_mount.startswith("/"):
             raise UsageError(f"argo workspace mount_path {self.workspace_mount!r} must be an absolute path")
