@@ -117,3 +117,26 @@ def test_a_follower_on_another_replica_sees_lines_while_the_step_runs(pg_servers
                 if body["line"] == "first":
                     gate.touch()
     assert seen == ["first", "second"]
+
+
+@pytest.mark.slow
+def test_sigterm_stops_claiming_and_lets_the_run_under_way_finish(servers: Servers, tmp_path: Path) -> None:
+    server = servers(executors=1)
+    marker = tmp_path / "started"
+    first = server.submit(pipeline(("slow", f"touch {marker}; sleep 2; echo done")))
+    queued = server.submit(pipeline(("later", "echo later")))
+    _wait_for_file(marker)
+    assert server.proc is not None
+    server.proc.terminate()
+    server.proc.wait(timeout=30)
+    server.start()  # read both runs back (and let the queued one run now)
+    finished = server.run(first)
+    assert finished["state"] == "succeeded" and finished["attempt"] == 1  # drained, not taken over
+    assert server.wait(queued)["attempt"] == 1
+
+
+def _wait_for_file(path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class ServerSettings:
     data_dir: str
     executors: int = 2
     lease_seconds: float = LEASE_SECONDS
+    #: on shutdown (SIGTERM), how long runs under way may take to end before the process exits
+    drain_seconds: float = 25.0
     #: check tokens and roles (off only on a loopback address: the CLI enforces it)
     auth: bool = True
 
@@ -84,9 +87,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
         try:
             yield
         finally:
-            # Runs still going are left to their leases: a restart (or another replica) takes them over.
+            # Stop claiming; let the runs under way end for up to ``drain_seconds``. What is still
+            # running then is left to its lease: a restart (or another replica) takes it over.
             runtime.stop.set()
             runtime.wake.set()
+            from anyio import to_thread
+
+            await to_thread.run_sync(_join, runtime.threads, settings.drain_seconds)
 
     app = FastAPI(title="worldtree", version=__version__, lifespan=lifespan,
                   description="Submit pipelines, follow their logs live, cancel and retry them.")
@@ -111,6 +118,14 @@ class _Timed:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.timed(scope, receive, send)
+
+
+def _join(threads: list[threading.Thread], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if any(thread.is_alive() for thread in threads):
+        log.warning("runs still under way after %g s of shutdown are left to their leases", seconds)
 
 
 def _runtime(request: Request) -> _Runtime:
