@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def _is_pipeline(path: Path) -> bool:
 
 EXAMPLES = sorted(p for p in (ROOT / "examples").rglob("*.y*ml") if _is_pipeline(p))
 #: Examples whose jobs Argo cannot run as written, and the job export names in its refusal.
-UNMAPPABLE = {"fleet.yaml": "runs over SSH", "plugin.yml": "plugin step", "language.yml": "language step",
+UNMAPPABLE = {"fleet.yaml": "runs over SSH", "plugin.yml": "plugin step",
               "step-service-docker-compose.yaml": "service step"}
 
 
@@ -60,7 +61,7 @@ def templates(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_the_examples_cover_what_this_file_expects() -> None:
     names = {p.name for p in EXAMPLES}
-    assert set(UNMAPPABLE) | {"hello.yaml", "needs-dag.yaml", "parallel-stages.yaml", "rollback.yaml",
+    assert set(UNMAPPABLE) | {"language.yml", "hello.yaml", "needs-dag.yaml", "parallel-stages.yaml", "rollback.yaml",
                               "timeout.yaml", "image-steps.yaml"} <= names
 
 
@@ -279,6 +280,24 @@ def test_generated_scripts_run_as_the_job_would(tmp_path: Path) -> None:
     subprocess.run(["/bin/sh", "-c", tpl["container"]["args"][0]], cwd=tmp_path, env=env, capture_output=True,
                    timeout=30)
     assert (tmp_path / "log").read_text().splitlines() == ["one", "s 1"]  # precheck passed: three skipped
+
+
+def test_language_steps_write_their_code_and_run_the_configured_command(tmp_path: Path) -> None:
+    languages = {"py3": {"image": "python:{version}", "file": "main.py", "command": ["python3", "{script}"]}}
+    code = "import os\nprint('hello', os.environ['WHO'], \"it's\")\n"
+    graph = _graph(_node("j/s", "j", command=code, env={"WHO": "argo"},
+                         target={"kind": "docker", "language": {"name": "py3", "version": "3.12"}}))
+    manifest = export_manifest(graph, ArgoSettings(languages=languages)).manifest
+    assert schema_errors(manifest) == []
+    container = templates(manifest)["j"]["container"]
+    assert container["image"] == "python:3.12"
+    proc = subprocess.run(["/bin/sh", "-c", container["args"][0]], env={"PATH": os.environ["PATH"], "WHO": "argo"},
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "hello argo it's\n"
+    unknown = _graph(_node("j/s", "j", target={"kind": "docker", "language": {"name": "cobol"}}))
+    with pytest.raises(UsageError, match="language 'cobol' has no image configured"):
+        export_manifest(unknown, ArgoSettings(languages=languages))
 
 
 def test_cli_prints_yaml_and_refuses_bad_input_with_exit_2(tmp_path: Path) -> None:

@@ -73,7 +73,15 @@ def _image(node: Node, settings: ArgoSettings) -> str:
     if target.kind == "ssh" or target.engine:
         raise UsageError(f"{where} runs over SSH ({target.kind}); argo export maps container and host jobs only: "
                          "give the job an `image:` or leave it out of the Argo pipeline")
-    for kind in ("plugin", "language", "service"):
+    if target.language is not None:
+        from worldtree.backends.docker.convert import language_entry
+        from worldtree.errors import BackendError
+
+        try:
+            return language_entry(target.language, {"languages": settings.languages})[0]
+        except BackendError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+    for kind in ("plugin", "service"):
         if getattr(target, kind) is not None:
             raise UsageError(f"{where} is a {kind} step, which argo export does not map yet; use `image:` and "
                              "`run:` for it")
@@ -117,6 +125,7 @@ class _Builder:
 
     def template(self, task: TaskPlan) -> Any:
         m, node = self.m, task.first
+        image = _image(node, self.settings)  # first: it refuses what cannot run, by the job's name
         for n in task.nodes:
             if n.rollback:
                 self.warnings.append(f"{n.path}: `rollback:` is not mapped to Argo (it will not run)")
@@ -127,7 +136,7 @@ class _Builder:
                                  "(letters, digits, '-', '_' and '.'); rename it")
         env += [m.EnvVar(name=s, value_from=m.EnvVarSource(secret_key_ref=m.SecretKeySelector(
             name=self.settings.secret_name, key=s))) for s in node.secrets]
-        script = task_script(task.nodes)
+        script = task_script(task.nodes, self.settings.languages)
         if "{{" in script:
             self.warnings.append(f"task {task.name}: the script contains '{{{{', which Argo reads as a template tag")
         deadline = self.deadline(task)
@@ -139,7 +148,7 @@ class _Builder:
         return m.Template(
             name=task.name,
             container=m.Container(
-                image=_image(node, self.settings), command=["/bin/sh", "-c"], args=[script],
+                image=image, command=["/bin/sh", "-c"], args=[script],
                 env=env or None, resources=self.resources(node), working_dir=self.settings.workspace_mount,
                 volume_mounts=[m.VolumeMount(name=WORKSPACE_VOLUME, mount_path=self.settings.workspace_mount)]),
             active_deadline_seconds=m.IntOrString(str(deadline)) if deadline else None,

@@ -56,6 +56,8 @@ class ArgoSettings:
     #: runner alias -> {cpu, memory} (Kubernetes quantities), from ``runners:``
     runners: dict[str, dict[str, str]] = field(
         default_factory=lambda: {k: dict(v) for k, v in CONFIG_DEFAULTS["runners"].items()})
+    #: ``languages:`` (name -> image, file, command) for ``language:`` steps, as the docker backend reads it
+    languages: dict[str, Any] = field(default_factory=lambda: dict(CONFIG_DEFAULTS["languages"]))
 
     @classmethod
     def from_config(cls, config: dict[str, Any], **overrides: str | None) -> ArgoSettings:
@@ -77,6 +79,7 @@ class ArgoSettings:
             "workspace_mount": str(workspace["mount_path"]),
             "runners": {str(k): {str(a): str(b) for a, b in (v or {}).items()}
                         for k, v in (config.get("runners") or {}).items()},
+            "languages": dict(config.get("languages") or {}),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
