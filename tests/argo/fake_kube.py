@@ -55,6 +55,8 @@ class FakeKube:
         self.version = 100
         self.cond = threading.Condition()
         self.closing = False
+        #: the next this many watches get a 410 "too old resource version" ERROR event (etcd compaction)
+        self.expire_watches = 0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -200,6 +202,14 @@ class FakeKube:
         h.send_header("Content-Type", "application/json")
         h.send_header("Transfer-Encoding", "chunked")
         h.end_headers()
+        with self.cond:
+            expired, self.expire_watches = self.expire_watches > 0, max(0, self.expire_watches - 1)
+        if expired:
+            gone = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410, "reason": "Expired",
+                    "message": f"too old resource version: {since}"}
+            self._chunk(h, json.dumps({"type": "ERROR", "object": gone}).encode() + b"\n")
+            self._chunk(h, b"")
+            return
         sent = since
         while True:  # bounded by the request's timeoutSeconds (at most 30 s)
             with self.cond:

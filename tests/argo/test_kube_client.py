@@ -54,6 +54,29 @@ def test_follow_reports_each_change_until_the_final_phase(tmp_path: Path, monkey
         assert kube.objects[("workflows", "ns1", name)]["spec"]["shutdown"] == "Stop"
 
 
+def test_follow_reads_again_after_a_410_gone(tmp_path: Path) -> None:
+    with FakeKube() as kube:
+        client = ArgoClient(str(kube.kubeconfig(tmp_path / "kc")))
+        name = client.create(WORKFLOW, "default")["metadata"]["name"]
+        kube.expire_watches = 2  # two watches in a row start from a compacted version
+
+        def controller() -> None:
+            with kube.cond:  # wait until both stale watches were answered
+                kube.cond.wait_for(lambda: kube.expire_watches == 0, 20)
+            time.sleep(0.2)
+            kube.set_status("default", name, {"phase": "Succeeded", "nodes": {}})
+
+        thread = threading.Thread(target=controller, daemon=True)
+        thread.start()
+        started = time.monotonic()
+        final = client.follow(name, "default", lambda obj: None, timeout=30)
+        thread.join(5)
+        assert final["status"]["phase"] == "Succeeded"
+        assert time.monotonic() - started < 15
+        methods = [(r.method, bool(r.query.get("watch"))) for r in kube.requests if r.method == "GET"]
+        assert methods[:5] == [("GET", False), ("GET", True), ("GET", False), ("GET", True), ("GET", False)]
+
+
 def test_follow_gives_up_at_its_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kube_module, "WATCH_SECONDS", 1)
     with FakeKube() as kube:

@@ -102,6 +102,11 @@ class ArgoClient:
                     kind, item = event.get("type"), event.get("object")
                     if kind == "DELETED":
                         raise BackendError(f"Workflow {name} was deleted while being watched")
+                    if kind == "ERROR":  # e.g. 410 Gone: our version is too old; read it again below
+                        obj = self.get(name, namespace)
+                        report(obj)
+                        w.stop()
+                        break
                     if kind in ("ADDED", "MODIFIED") and isinstance(item, dict):
                         obj = item
                         report(obj)
