@@ -140,3 +140,13 @@ def _wait_for_file(path: Path, timeout: float = 30) -> None:
     while not path.exists():
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.05)
+
+
+def test_a_submit_on_one_replica_wakes_the_executors_of_another(pg_servers: Servers) -> None:
+    front = pg_servers(executors=0)
+    pg_servers(executors=1, args=["--poll-seconds", "120"])  # a worker only NOTIFY can wake in time
+    time.sleep(0.5)  # its listener is up (it polls once when it starts listening)
+    started = time.monotonic()
+    run_id = front.submit(pipeline(("a", "echo a")))
+    assert front.wait(run_id, timeout=20)["state"] == "succeeded"
+    assert time.monotonic() - started < 20

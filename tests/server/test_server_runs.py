@@ -152,12 +152,13 @@ def test_a_cancel_made_while_queued_is_kept_until_an_executor_claims_the_run(ser
 
 
 @pytest.mark.slow
-def test_schemathesis_finds_no_server_error(servers: Servers) -> None:
+def test_schemathesis_finds_no_server_error(servers: Servers, tmp_path: Path) -> None:
     server = servers(executors=1)
     server.wait(server.submit(pipeline(("a", "echo a"))))
     tool = Path(sys.executable).parent / "schemathesis"
     proc = subprocess.run([str(tool), "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error",
-                           "--max-examples", "60", "--seed", "1"], capture_output=True, text=True, timeout=600)
+                           "--max-examples", "60", "--seed", "1"], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "passed" in proc.stdout
     assert "internal error" not in server.log()

@@ -62,13 +62,15 @@ class Executor:
 
     def __init__(self, store: RunStore, *, name: str, lease_seconds: float = LEASE_SECONDS,
                  grace_seconds: float = 5.0, wake: threading.Event | None = None,
-                 on_result: Callable[[RunResult, float], None] | None = None) -> None:
+                 on_result: Callable[[RunResult, float], None] | None = None,
+                 poll_seconds: float = POLL_SECONDS) -> None:
         self.store = store
         self.name = name
         self.lease_seconds = lease_seconds
         self.grace_seconds = grace_seconds
         self.wake = wake or threading.Event()
         self.on_result = on_result
+        self.poll_seconds = poll_seconds
 
     def serve(self, stop: threading.Event) -> None:
         """Loop: run what can be claimed, else wait for a wake-up or the poll interval."""
@@ -82,7 +84,7 @@ class Executor:
                 log.exception("executor %s: a run ended with an internal error", self.name)
                 worked = True
             if not worked:
-                self.wake.wait(POLL_SECONDS)
+                self.wake.wait(self.poll_seconds)
                 self.wake.clear()
 
     def run_one(self) -> bool:

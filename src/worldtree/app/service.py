@@ -69,6 +69,7 @@ def submit(store: RunStore, config: ServiceConfig, document: str, *, env: dict[s
                "workdir_created": True, "document": Masker(literal).mask(document) if literal else document}
     run_id = store.create_run(name=graph.name, source=None, workdir=str(workdir), graph_json=_stored_graph(graph),
                               options=options, graph_version=graph.schema_version)
+    store.notify_queue()  # executors of every replica look now rather than at their next poll
     return {"id": run_id, "state": "queued"}
 
 
@@ -125,6 +126,7 @@ def retry(store: RunStore, run_id: str) -> dict[str, Any]:
                                  "or errored run can be retried")
     if not store.requeue_run(record.run_id, record.attempt):
         raise ConflictError(f"run {record.run_id} changed while it was being retried; see GET /runs/{record.run_id}")
+    store.notify_queue()
     return {"id": record.run_id, "state": "queued", "attempt": record.attempt}
 
 

@@ -27,6 +27,9 @@ def serve(
                                            help="Runs executed at once by this process.")] = 2,
     lease_seconds: Annotated[float, typer.Option("--lease-seconds", envvar="WORLDTREE_LEASE_SECONDS", min=2.0,
                                                  help="How long a run's claim holds without a heartbeat.")] = 30.0,
+    poll_seconds: Annotated[float, typer.Option(
+        "--poll-seconds", envvar="WORLDTREE_POLL_SECONDS", min=0.05,
+        help="How often idle executors look at the queue (on PostgreSQL a submit also wakes them).")] = 0.5,
     drain_seconds: Annotated[float, typer.Option(
         "--drain-seconds", envvar="WORLDTREE_DRAIN_SECONDS", min=0.0,
         help="On SIGTERM/Ctrl-C, how long runs under way may take to end; the rest are taken over later.")] = 25.0,
@@ -54,7 +57,8 @@ def serve(
     from worldtree.server.app import ServerSettings, create_app
 
     app = create_app(ServerSettings(store_url=url, data_dir=data, executors=executors, lease_seconds=lease_seconds,
-                                    auth=auth, drain_seconds=drain_seconds))
+                                    auth=auth, drain_seconds=drain_seconds,
+                                    poll_seconds=poll_seconds))
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"worldtree server on http://{shown}:{port}/ (API /api/v1, docs /docs; store {_display(url)}; "
                f"{executors} executor(s); {'tokens required' if auth else 'no authentication'})", err=True)

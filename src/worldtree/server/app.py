@@ -43,6 +43,8 @@ class ServerSettings:
     data_dir: str
     executors: int = 2
     lease_seconds: float = LEASE_SECONDS
+    #: how often idle executors look at the queue (PostgreSQL also wakes them by NOTIFY)
+    poll_seconds: float = 0.5
     #: on shutdown (SIGTERM), how long runs under way may take to end before the process exits
     drain_seconds: float = 25.0
     #: check tokens and roles (off only on a loopback address: the CLI enforces it)
@@ -79,10 +81,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
         runtime = _Runtime(store, service.ServiceConfig(settings.data_dir), settings.auth)
         for number in range(settings.executors):
             executor = Executor(store, name=f"executor-{number + 1}", lease_seconds=settings.lease_seconds,
-                                wake=runtime.wake, on_result=metrics.run_finished)
+                                wake=runtime.wake, on_result=metrics.run_finished, poll_seconds=settings.poll_seconds)
             thread = threading.Thread(target=executor.serve, args=(runtime.stop,), name=executor.name, daemon=True)
             thread.start()
             runtime.threads.append(thread)
+        if settings.executors:  # PostgreSQL: a submit on any replica wakes these executors at once
+            store.listen_queue(runtime.wake.set, runtime.stop)
         app.state.runtime = runtime
         try:
             yield

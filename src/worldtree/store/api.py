@@ -50,6 +50,7 @@ prefix to ``get_run`` and ``request_cancel``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -151,6 +152,14 @@ class RunStore(Protocol):
 
     def requeue_run(self, run_id: str, expect_attempt: int) -> bool:
         """A finished, not succeeded queued run back to ``pending`` (compare-and-set on the attempt)."""
+        ...
+
+    def notify_queue(self) -> None:
+        """Announce that the queue changed (PostgreSQL NOTIFY); best effort, a no-op on SQLite."""
+        ...
+
+    def listen_queue(self, on_signal: Callable[[], None], stop: threading.Event) -> bool:
+        """Call ``on_signal`` on every announcement until ``stop``; False when the store cannot (poll)."""
         ...
 
     def page_runs(self, *, offset: int = 0, limit: int = 50,

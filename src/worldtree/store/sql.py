@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -29,6 +30,9 @@ from worldtree.store.schema import display_url, open_engine, reason, write_trans
 from worldtree.store.tables import attempts, logs, node_states, runs
 from worldtree.store.tx import SqlaTx
 from worldtree.store.writer import SqlRunWriter
+
+#: The PostgreSQL channel a queue change is announced on.
+QUEUE_CHANNEL = "worldtree_queue"
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -136,6 +140,45 @@ class SqlRunStore:
             total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
             rows = conn.execute(query.offset(offset).limit(limit)).all()
         return [_run_record(row, now, with_graph=False) for row in rows], int(total)
+
+    def notify_queue(self) -> None:
+        """Tell every replica's executors that the queue changed (PostgreSQL NOTIFY; SQLite: nothing,
+        they poll). Best effort: the store holds the queue, a lost signal only costs a poll interval."""
+        if self._engine.dialect.name != "postgresql":
+            return
+        try:
+            with self._engine.connect() as conn:
+                conn.exec_driver_sql(f"NOTIFY {QUEUE_CHANNEL}")
+                conn.commit()
+        except SQLAlchemyError:
+            pass
+
+    def listen_queue(self, on_signal: Callable[[], None], stop: threading.Event) -> bool:
+        """Call ``on_signal`` whenever ``notify_queue`` is called anywhere, until ``stop`` is set (a
+        thread of its own, reconnecting when the connection drops). False on SQLite: poll instead."""
+        if self._engine.dialect.name != "postgresql":
+            return False
+        thread = threading.Thread(target=self._listen, args=(on_signal, stop), name="worldtree-queue-listen",
+                                  daemon=True)
+        thread.start()
+        return True
+
+    def _listen(self, on_signal: Callable[[], None], stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                raw = self._engine.raw_connection()
+                try:
+                    conn: Any = raw.driver_connection
+                    conn.autocommit = True
+                    conn.execute(f"LISTEN {QUEUE_CHANNEL}")
+                    on_signal()  # whatever was queued while not listening
+                    while not stop.is_set():
+                        for _ in conn.notifies(timeout=1.0):
+                            on_signal()
+                finally:
+                    raw.invalidate()
+            except Exception:  # the database went away: listen again after a pause; polling goes on
+                stop.wait(2.0)
 
     @_translated("create a token")
     def create_token(self, *, token_id: str, name: str, role: str, secret_hash: str,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -241,6 +241,12 @@ class SqliteDirectStore:
     def revoke_token(self, token_id: str) -> bool:
         with self._tx("revoke a token") as tx:
             return lifecycle.revoke_token(tx, token_id, datetime.now(UTC))
+
+    def notify_queue(self) -> None:
+        """SQLite: nothing to announce; executors poll."""
+
+    def listen_queue(self, on_signal: Callable[[], None], stop: threading.Event) -> bool:
+        return False
 
     def page_runs(self, *, offset: int = 0, limit: int = 50,
                   state: str | None = None) -> tuple[list[RunRecord], int]:
