@@ -33,6 +33,11 @@ def test_submitted_run_is_queued_then_succeeds_with_its_logs_stored(servers: Ser
     assert listed["total"] == 1 and listed["items"][0]["id"] == run_id
     assert server.get("/api/v1/runs", params={"state": "failed"}).json()["total"] == 0
     assert server.get(f"/api/v1/runs/{run_id}/document").text.startswith("name: demo")
+    graph = server.get(f"/api/v1/runs/{run_id}/graph").json()
+    assert [(n["id"], n["state"]) for n in graph["nodes"]] == [("build/main/hello", "succeeded"),
+                                                                ("build/main/pwd", "succeeded")]
+    assert graph["edges"] == [{"from": "build/main/hello", "to": "build/main/pwd"}]
+    assert server.get(f"/api/v1/tasks/{run_id}").json() == run
 
 
 def test_json_submission_with_env_and_a_failing_step(servers: Servers) -> None:

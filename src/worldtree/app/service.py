@@ -97,6 +97,17 @@ def get_run(store: RunStore, run_id: str) -> dict[str, Any]:
     return view
 
 
+def graph(store: RunStore, run_id: str) -> dict[str, Any]:
+    """The run's DAG for a console: nodes (with their latest state) and ``needs`` edges, in graph order."""
+    record = _record(store, run_id)
+    compiled = _load_graph(record.graph_json)
+    states = {n.node: n.state for n in record.nodes}
+    nodes = [{"id": n.id, "path": n.path, "name": n.name, "kind": n.kind, "stage": n.stage, "job": n.job,
+              "state": states.get(n.id, "pending")} for n in compiled.nodes]
+    edges = [{"from": need, "to": n.id} for n in compiled.nodes for need in n.needs]
+    return {"id": record.run_id, "state": _state(record.state), "nodes": nodes, "edges": edges}
+
+
 def document(store: RunStore, run_id: str) -> str:
     """The pipeline document the run was submitted with (literal credentials masked)."""
     record = _record(store, run_id)

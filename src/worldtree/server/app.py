@@ -187,6 +187,16 @@ def _routes(app: FastAPI) -> None:
         """The run and its nodes (the latest attempt)."""
         return service.get_run(_runtime(request).store, run_id)
 
+    @app.get("/api/v1/runs/{run_id}/graph", tags=["runs"], **require("viewer"))
+    def get_graph(request: Request, run_id: str) -> dict[str, Any]:
+        """Nodes and ``needs`` edges, each node with its state (for drawing the DAG)."""
+        return service.graph(_runtime(request).store, run_id)
+
+    @app.get("/api/v1/tasks/{run_id}", tags=["runs"], **require("viewer"))
+    def get_task(request: Request, run_id: str) -> dict[str, Any]:
+        """Seed 001's name for a run: the same as ``GET /runs/{id}``."""
+        return service.get_run(_runtime(request).store, run_id)
+
     @app.get("/api/v1/runs/{run_id}/document", tags=["runs"], response_class=PlainTextResponse,
              **require("viewer"))
     def get_document(request: Request, run_id: str) -> str:
