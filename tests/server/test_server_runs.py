@@ -124,6 +124,16 @@ def test_many_runs_each_run_once(servers: Servers, tmp_path: Path) -> None:
     assert sorted(ledger.read_text().split()) == sorted(ids)
     page = server.get("/api/v1/runs", params={"page": 2, "page_size": 3}).json()
     assert page["total"] == 8 and [i["id"] for i in page["items"]] == sorted(ids, reverse=True)[3:6]
+    other = server.submit(pipeline(("x", "true"), name="other"))
+    server.wait(other)
+    assert [i["id"] for i in server.get("/api/v1/runs", params={"pipeline": "other"}).json()["items"]] == [other]
+    created = server.run(other)["created_at"]
+    newer = server.get("/api/v1/runs", params={"since": created}).json()
+    assert [i["id"] for i in newer["items"]] == [other]
+    older = server.get("/api/v1/runs", params={"until": created, "pipeline": "demo"}).json()
+    assert older["total"] == 8
+    naive = server.get("/api/v1/runs", params={"since": "2026-01-01T00:00:00"})
+    assert naive.status_code == 400 and "time zone" in naive.json()["error"]["message"]
 
 
 

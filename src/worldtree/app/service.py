@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +74,21 @@ def submit(store: RunStore, config: ServiceConfig, document: str, *, env: dict[s
     return {"id": run_id, "state": "queued"}
 
 
-def list_runs(store: RunStore, *, page: int = 1, page_size: int = 50, state: str | None = None) -> dict[str, Any]:
+def list_runs(store: RunStore, *, page: int = 1, page_size: int = 50, state: str | None = None,
+              pipeline: str | None = None, since: datetime | None = None,
+              until: datetime | None = None) -> dict[str, Any]:
     """Newest first: ``{"items", "total", "page", "page_size"}``."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise UsageError(f"{name} needs a time zone (e.g. 2026-11-30T10:00:00Z)")
     if page < 1:
         raise UsageError(f"page must be 1 or more, not {page}")
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise UsageError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
     if state is not None and state not in RUN_STATES:
         raise UsageError(f"unknown state {state!r}; one of {', '.join(RUN_STATES)}")
-    records, total = store.page_runs(offset=(page - 1) * page_size, limit=page_size, state=state)
+    records, total = store.page_runs(offset=(page - 1) * page_size, limit=page_size, state=state,
+                                     pipeline=pipeline, since=since, until=until)
     return {"items": [_summary(r) for r in records], "total": total, "page": page, "page_size": page_size}
 
 

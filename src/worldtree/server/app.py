@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Query, Request
@@ -176,11 +177,13 @@ def _routes(app: FastAPI) -> None:
     def list_runs(request: Request, page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
                   page_size: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 50,
                   state: Annotated[str | None, Query(json_schema_extra=_STATE_ENUM)] = None,
+                  pipeline: str | None = None, since: datetime | None = None, until: datetime | None = None,
                   ) -> dict[str, Any]:
-        """Runs, newest first: ``{items, total, page, page_size}``."""
+        """Runs, newest first: ``{items, total, page, page_size}``; ``since``/``until`` bound the creation time."""
         if state == "queued":
             state = "pending"
-        return service.list_runs(_runtime(request).store, page=page, page_size=page_size, state=state)
+        return service.list_runs(_runtime(request).store, page=page, page_size=page_size, state=state,
+                                 pipeline=pipeline, since=since, until=until)
 
     @app.get("/api/v1/runs/{run_id}", tags=["runs"], **require("viewer"))
     def get_run(request: Request, run_id: str) -> dict[str, Any]:

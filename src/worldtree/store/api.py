@@ -162,9 +162,11 @@ class RunStore(Protocol):
         """Call ``on_signal`` on every announcement until ``stop``; False when the store cannot (poll)."""
         ...
 
-    def page_runs(self, *, offset: int = 0, limit: int = 50,
-                  state: str | None = None) -> tuple[list[RunRecord], int]:
-        """Newest first, like ``list_runs``, filtered by (computed) state; and how many match."""
+    def page_runs(self, *, offset: int = 0, limit: int = 50, state: str | None = None,
+                  pipeline: str | None = None, since: datetime | None = None,
+                  until: datetime | None = None) -> tuple[list[RunRecord], int]:
+        """Newest first, like ``list_runs``, filtered by (computed) state, pipeline name and creation
+        time (``since`` inclusive, ``until`` exclusive); and how many match."""
         ...
 
     def create_token(self, *, token_id: str, name: str, role: str, secret_hash: str,

@@ -125,10 +125,19 @@ class SqlRunStore:
             return lifecycle.requeue_run(tx, run_id, expect_attempt)
 
     @_translated("list runs")
-    def page_runs(self, *, offset: int = 0, limit: int = 50,
-                  state: str | None = None) -> tuple[list[RunRecord], int]:
-        """A page of runs; ``running`` and ``interrupted`` are told apart when reading (both stored as running)."""
+    def page_runs(self, *, offset: int = 0, limit: int = 50, state: str | None = None,
+                  pipeline: str | None = None, since: datetime | None = None,
+                  until: datetime | None = None) -> tuple[list[RunRecord], int]:
+        """A page of runs; ``running`` and ``interrupted`` are told apart when reading (both stored as running).
+
+        ``pipeline``: the name exactly; ``since``/``until``: created at or after / before."""
         query = _run_query(with_graph=False).order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        if pipeline is not None:
+            query = query.where(runs.c.name == pipeline)
+        if since is not None:
+            query = query.where(runs.c.created_at >= since)
+        if until is not None:
+            query = query.where(runs.c.created_at < until)
         now = _now()
         with self._read() as conn:
             if state in (RunState.RUNNING, RunState.INTERRUPTED):

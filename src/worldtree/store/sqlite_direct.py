@@ -248,9 +248,11 @@ class SqliteDirectStore:
     def listen_queue(self, on_signal: Callable[[], None], stop: threading.Event) -> bool:
         return False
 
-    def page_runs(self, *, offset: int = 0, limit: int = 50,
-                  state: str | None = None) -> tuple[list[RunRecord], int]:
-        return self._reader().page_runs(offset=offset, limit=limit, state=state)
+    def page_runs(self, *, offset: int = 0, limit: int = 50, state: str | None = None,
+                  pipeline: str | None = None, since: datetime | None = None,
+                  until: datetime | None = None) -> tuple[list[RunRecord], int]:
+        return self._reader().page_runs(offset=offset, limit=limit, state=state, pipeline=pipeline, since=since,
+                                        until=until)
 
     def list_runs(self, limit: int = 50) -> list[RunRecord]:
         return self._reader().list_runs(limit)
