@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.server.conftest import Servers, pipeline
 
@@ -177,3 +178,23 @@ def test_schemathesis_finds_no_server_error(servers: Servers, tmp_path: Path) ->
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "passed" in proc.stdout
     assert "internal error" not in server.log()
+
+
+def test_delete_forgets_a_finished_run_and_its_kept_workspace(servers: Servers) -> None:
+    server = servers()
+    failed = server.submit(pipeline(("where", "pwd"), ("boom", "exit 1")))
+    assert server.wait(failed)["state"] == "failed"
+    workspace = Path(server.get(f"/api/v1/runs/{failed}/logs").json()["items"][0]["line"])
+    assert workspace.is_dir()  # kept for a retry
+    running = server.submit(pipeline(("wait", "sleep 30")))
+    server.wait(running, lambda r: r["state"] == "running")
+    busy = httpx.delete(f"{server.url}/api/v1/runs/{running}", timeout=30)
+    assert busy.status_code == 409
+    gone = httpx.delete(f"{server.url}/api/v1/runs/{failed}", timeout=30)
+    assert gone.status_code == 204
+    assert server.get(f"/api/v1/runs/{failed}").status_code == 404
+    assert server.get(f"/api/v1/runs/{failed}/logs").status_code == 404
+    assert not workspace.exists()
+    assert [i["id"] for i in server.get("/api/v1/runs").json()["items"]] == [running]
+    server.post(f"/api/v1/runs/{running}/cancel")
+    server.wait(running)

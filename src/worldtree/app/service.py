@@ -12,6 +12,7 @@ executors (:mod:`worldtree.app.executor`) claim it from the store; nothing lives
 from __future__ import annotations
 
 import secrets
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -146,6 +147,19 @@ def retry(store: RunStore, run_id: str) -> dict[str, Any]:
         raise ConflictError(f"run {record.run_id} changed while it was being retried; see GET /runs/{record.run_id}")
     store.notify_queue()
     return {"id": record.run_id, "state": "queued", "attempt": record.attempt}
+
+
+def delete(store: RunStore, config: ServiceConfig, run_id: str) -> None:
+    """Forget a finished run: its records, its lines, and the workspace a failed run kept."""
+    record = _record(store, run_id)
+    if record.state not in FINISHED:
+        raise StateConflictError(f"run {record.run_id} is {record.state}; cancel it (or let it finish) first")
+    if not store.delete_run(record.run_id):
+        raise ConflictError(f"run {record.run_id} changed while it was being deleted; see GET /runs/{record.run_id}")
+    workspaces = Path(config.data_dir).resolve() / "workspaces"
+    kept = Path(record.workdir)
+    if record.options.get(QUEUED_OPTION) and kept.parent == workspaces and kept.is_dir():
+        shutil.rmtree(kept, ignore_errors=True)  # only a workspace this server made, never a user's directory
 
 
 def logs(store: RunStore, run_id: str, *, node: str | None = None, offset: int = 0,

@@ -206,6 +206,13 @@ def _routes(app: FastAPI) -> None:
         """The document the run was submitted with."""
         return service.document(_runtime(request).store, run_id)
 
+    @app.delete("/api/v1/runs/{run_id}", status_code=204, tags=["runs"], **require("maintainer"))
+    def delete_run(request: Request, run_id: str) -> Response:
+        """Delete a finished run, its logs and the workspace a failed run kept."""
+        runtime = _runtime(request)
+        service.delete(runtime.store, runtime.config, run_id)
+        return Response(status_code=204)
+
     @app.post("/api/v1/runs/{run_id}/cancel", status_code=202, tags=["runs"], **require("maintainer"))
     def cancel(request: Request, run_id: str) -> dict[str, Any]:
         """Ask whoever runs it to cancel it (persisted; delivered by the lease heartbeat)."""

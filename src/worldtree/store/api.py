@@ -150,6 +150,10 @@ class RunStore(Protocol):
         """Queued server runs an executor may claim (pending, or their runner died): ``(run_id, attempt)``."""
         ...
 
+    def delete_run(self, run_id: str) -> bool:
+        """Delete a finished run and everything it recorded; False when it is not finished."""
+        ...
+
     def requeue_run(self, run_id: str, expect_attempt: int) -> bool:
         """A finished, not succeeded queued run back to ``pending`` (compare-and-set on the attempt)."""
         ...

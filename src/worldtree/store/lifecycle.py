@@ -220,6 +220,18 @@ def claimable_runs(tx: Tx, now: datetime, limit: int) -> list[tuple[str, int]]:
     return found
 
 
+def delete_run(tx: Tx, run_id: str) -> bool:
+    """Delete a finished run with its attempts, nodes and lines; False if it is not finished (or gone)."""
+    finished = [*_FINISHED, str(RunState.SUCCEEDED)]
+    marks = ", ".join(f"'{state}'" for state in sorted(finished))
+    # children first: correct whether or not the connection enforces ON DELETE CASCADE
+    if not tx.rows(f"SELECT id FROM runs WHERE id = :run_id AND state IN ({marks})", {"run_id": run_id}):
+        return False
+    for table in ("logs", "node_states", "attempts"):
+        tx.run(f"DELETE FROM {table} WHERE run_id = :run_id", {"run_id": run_id})
+    return tx.run(f"DELETE FROM runs WHERE id = :run_id AND state IN ({marks})", {"run_id": run_id}) == 1
+
+
 def requeue_run(tx: Tx, run_id: str, expect_attempt: int) -> bool:
     """Put a finished (not succeeded) queued run back in the queue; False if it moved on meanwhile."""
     return t.apply(tx, RUN_REQUEUE, {"run_id": run_id, "expect": expect_attempt}) == 1

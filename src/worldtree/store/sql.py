@@ -119,6 +119,11 @@ class SqlRunStore:
         with self._read() as conn:
             return lifecycle.claimable_runs(SqlaTx(conn), _now(), limit)
 
+    @_translated("delete a run")
+    def delete_run(self, run_id: str) -> bool:
+        with self._tx() as tx:
+            return lifecycle.delete_run(tx, run_id)
+
     @_translated("requeue a run")
     def requeue_run(self, run_id: str, expect_attempt: int) -> bool:
         with self._tx() as tx:

@@ -222,6 +222,10 @@ class SqliteDirectStore:
     def claimable_runs(self, limit: int = 20) -> list[tuple[str, int]]:
         return self._reader().claimable_runs(limit)
 
+    def delete_run(self, run_id: str) -> bool:
+        with self._tx("delete a run") as tx:
+            return lifecycle.delete_run(tx, run_id)
+
     def requeue_run(self, run_id: str, expect_attempt: int) -> bool:
         with self._tx("requeue a run") as tx:
             return lifecycle.requeue_run(tx, run_id, expect_attempt)
