@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from argo_schema import DATA, schema_errors
+from kubelet import container_env, expand
 from typer.testing import CliRunner
 
 from worldtree.argo.manifest import export_manifest
@@ -269,17 +271,33 @@ def test_generated_scripts_run_as_the_job_would(tmp_path: Path) -> None:
     )
     tpl = templates(export_manifest(graph, ArgoSettings()).manifest)["j"]
     assert tpl["container"]["env"] == [{"name": "SHARED", "value": "s"}]
-    env = {"PATH": "/usr/bin:/bin", "SHARED": "s"}
-    proc = subprocess.run(["/bin/sh", "-c", tpl["container"]["args"][0]], cwd=tmp_path, env=env,
+    env = {"PATH": "/usr/bin:/bin", **container_env(tpl["container"])}
+    script = expand(tpl["container"]["args"][0], env)  # what the kubelet hands /bin/sh
+    proc = subprocess.run(["/bin/sh", "-c", script], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1
     assert (tmp_path / "log").read_text().splitlines() == ["one", "s 1", "three"]
     assert (tmp_path / "sub" / "where").read_text().strip() == str(tmp_path / "sub")
     (tmp_path / "done").write_text("")
     (tmp_path / "log").write_text("")
-    subprocess.run(["/bin/sh", "-c", tpl["container"]["args"][0]], cwd=tmp_path, env=env, capture_output=True,
-                   timeout=30)
+    subprocess.run(["/bin/sh", "-c", script], cwd=tmp_path, env=env, capture_output=True, timeout=30)
     assert (tmp_path / "log").read_text().splitlines() == ["one", "s 1"]  # precheck passed: three skipped
+
+
+def test_dollars_reach_the_shell_as_written_after_the_kubelet_expands(tmp_path: Path) -> None:
+    """The kubelet expands ``$(NAME)`` and ``$$`` in env values and args; the export must undo that."""
+    command = 'echo "$$" > pid; echo "$(echo sub) ${A} \\$\\$" > out; echo \'$(A) $$ $(\' >> out; echo "$B" >> out'
+    graph = _graph(_node("j/s", "j", command=command, env={"A": "a", "B": "x$(A)$$y"}))
+    container = templates(export_manifest(graph, ArgoSettings()).manifest)["j"]["container"]
+    env = {"PATH": os.environ["PATH"], **container_env(container)}
+    assert env["B"] == "x$(A)$$y"
+    script = expand(container["args"][0], env)
+    assert script == "set -e\nsh -e -c " + shlex.quote(command) + "\n"
+    proc = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True, timeout=30,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out").read_text() == "sub a $$\n$(A) $$ $(\nx$(A)$$y\n"
+    assert (tmp_path / "pid").read_text().strip().isdigit()
 
 
 def test_language_steps_write_their_code_and_run_the_configured_command(tmp_path: Path) -> None:
@@ -291,7 +309,8 @@ def test_language_steps_write_their_code_and_run_the_configured_command(tmp_path
     assert schema_errors(manifest) == []
     container = templates(manifest)["j"]["container"]
     assert container["image"] == "python:3.12"
-    proc = subprocess.run(["/bin/sh", "-c", container["args"][0]], env={"PATH": os.environ["PATH"], "WHO": "argo"},
+    env = {"PATH": os.environ["PATH"], **container_env(container)}
+    proc = subprocess.run(["/bin/sh", "-c", expand(container["args"][0], env)], env=env,
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "hello argo it's\n"

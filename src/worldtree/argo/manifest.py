@@ -42,7 +42,7 @@ from worldtree.errors import UsageError
 from worldtree.model.conditions import parse, uses_status
 from worldtree.model.graph import ExecutionGraph, Node, slug
 
-__all__ = ["API_VERSION", "Export", "export_manifest"]
+__all__ = ["API_VERSION", "Export", "export_manifest", "kube_literal"]
 
 API_VERSION = "argoproj.io/v1alpha1"
 WORKSPACE_VOLUME = "workspace"
@@ -61,6 +61,13 @@ class Export:
     @property
     def kind(self) -> str:
         return str(self.manifest["kind"])
+
+
+def kube_literal(text: str) -> str:
+    """``text`` as Kubernetes passes it on: the kubelet expands ``$(NAME)`` in ``env`` values, ``command``
+    and ``args`` and turns ``$$`` into ``$``, which would change ``$(date)`` or ``$$`` in a script.
+    Doubling every ``$`` makes the kubelet hand over exactly ``text``."""
+    return text.replace("$", "$$")
 
 
 def _seconds(value: float) -> str:
@@ -129,7 +136,7 @@ class _Builder:
         for n in task.nodes:
             if n.rollback:
                 self.warnings.append(f"{n.path}: `rollback:` is not mapped to Argo (it will not run)")
-        env = [m.EnvVar(name=k, value=v) for k, v in common_env(task.nodes).items()]
+        env = [m.EnvVar(name=k, value=kube_literal(v)) for k, v in common_env(task.nodes).items()]
         for secret in node.secrets:
             if not _SECRET_KEY.match(secret):
                 raise UsageError(f"job {node.job!r}: secret {secret!r} cannot be a key of a Kubernetes Secret "
@@ -148,7 +155,7 @@ class _Builder:
         return m.Template(
             name=task.name,
             container=m.Container(
-                image=image, command=["/bin/sh", "-c"], args=[script],
+                image=image, command=["/bin/sh", "-c"], args=[kube_literal(script)],
                 env=env or None, resources=self.resources(node), working_dir=self.settings.workspace_mount,
                 volume_mounts=[m.VolumeMount(name=WORKSPACE_VOLUME, mount_path=self.settings.workspace_mount)]),
             active_deadline_seconds=m.IntOrString(str(deadline)) if deadline else None,
