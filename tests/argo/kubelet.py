@@ -26,7 +26,7 @@ def expand(text: str, env: Mapping[str, str]) -> str:
         if text[cursor] == "$" and cursor + 1 < len(text):
             out.append(text[checkpoint:cursor])
             read, is_var, advance = _read(text[cursor + 1:])
-            out.append((env[read] if read in env else f"$({read})") if is_var else read)
+            out.append(env.get(read, f"$({read})") if is_var else read)
             cursor += advance
             checkpoint = cursor + 1
         cursor += 1
