@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -59,16 +60,29 @@ def serve(
     app = create_app(ServerSettings(store_url=url, data_dir=data, executors=executors, lease_seconds=lease_seconds,
                                     auth=auth, drain_seconds=drain_seconds,
                                     poll_seconds=poll_seconds))
+    sock = _listen(host, port)  # bound before anything is printed: a busy port is a clear error
+    bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    typer.echo(f"worldtree server on http://{shown}:{port}/ (API /api/v1, docs /docs; store {_display(url)}; "
+    typer.echo(f"worldtree server on http://{shown}:{bound}/ (API /api/v1, docs /docs; store {_display(url)}; "
                f"{executors} executor(s); {'tokens required' if auth else 'no authentication'})", err=True)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    server.run()
-    if not server.started:
-        typer.echo(f"error: could not serve on {host}:{port} (is the port in use?); pick another with --port",
-                   err=True)
-        raise typer.Exit(1)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket (``--port 0`` picks a free port); exit 1 with a message when it cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror}; pick another --port or --host", err=True)
+        raise typer.Exit(1) from None
+    sock.set_inheritable(False)
+    return sock
 
 
 def _loopback(host: str) -> bool:
