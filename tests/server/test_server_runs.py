@@ -133,6 +133,9 @@ def test_many_runs_each_run_once(servers: Servers, tmp_path: Path) -> None:
     assert [i["id"] for i in newer["items"]] == [other]
     older = server.get("/api/v1/runs", params={"until": created, "pipeline": "demo"}).json()
     assert older["total"] == 8
+    stats = server.get("/api/v1/queue/stats").json()
+    assert stats["succeeded"] == 9 and stats["pending"] == stats["running"] == stats["failed"] == 0
+    assert stats["executors"] == 3
     naive = server.get("/api/v1/runs", params={"since": "2026-01-01T00:00:00"})
     assert naive.status_code == 400 and "time zone" in naive.json()["error"]["message"]
 

@@ -104,7 +104,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                   description="Submit pipelines, follow their logs live, cancel and retry them.")
     errors.install(app)
     app.add_middleware(_Timed, metrics=metrics)
-    _routes(app)
+    _routes(app, settings)
     _token_routes(app)
 
     @app.get("/metrics", tags=["health"], response_class=Response)
@@ -144,7 +144,7 @@ MAX_PAGE = 2**31
 _STATE_ENUM: dict[str, Any] = {"enum": [*service.RUN_STATES, "queued"]}
 
 
-def _routes(app: FastAPI) -> None:
+def _routes(app: FastAPI, settings: ServerSettings) -> None:
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
         """The process answers."""
@@ -184,6 +184,11 @@ def _routes(app: FastAPI) -> None:
             state = "pending"
         return service.list_runs(_runtime(request).store, page=page, page_size=page_size, state=state,
                                  pipeline=pipeline, since=since, until=until)
+
+    @app.get("/api/v1/queue/stats", tags=["queue"], **require("viewer"))
+    def queue_stats(request: Request) -> dict[str, Any]:
+        """Runs per state across every replica (``pending`` = queued) and this replica's executors."""
+        return service.queue_stats(_runtime(request).store, executors=settings.executors)
 
     @app.get("/api/v1/runs/{run_id}", tags=["runs"], **require("viewer"))
     def get_run(request: Request, run_id: str) -> dict[str, Any]:
