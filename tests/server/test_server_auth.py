@@ -89,6 +89,17 @@ def test_basic_auth_revocation_and_expiry(servers: Servers) -> None:
     assert "Bearer" in refused.headers["www-authenticate"]
     time.sleep(1.2)
     assert server.get("/api/v1/runs", headers={"Authorization": f"Bearer {short}"}).status_code == 401
+    refused_post = server.post("/api/v1/runs/nope/cancel", headers=ci)
+    assert refused_post.status_code == 401
+    audit = server.get("/api/v1/audit", headers={"Authorization": f"Bearer {admin}"}).json()
+    actions = [(e["action"], e["target"], e["status"], e["role"]) for e in audit["items"]]
+    assert actions == [("POST /api/v1/runs/{run_id}/cancel", "nope", 401, None),
+                       ("DELETE /api/v1/tokens/{token_id}", body["id"], 204, "admin"),
+                       ("POST /api/v1/tokens", None, 201, "admin")]
+    assert audit["items"][1]["actor"].startswith("tok_") and audit["items"][0]["actor"] == "anonymous"
+    assert {e["client"] for e in audit["items"]} == {"127.0.0.1"}
+    viewer_audit = server.get("/api/v1/audit", headers={"Authorization": f"Bearer {body['token']}"})
+    assert viewer_audit.status_code == 401
 
 
 def test_client_sends_its_token(servers: Servers, tmp_path: Path) -> None:

@@ -75,3 +75,11 @@ def view(record: TokenRecord) -> dict[str, Any]:
     return {"id": record.id, "name": record.name, "role": record.role, "created_at": record.created_at.isoformat(),
             "expires_at": record.expires_at.isoformat() if record.expires_at else None,
             "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None}
+
+
+def audit_page(store: RunStore, *, page: int, page_size: int) -> dict[str, Any]:
+    """The audit log, newest first: ``{items, total, page, page_size}``."""
+    entries, total = store.audit_entries(offset=(page - 1) * page_size, limit=page_size)
+    return {"items": [{"at": e.at.isoformat(), "actor": e.actor, "role": e.role, "action": e.action,
+                       "target": e.target, "status": e.status, "client": e.client} for e in entries],
+            "total": total, "page": page, "page_size": page_size}

@@ -30,6 +30,7 @@ from worldtree.app.executor import Executor
 from worldtree.compile.yaml_source import MAX_DOCUMENT_BYTES
 from worldtree.errors import UsageError
 from worldtree.server import errors
+from worldtree.server.audit import Audited
 from worldtree.server.auth import require
 from worldtree.server.metrics import Metrics
 from worldtree.server.streams import log_events
@@ -103,6 +104,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app = FastAPI(title="worldtree", version=__version__, lifespan=lifespan,
                   description="Submit pipelines, follow their logs live, cancel and retry them.")
     errors.install(app)
+    app.add_middleware(Audited, store=lambda: opened[0] if opened else None)
     app.add_middleware(_Timed, metrics=metrics)
     _routes(app, settings)
     _token_routes(app)
@@ -272,6 +274,12 @@ def _token_routes(app: FastAPI) -> None:
     def list_tokens(request: Request) -> dict[str, Any]:
         """Every token (never the token itself)."""
         return {"items": tokens.list_tokens(_runtime(request).store)}
+
+    @app.get("/api/v1/audit", tags=["tokens"], **require("admin"))
+    def audit(request: Request, page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+              page_size: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 100) -> dict[str, Any]:
+        """Mutating calls, newest first: who, what, on what, the status, from where."""
+        return tokens.audit_page(_runtime(request).store, page=page, page_size=page_size)
 
     @app.delete("/api/v1/tokens/{token_id}", status_code=204, tags=["tokens"], **require("admin"))
     def revoke_token(request: Request, token_id: str) -> Response:

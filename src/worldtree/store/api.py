@@ -85,6 +85,19 @@ class TokenRecord:
     revoked_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One mutating API call: who (a token id, or ``anonymous``), what, on what, with what result, from where."""
+
+    at: datetime
+    actor: str
+    role: str | None
+    action: str  # "POST /api/v1/runs/{run_id}/cancel"
+    target: str | None
+    status: int
+    client: str | None
+
+
 class RunWriter(Protocol):
     @property
     def backlog(self) -> int:
@@ -164,6 +177,12 @@ class RunStore(Protocol):
 
     def listen_queue(self, on_signal: Callable[[], None], stop: threading.Event) -> bool:
         """Call ``on_signal`` on every announcement until ``stop``; False when the store cannot (poll)."""
+        ...
+
+    def record_audit(self, entry: AuditEntry) -> None: ...
+
+    def audit_entries(self, *, offset: int = 0, limit: int = 100) -> tuple[list[AuditEntry], int]:
+        """Newest first, and how many there are."""
         ...
 
     def page_runs(self, *, offset: int = 0, limit: int = 50, state: str | None = None,

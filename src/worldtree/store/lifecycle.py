@@ -19,7 +19,7 @@ from typing import Any
 from worldtree.errors import ConflictError, StoreError, UsageError
 from worldtree.model.states import NodeState, RunState
 from worldtree.store import transitions as t
-from worldtree.store.api import AttemptLease, TokenRecord
+from worldtree.store.api import AttemptLease, AuditEntry, TokenRecord
 from worldtree.store.ids import new_run_id
 from worldtree.store.liveness import HOSTNAME, is_live, owner_of
 from worldtree.store.rows import utc_param, utc_value
@@ -267,3 +267,23 @@ def list_tokens(tx: Tx) -> list[TokenRecord]:
 def revoke_token(tx: Tx, token_id: str, now: datetime) -> bool:
     return tx.run("UPDATE api_tokens SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL",
                   {"id": token_id, "now": utc_param(now, tx.as_text)}) == 1
+
+
+# -- audit log --------------------------------------------------------------------------------------
+def record_audit(tx: Tx, entry: AuditEntry) -> None:
+    tx.run("INSERT INTO audit_log (at, actor, role, action, target, status, client) "
+           "VALUES (:at, :actor, :role, :action, :target, :status, :client)",
+           {"at": utc_param(entry.at, tx.as_text), "actor": entry.actor, "role": entry.role, "action": entry.action,
+            "target": entry.target, "status": entry.status, "client": entry.client})
+
+
+def audit_entries(tx: Tx, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
+    total = int(tx.rows("SELECT count(*) FROM audit_log", {})[0][0])
+    rows = tx.rows("SELECT at, actor, role, action, target, status, client FROM audit_log "
+                   "ORDER BY id DESC LIMIT :limit OFFSET :offset", {"limit": limit, "offset": offset})
+    entries = []
+    for row in rows:
+        at = utc_value(row[0])
+        assert at is not None
+        entries.append(AuditEntry(at, str(row[1]), row[2], str(row[3]), row[4], int(row[5]), row[6]))
+    return entries, total

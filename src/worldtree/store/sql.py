@@ -23,7 +23,7 @@ from worldtree.errors import StoreError
 from worldtree.model.records import LogLine, NodeRecord, RunRecord
 from worldtree.model.states import RunState
 from worldtree.store import lifecycle
-from worldtree.store.api import LEASE_SECONDS, AttemptLease, TokenRecord
+from worldtree.store.api import LEASE_SECONDS, AttemptLease, AuditEntry, TokenRecord
 from worldtree.store.batching import OnCancel, OnCommit, OnFault
 from worldtree.store.liveness import is_live
 from worldtree.store.schema import display_url, open_engine, reason, write_transaction
@@ -193,6 +193,16 @@ class SqlRunStore:
                     raw.invalidate()
             except Exception:  # the database went away: listen again after a pause; polling goes on
                 stop.wait(2.0)
+
+    @_translated("write the audit log")
+    def record_audit(self, entry: AuditEntry) -> None:
+        with self._tx() as tx:
+            lifecycle.record_audit(tx, entry)
+
+    @_translated("read the audit log")
+    def audit_entries(self, *, offset: int = 0, limit: int = 100) -> tuple[list[AuditEntry], int]:
+        with self._read() as conn:
+            return lifecycle.audit_entries(SqlaTx(conn), offset, limit)
 
     @_translated("create a token")
     def create_token(self, *, token_id: str, name: str, role: str, secret_hash: str,

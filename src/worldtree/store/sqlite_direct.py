@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from worldtree.errors import StoreError
 from worldtree.model.records import LogLine, NodeRecord, RunRecord
 from worldtree.store import lifecycle
-from worldtree.store.api import LEASE_SECONDS, AttemptLease, TokenRecord
+from worldtree.store.api import LEASE_SECONDS, AttemptLease, AuditEntry, TokenRecord
 from worldtree.store.batching import BatchingWriter, OnCancel, OnCommit, OnFault
 from worldtree.store.tx import SqliteTx
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from worldtree.store.sql import SqlRunStore
 
 #: must equal ``worldtree.store.schema.HEAD`` (a test checks; importing schema imports SQLAlchemy)
-HEAD = "0003"
+HEAD = "0004"
 #: SQLite's busy timeout for a heartbeat (ms): it must not wait behind a stuck batch for long
 HEARTBEAT_LOCK_WAIT_MS = 1000
 
@@ -69,6 +69,10 @@ SCHEMA = (
     '\n\tsecret_hash VARCHAR(64) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\texpires_at DATETIME, '
     '\n\trevoked_at DATETIME, \n\tPRIMARY KEY (id)\n)',
     'CREATE UNIQUE INDEX ux_api_tokens_secret_hash ON api_tokens (secret_hash)',
+    'CREATE TABLE audit_log (\n\tid INTEGER NOT NULL, \n\tat DATETIME NOT NULL, \n\tactor VARCHAR(100) NOT NULL, '
+    '\n\trole VARCHAR(20), \n\taction VARCHAR(200) NOT NULL, \n\ttarget TEXT, \n\tstatus INTEGER NOT NULL, '
+    '\n\tclient VARCHAR(100), \n\tPRIMARY KEY (id)\n)',
+    'CREATE INDEX ix_audit_log_at ON audit_log (at)',
 )
 
 
@@ -251,6 +255,13 @@ class SqliteDirectStore:
 
     def listen_queue(self, on_signal: Callable[[], None], stop: threading.Event) -> bool:
         return False
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        with self._tx("write the audit log") as tx:
+            lifecycle.record_audit(tx, entry)
+
+    def audit_entries(self, *, offset: int = 0, limit: int = 100) -> tuple[list[AuditEntry], int]:
+        return self._reader().audit_entries(offset=offset, limit=limit)
 
     def page_runs(self, *, offset: int = 0, limit: int = 50, state: str | None = None,
                   pipeline: str | None = None, since: datetime | None = None,

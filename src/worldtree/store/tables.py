@@ -136,3 +136,16 @@ api_tokens = Table(
     Column("revoked_at", UtcDateTime),
     Index("ux_api_tokens_secret_hash", "secret_hash", unique=True),
 )
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),  # a token id, or "anonymous" (no authentication)
+    Column("role", String(20)),
+    Column("action", String(200), nullable=False),  # "POST /api/v1/runs/{run_id}/cancel"
+    Column("target", Text),  # the run or token id in the path
+    Column("status", Integer, nullable=False),
+    Column("client", String(100)),
+    Index("ix_audit_log_at", "at"),
+)
