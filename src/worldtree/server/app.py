@@ -2,8 +2,10 @@
 
 Handlers translate HTTP to :mod:`worldtree.app.service` and back; they hold no logic. The
 application owns one store and ``executors`` :class:`~worldtree.app.executor.Executor` threads,
-started with the app and told to stop with it. A submit wakes the local executors at once; other
-replicas find the run by polling the store.
+started with the app and told to stop with it (after a drain). A submit wakes the local executors
+at once, those of other replicas through PostgreSQL NOTIFY, and every executor also polls the store.
+Middleware (pure ASGI, so SSE streams pass through): request timing for ``/metrics``, then the
+audit log of mutating calls.
 """
 
 from __future__ import annotations
