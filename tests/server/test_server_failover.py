@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,6 +33,12 @@ def _wait_for(path: Path, lines: int, timeout: float = 30) -> None:
     raise AssertionError(f"{path} never got {lines} line(s)")
 
 
+def _step_two_running(run: dict[str, Any]) -> bool:
+    """The store knows step one succeeded (a success not yet written is run again, by design)."""
+    states = {n["id"]: n["state"] for n in run["nodes"]}
+    return states.get("build/main/one") == "succeeded" and states.get("build/main/two") == "running"
+
+
 def _assert_resumed(server: Server, run_id: str, first: Path, second: Path) -> None:
     run = server.wait(run_id, timeout=60)
     assert run["state"] == "succeeded", run
@@ -54,6 +61,7 @@ def test_kill9_mid_run_then_restart_resumes_the_run_once(servers: Servers, tmp_p
     try:
         _wait_for(second, 1)
         run_id = server.get("/api/v1/runs").json()["items"][0]["id"]
+        server.wait(run_id, _step_two_running)
         server.kill9()
         server.start()  # same store, same data dir, same port
         _assert_resumed(server, run_id, first, second)
@@ -72,6 +80,7 @@ def test_a_replica_killed_mid_run_is_taken_over_by_another(pg_servers: Servers, 
     doc, first, second = _resumable(tmp_path)
     run_id = doomed.submit(doc)
     _wait_for(second, 1)
+    doomed.wait(run_id, _step_two_running)
     survivor = pg_servers(executors=1, lease_seconds=3)
     assert survivor.run(run_id)["state"] == "running"  # any replica answers; the live lease is respected
     time.sleep(1.0)
