@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "worldtree"
+#: Lower ranks never import higher ones (docs/architecture.md, "Layers"). Beside app: exec plugins
+#: and Argo (export/submit use the model, the command builder and the condition evaluator); stacks
+#: apply through plugins; the server and the MCP server are clients of the app and stack layers.
 RANK = {"errors": 0, "model": 1, "compile": 2, "connectors": 3, "ops": 4, "store": 5, "backends": 5,
-        "engine": 6, "app": 7, "testing": 8, "server": 9, "cli": 10}
-# exec plugins beside app; stacks apply through them; the MCP server is a client of stacks, below cli
-RANK.update({"plugins": 7, "stack": 8, "mcp": 9, "cli": 10})
-RANK.update({"argo": 7})  # Argo export/submit beside app: model, backends.command, engine.conditions
+        "engine": 6, "app": 7, "plugins": 7, "argo": 7, "testing": 8, "stack": 8, "server": 9, "mcp": 9,
+        "cli": 10}
 
 
 def _layer(module: str) -> str | None:
