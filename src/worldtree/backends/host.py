@@ -73,6 +73,11 @@ class _AsyncioChild(asyncio.SubprocessProtocol):
         self.transport = transport
         self.pid = transport.get_pid()
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Called before subprocess_exec returns: a fast child may exit before start() resumes.
+        self.transport = transport  # type: ignore[assignment]  # a SubprocessTransport here
+        self.pid = self.transport.get_pid() if self.transport is not None else 0
+
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         self.splitters[fd].feed(data)
 
