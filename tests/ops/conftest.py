@@ -13,7 +13,6 @@ import shutil
 import stat
 import sys
 import tempfile
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ssh"))
 
-from sshd_farm import Farm, FarmUnavailable, start_farm
+from sshd_farm import Farm, farm_or_skip
 
 from worldtree.ops.apply import ApplyPlan, Outcome, apply_plan, build_plan
 from worldtree.ops.inventory import load_inventory_text
@@ -38,14 +37,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def farm() -> Iterator[Farm]:
     """Two key-auth sshd on loopback."""
-    try:
-        servers = start_farm(2, password_servers=0)
-    except FarmUnavailable as exc:
-        message = f"SSH TESTS SKIPPED: cannot start OpenSSH sshd: {exc}"
-        warnings.warn(message, stacklevel=1)
-        pytest.skip(message)
-    yield servers
-    servers.stop()
+    yield from farm_or_skip(2, password_servers=0)
 
 
 def tree(root: Path) -> dict[str, Any]:

@@ -7,7 +7,6 @@ warning is printed so the skip is not missed.
 from __future__ import annotations
 
 import sys
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sshd_farm import Farm, FarmUnavailable, start_farm
+from sshd_farm import Farm, farm_or_skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -28,12 +27,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def farm() -> Iterator[Farm]:
     """Four sshd: h1..h3 take the client key, h4 also the test user's password."""
-    try:
-        servers = start_farm(4, password_servers=1)
-    except FarmUnavailable as exc:
-        message = f"SSH TESTS SKIPPED: cannot start OpenSSH sshd: {exc}"
-        warnings.warn(message, stacklevel=1)
-        print(f"\n*** {message} ***\n", file=sys.stderr)
-        pytest.skip(message)
-    yield servers
-    servers.stop()
+    yield from farm_or_skip(4, password_servers=1)

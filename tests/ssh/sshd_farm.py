@@ -16,8 +16,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,6 +172,21 @@ def start_farm(count: int, *, password_servers: int = 1, root: Path | None = Non
         farm.stop()
         raise
     return farm
+
+
+def farm_or_skip(count: int, *, password_servers: int) -> Iterator[Farm]:
+    """A session fixture's body: the farm, stopped afterwards; or a loud skip when sshd cannot start."""
+    import pytest  # only fixtures need it; benchmarks import this module too
+
+    try:
+        servers = start_farm(count, password_servers=password_servers)
+    except FarmUnavailable as exc:
+        message = f"SSH TESTS SKIPPED: cannot start OpenSSH sshd: {exc}"
+        warnings.warn(message, stacklevel=2)
+        print(f"\n*** {message} ***\n", file=sys.stderr)
+        pytest.skip(message)
+    yield servers
+    servers.stop()
 
 
 def write_ssh_config(farm: Farm, path: Path) -> None:
