@@ -31,13 +31,13 @@ if TYPE_CHECKING:
     from worldtree.store.sql import SqlRunStore
 
 #: must equal ``worldtree.store.schema.HEAD`` (a test checks; importing schema imports SQLAlchemy)
-HEAD = "0004"
+HEAD = "0007"
 #: SQLite's busy timeout for a heartbeat (ms): it must not wait behind a stuck batch for long
 HEARTBEAT_LOCK_WAIT_MS = 1000
 
 #: The schema Alembic's revision HEAD creates on SQLite, statement for statement (a test compares
 #: ``sqlite_master`` of both). A new file gets it without importing Alembic (0.3 s of start-up).
-SCHEMA = (
+_SCHEMA_0001_0004 = (
     'CREATE TABLE alembic_version (\n\tversion_num VARCHAR(32) NOT NULL, '
     '\n\tCONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)\n)',
     'CREATE TABLE runs (\n\tid VARCHAR(40) NOT NULL, \n\tname TEXT NOT NULL, \n\tsource TEXT, '
@@ -74,6 +74,11 @@ SCHEMA = (
     '\n\tclient VARCHAR(100), \n\tPRIMARY KEY (id)\n)',
     'CREATE INDEX ix_audit_log_at ON audit_log (at)',
 )
+#: each later revision's statements, kept apart so that each revision's author edits only its own
+_SCHEMA_0005_AGENTS: tuple[str, ...] = ()
+_SCHEMA_0006_SERVER_DATA: tuple[str, ...] = ()
+_SCHEMA_0007_GITOPS: tuple[str, ...] = ()
+SCHEMA = _SCHEMA_0001_0004 + _SCHEMA_0005_AGENTS + _SCHEMA_0006_SERVER_DATA + _SCHEMA_0007_GITOPS
 
 
 def _create_fresh(path: str) -> bool:
