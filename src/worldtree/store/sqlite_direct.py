@@ -76,8 +76,50 @@ _SCHEMA_0001_0004 = (
 )
 #: each later revision's statements, kept apart so that each revision's author edits only its own
 _SCHEMA_0005_AGENTS: tuple[str, ...] = ()
-_SCHEMA_0006_SERVER_DATA: tuple[str, ...] = ()
-_SCHEMA_0007_GITOPS: tuple[str, ...] = ()
+_SCHEMA_0006_SERVER_DATA: tuple[str, ...] = (
+    'CREATE TABLE secrets (\n\tname VARCHAR(200) NOT NULL, \n\tciphertext TEXT NOT NULL, '
+    '\n\tcreated_at DATETIME NOT NULL, \n\tupdated_at DATETIME NOT NULL, \n\tPRIMARY KEY (name)\n)',
+    'CREATE TABLE pipelines (\n\tname VARCHAR(200) NOT NULL, \n\tdocument TEXT NOT NULL, '
+    '\n\tcreated_at DATETIME NOT NULL, \n\tupdated_at DATETIME NOT NULL, \n\tPRIMARY KEY (name)\n)',
+    'CREATE TABLE pipeline_runs (\n\trun_id VARCHAR(40) NOT NULL, \n\tpipeline VARCHAR(200) NOT NULL, '
+    '\n\tcreated_at DATETIME NOT NULL, \n\tPRIMARY KEY (run_id), '
+    '\n\tFOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE\n)',
+    'CREATE INDEX ix_pipeline_runs_pipeline ON pipeline_runs (pipeline)',
+    'CREATE TABLE artifacts (\n\tid VARCHAR(40) NOT NULL, \n\trun_id VARCHAR(40) NOT NULL, '
+    '\n\tattempt INTEGER NOT NULL, \n\tjob TEXT NOT NULL, \n\tpath TEXT NOT NULL, '
+    '\n\tsha256 VARCHAR(64) NOT NULL, \n\tsize BIGINT NOT NULL, \n\tcreated_at DATETIME NOT NULL, '
+    '\n\texpires_at DATETIME, \n\tPRIMARY KEY (id), '
+    '\n\tFOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE\n)',
+    'CREATE INDEX ix_artifacts_run_id ON artifacts (run_id)',
+    'CREATE INDEX ix_artifacts_expires_at ON artifacts (expires_at)',
+    'CREATE INDEX ix_artifacts_sha256 ON artifacts (sha256)',
+)
+_SCHEMA_0007_GITOPS: tuple[str, ...] = (
+    'CREATE TABLE git_repositories (\n\tid VARCHAR(40) NOT NULL, \n\tprovider VARCHAR(20) NOT NULL, \n\t'
+    'name VARCHAR(300) NOT NULL, \n\tclone_url TEXT NOT NULL, \n\tapi_url TEXT, \n\tci_file TEXT, \n\t'
+    'executor VARCHAR(20) NOT NULL, \n\twebhook_secret TEXT NOT NULL, \n\tstatus_token TEXT, \n\t'
+    'created_at DATETIME NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE UNIQUE INDEX ux_git_repositories_provider_name ON git_repositories (provider, name)',
+    'CREATE TABLE git_deliveries (\n\tid VARCHAR(40) NOT NULL, \n\tprovider VARCHAR(20) NOT NULL, \n\t'
+    'delivery_id VARCHAR(200) NOT NULL, \n\trepository_id VARCHAR(40) NOT NULL, \n\t'
+    'event VARCHAR(50) NOT NULL, \n\tpayload TEXT NOT NULL, \n\treceived_at DATETIME NOT NULL, \n\t'
+    'state VARCHAR(20) NOT NULL, \n\towner VARCHAR(300), \n\tlease_expires_at DATETIME, \n\t'
+    "tries INTEGER DEFAULT '0' NOT NULL, \n\tdetail TEXT, \n\tsha VARCHAR(64), \n\tref TEXT, \n\t"
+    'run_id VARCHAR(40), \n\tpipeline TEXT, \n\treported VARCHAR(20), \n\t'
+    "report_tries INTEGER DEFAULT '0' NOT NULL, \n\treport_after DATETIME, \n\tPRIMARY KEY (id), \n\t"
+    'FOREIGN KEY(repository_id) REFERENCES git_repositories (id) ON DELETE CASCADE\n)',
+    'CREATE UNIQUE INDEX ux_git_deliveries_provider_delivery ON git_deliveries (provider, delivery_id)',
+    'CREATE INDEX ix_git_deliveries_state ON git_deliveries (state)',
+    'CREATE TABLE schedules (\n\tid VARCHAR(40) NOT NULL, \n\tname TEXT NOT NULL, \n\t'
+    'cron VARCHAR(200) NOT NULL, \n\ttimezone VARCHAR(100) NOT NULL, \n\trepository_id VARCHAR(40), \n\t'
+    'ref TEXT, \n\tsha VARCHAR(64), \n\tdocument TEXT, \n\tcreated_at DATETIME NOT NULL, \n\t'
+    'PRIMARY KEY (id), \n\tFOREIGN KEY(repository_id) REFERENCES git_repositories (id) ON DELETE CASCADE\n)',
+    'CREATE UNIQUE INDEX ux_schedules_name ON schedules (name)',
+    'CREATE TABLE schedule_ticks (\n\tschedule_id VARCHAR(40) NOT NULL, \n\ttick_at DATETIME NOT NULL, \n\t'
+    'fired_at DATETIME NOT NULL, \n\towner VARCHAR(300) NOT NULL, \n\trun_id VARCHAR(40), \n\t'
+    'PRIMARY KEY (schedule_id, tick_at), \n\t'
+    'FOREIGN KEY(schedule_id) REFERENCES schedules (id) ON DELETE CASCADE\n)',
+)
 SCHEMA = _SCHEMA_0001_0004 + _SCHEMA_0005_AGENTS + _SCHEMA_0006_SERVER_DATA + _SCHEMA_0007_GITOPS
 
 
