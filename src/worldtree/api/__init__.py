@@ -1,0 +1,1 @@
+"""Generated gRPC stubs (scripts/gen-protos.sh); do not edit."""
