@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from worldtree.store.sql import SqlRunStore
 
 #: must equal ``worldtree.store.schema.HEAD`` (a test checks; importing schema imports SQLAlchemy)
-HEAD = "0007"
+HEAD = "0008"
 #: SQLite's busy timeout for a heartbeat (ms): it must not wait behind a stuck batch for long
 HEARTBEAT_LOCK_WAIT_MS = 1000
 
@@ -120,7 +120,14 @@ _SCHEMA_0007_GITOPS: tuple[str, ...] = (
     'PRIMARY KEY (schedule_id, tick_at), \n\t'
     'FOREIGN KEY(schedule_id) REFERENCES schedules (id) ON DELETE CASCADE\n)',
 )
-SCHEMA = _SCHEMA_0001_0004 + _SCHEMA_0005_AGENTS + _SCHEMA_0006_SERVER_DATA + _SCHEMA_0007_GITOPS
+#: 0008: the server's event log (worldtree.store.events_tables)
+_SCHEMA_0008_EVENTS: tuple[str, ...] = (
+    'CREATE TABLE events (\n\tid INTEGER NOT NULL, \n\tat DATETIME NOT NULL, \n\tkind VARCHAR(40) NOT NULL, \n\t'
+    'run_id VARCHAR(40), \n\tdata_json TEXT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE INDEX ix_events_run_id ON events (run_id, id)',
+)
+SCHEMA = (_SCHEMA_0001_0004 + _SCHEMA_0005_AGENTS + _SCHEMA_0006_SERVER_DATA + _SCHEMA_0007_GITOPS
+          + _SCHEMA_0008_EVENTS)
 
 
 def _create_fresh(path: str) -> bool:

@@ -1,0 +1,24 @@
+"""The server's event log (migration 0008): what ``GET /api/v1/events`` and ``/runs/{id}/events`` stream.
+
+One row per event, ``id`` increasing in commit order (writers serialize on an advisory lock on
+PostgreSQL; SQLite has one writer), so a follower that read up to ``id`` N and asks for ``id > N``
+never misses one that committed later. ``kind`` is ``run.queued``, ``run.started``,
+``run.finished``, ``node.state`` (the agents issue adds ``agent.*``); ``data_json`` holds the
+rest of the payload. Rows are not tied to runs by a foreign key: the history outlives a deleted run.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
+
+from worldtree.store.tables import UtcDateTime, metadata
+
+events = Table(
+    "events", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("run_id", String(40)),
+    Column("data_json", Text, nullable=False),
+    Index("ix_events_run_id", "run_id", "id"),
+)
