@@ -75,7 +75,31 @@ _SCHEMA_0001_0004 = (
     'CREATE INDEX ix_audit_log_at ON audit_log (at)',
 )
 #: each later revision's statements, kept apart so that each revision's author edits only its own
-_SCHEMA_0005_AGENTS: tuple[str, ...] = ()
+_SCHEMA_0005_AGENTS: tuple[str, ...] = (
+    'CREATE TABLE agents (\n\tid VARCHAR(40) NOT NULL, \n\tname VARCHAR(200) NOT NULL, \n\tlabels TEXT NOT NULL, '
+    '\n\tcapacity INTEGER NOT NULL, \n\tstatus VARCHAR(16) NOT NULL, \n\tdraining INTEGER DEFAULT \'0\' NOT NULL, '
+    '\n\thost TEXT NOT NULL, \n\tmetrics TEXT DEFAULT \'{}\' NOT NULL, \n\tregistered_at DATETIME NOT NULL, '
+    '\n\tlast_seen DATETIME NOT NULL, \n\toffline_since DATETIME, \n\tPRIMARY KEY (id)\n)',
+    'CREATE TABLE agent_jobs (\n\tid VARCHAR(40) NOT NULL, \n\trun_id VARCHAR(40) NOT NULL, \n\tattempt INTEGER NOT NULL, '
+    '\n\tjob TEXT NOT NULL, \n\tselector TEXT, \n\tgraph TEXT NOT NULL, \n\tstate VARCHAR(16) NOT NULL, '
+    '\n\tagent_id VARCHAR(40), \n\tlease_token BIGINT DEFAULT \'0\' NOT NULL, \n\tlease_until DATETIME, '
+    '\n\tacked_line BIGINT DEFAULT \'0\' NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tclaimed_at DATETIME, '
+    '\n\terror TEXT, \n\tPRIMARY KEY (id), \n\tFOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE\n)',
+    'CREATE INDEX ix_agent_jobs_state ON agent_jobs (state)',
+    'CREATE INDEX ix_agent_jobs_run_id ON agent_jobs (run_id)',
+    'CREATE TABLE agent_tasks (\n\tid VARCHAR(40) NOT NULL, \n\tjob_id VARCHAR(40) NOT NULL, \n\tnode TEXT NOT NULL, '
+    '\n\tcommand TEXT NOT NULL, \n\tenv TEXT NOT NULL, \n\tpurpose VARCHAR(16) NOT NULL, '
+    '\n\ttry_number INTEGER NOT NULL, \n\tworkdir TEXT, \n\tstate VARCHAR(16) NOT NULL, \n\tstop_reason TEXT, '
+    '\n\texit_code INTEGER, \n\terror TEXT, \n\tstopped INTEGER DEFAULT \'0\' NOT NULL, '
+    '\n\tcreated_at DATETIME NOT NULL, \n\tfinished_at DATETIME, \n\tPRIMARY KEY (id), '
+    '\n\tFOREIGN KEY(job_id) REFERENCES agent_jobs (id) ON DELETE CASCADE\n)',
+    'CREATE INDEX ix_agent_tasks_job_id ON agent_tasks (job_id)',
+    'CREATE INDEX ix_agent_tasks_state ON agent_tasks (state)',
+    'CREATE TABLE agent_log_lines (\n\tjob_id VARCHAR(40) NOT NULL, \n\tline BIGINT NOT NULL, '
+    '\n\ttask_id VARCHAR(40) NOT NULL, \n\tstream VARCHAR(16) NOT NULL, \n\tcontent TEXT NOT NULL, '
+    '\n\tat DATETIME NOT NULL, \n\tPRIMARY KEY (job_id, line), '
+    '\n\tFOREIGN KEY(job_id) REFERENCES agent_jobs (id) ON DELETE CASCADE\n)',
+)
 _SCHEMA_0006_SERVER_DATA: tuple[str, ...] = (
     'CREATE TABLE secrets (\n\tname VARCHAR(200) NOT NULL, \n\tciphertext TEXT NOT NULL, '
     '\n\tcreated_at DATETIME NOT NULL, \n\tupdated_at DATETIME NOT NULL, \n\tPRIMARY KEY (name)\n)',
