@@ -5,6 +5,8 @@ Tools (names and arguments as the StackFlow reference names them):
 * ``stackflow.validate {config_yaml, env?}`` → ``{ok, stack, domain, dns_provider, cloud, targets, env}``
 * ``stackflow.plan.dns|iac|deploy|observe {config_yaml, env?}`` → the phase plan (same JSON as
   ``worldtree stack plan``, digest made against an empty prior state)
+* ``pipeline.validate``, ``runs.submit|list|get|logs|cancel|retry``, ``jobs.explain``: worldtree's
+  own runs, locally or on a server (see :mod:`worldtree.mcp.pipelines`)
 * ``stackflow.apply.dns|iac|deploy|observe|all {config_yaml, plan_dir, env?, allow_dangerous?}`` →
   refused unless the server was started with ``--dangerously-allow-apply``; every call, refused
   or not, is written as one audit line on stderr. Credentials stay in the server's environment
@@ -26,6 +28,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from worldtree import __version__
 from worldtree.errors import WorldtreeError
+from worldtree.mcp.pipelines import LazyRuns
+from worldtree.mcp.pipelines import register as register_pipeline_tools
 from worldtree.stack.apply import ApplyOptions, apply_plans
 from worldtree.stack.loader import LoadedStack, parse_stack
 from worldtree.stack.model import PHASES
@@ -41,10 +45,14 @@ def _load(config_yaml: str, env: str | None) -> LoadedStack:
         raise ToolError(str(exc)) from None
 
 
-def build_server(allow_apply: bool = False) -> MCPServer:
-    """The server with every tool registered; ``allow_apply`` unlocks the apply tools."""
+def build_server(allow_apply: bool = False, runs: LazyRuns | None = None) -> MCPServer:
+    """The server with every tool registered; ``allow_apply`` unlocks the apply tools; ``runs``
+    (when given) adds the pipeline tools of :mod:`worldtree.mcp.pipelines` over it."""
     server: MCPServer = MCPServer("worldtree", version=__version__,
-                                  instructions="Validate and plan StackFlow stacks; apply is gated by the operator.")
+                                  instructions="Validate and plan StackFlow stacks (apply is gated by the operator); "
+                                               "validate, submit, follow, retry and explain worldtree pipeline runs.")
+    if runs is not None:
+        register_pipeline_tools(server, runs)
 
     @server.tool(name="stackflow.validate", description="Check a StackFlow v1alpha1 stack (YAML text).")
     def validate(config_yaml: str, env: str | None = None) -> dict[str, Any]:
