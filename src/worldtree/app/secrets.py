@@ -48,5 +48,8 @@ def literal_credentials(graph: ExecutionGraph) -> list[str]:
     if engines:
         from worldtree.connectors.ssh.target import literal_credentials as from_url
 
+        from worldtree.model.idp import literal_idp_credentials
+
         values += [value for url in sorted(engines) for value in from_url(url)]
+        values += [value for url in sorted(engines) for value in literal_idp_credentials(url)]
     return values

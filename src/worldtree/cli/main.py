@@ -114,6 +114,7 @@ StrictOpt = Annotated[bool, typer.Option("--strict", help="Unknown keys are erro
 def validate(file: FileArg, strict: StrictOpt = False) -> None:
     """Load and check a pipeline; prints nothing but warnings when it is valid."""
     from worldtree.compile.loader import load_pipeline
+    from worldtree.ops import pipeline_step  # noqa: F401  (checks `op:` steps while loading)
 
     loaded = _guard(lambda: load_pipeline(file, strict=strict))
     _print_warnings(loaded.warnings)
@@ -170,6 +171,10 @@ def plan(
             echo("    env: " + ", ".join(f"{k}={v}" for k, v in sorted(node.env.items())))
         if node.secrets:
             echo(f"    secrets: {', '.join(node.secrets)}")
+        if node.selector is not None:
+            echo(f"    agents: {node.selector.describe()}")
+        if node.target.server:
+            echo(f"    server: {node.target.server}" + (" (TLS)" if node.target.tls else ""))
         extras = [f"retry={node.retry.max}" if node.retry.max else "", "allow_failure" if node.allow_failure else "",
                   f"when={node.when}" if node.when != "on_success" else "",
                   f"if={node.condition}" if node.condition else "",

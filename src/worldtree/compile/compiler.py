@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from worldtree.compile.jobs import JobEntry, job_dependencies, job_entries
+from worldtree.compile.op_steps import op_commands
+from worldtree.compile.routing import idp_target_fields, node_selector
 from worldtree.model.graph import ExecutionGraph, Node, RetryPolicy, Scope, Target, path_segment, slug
 from worldtree.model.spec import InheritedFields, PipelineSpec, RetrySpec, StepSpec
 
@@ -23,7 +25,7 @@ def compile_pipeline(spec: PipelineSpec, *, source: str | None = None,
     first_of: dict[str, str] = {}
     last_of: dict[str, str] = {}
     for entry in entries:
-        job_nodes = _job_nodes(spec, entry, scopes, overrides)
+        job_nodes = _job_nodes(spec, entry, scopes, overrides, source)
         first_of[entry.name], last_of[entry.name] = job_nodes[0].id, job_nodes[-1].id
         nodes.extend(job_nodes)
     by_id = {n.id: n for n in nodes}
@@ -61,7 +63,7 @@ def _pick(*levels: InheritedFields | None, attr: str) -> object:
 
 
 def _job_nodes(spec: PipelineSpec, entry: JobEntry, scopes: dict[str, Scope],
-               overrides: dict[str, str]) -> list[Node]:
+               overrides: dict[str, str], source: str | None = None) -> list[Node]:
     job, stage = entry.job, entry.stage
     stage_scope = f"stage:{slug(stage.name)}" if stage is not None else None
     job_key = f"{slug(stage.name)}/{slug(entry.name)}" if stage is not None else slug(entry.name)
@@ -69,7 +71,8 @@ def _job_nodes(spec: PipelineSpec, entry: JobEntry, scopes: dict[str, Scope],
     if stage_scope and stage_scope not in scopes:
         scopes[stage_scope] = Scope(id=stage_scope, kind="stage", name=stage.name,  # type: ignore[union-attr]
                                     timeout=stage.timeout)  # type: ignore[union-attr]
-    scopes[job_scope] = Scope(id=job_scope, kind="job", name=entry.name, timeout=job.timeout)
+    scopes[job_scope] = Scope(id=job_scope, kind="job", name=entry.name, timeout=job.timeout,
+                              artifacts=job.artifacts)
     scope_ids = ["pipeline", *([stage_scope] if stage_scope else []), job_scope]
     base_env = {**spec.environment, **(stage.environment if stage else {}), **job.environment}
     secrets = list(dict.fromkeys([*spec.secrets, *job.secrets]))
@@ -81,13 +84,17 @@ def _job_nodes(spec: PipelineSpec, entry: JobEntry, scopes: dict[str, Scope],
         path_parts = [path_segment(p) for p in (*([stage.name] if stage else []), entry.name, step_name)]
         node_id = f"{job_key}/{slug(step_name)}"
         retry = step.retry or job.retry
+        command, rollback = _command(step), step.rollback
+        if step.op is not None:
+            command, op_rollback = op_commands(step, source)
+            rollback = rollback if rollback is not None else op_rollback
         out.append(Node(
             id=node_id,
             path="/".join(path_parts),
             name=step_name,
             stage=stage.name if stage else None,
             job=entry.name,
-            command=_command(step),
+            command=command,
             shell=str(_pick(*levels, attr="shell") or "sh"),
             env={**base_env, **step.environment, **overrides},
             secrets=secrets,
@@ -99,9 +106,10 @@ def _job_nodes(spec: PipelineSpec, entry: JobEntry, scopes: dict[str, Scope],
             when=step.when or job.when,
             condition=step.if_ or job.if_,
             precheck=step.precheck,
-            rollback=step.rollback,
+            rollback=rollback,
             target=_target(step, levels, job.runner, job.hosts),
             needs=[previous] if previous else [],
+            selector=node_selector(job, stage, spec),
         ))
         previous = node_id
     return out
@@ -153,4 +161,5 @@ def _target(step: StepSpec, levels: tuple[InheritedFields | None, ...], runner: 
         language=step.language.model_dump(exclude_none=True) if step.language else None,
         service=step.service.model_dump(exclude_none=True) if step.service else None,
         **registry,  # type: ignore[arg-type]
+        **idp_target_fields(engine_text if kind == "idp" else None),
     )

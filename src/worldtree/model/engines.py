@@ -8,7 +8,7 @@ that loads is a URL that parses. ``${NAME}`` parts are checked after expansion, 
 ``host``                           this machine
 ``docker``                         a container (also implied by ``image:``)
 ``ssh://[user[:pw]@]host[:port]``  a remote host; see ``connectors.ssh.target``
-``idp://`` / ``idps://``           an agent (not available yet)
+``idp://`` / ``idps://``           an agent behind a worldtree server; see ``model.idp``
 =================================  ==========================================
 """
 
@@ -94,7 +94,9 @@ def check_engine(text: str) -> str | None:
         return (f"unknown engine scheme {scheme + '://'!r}; use ssh://[user@]host[:port], "
                 "host or docker")
     if scheme != "ssh":
-        return None
+        from worldtree.model.idp import check_idp_url
+
+        return check_idp_url(text)
     try:
         split_ssh_url(text)
     except ValueError as exc:

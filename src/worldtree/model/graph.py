@@ -21,6 +21,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from worldtree.model.artifacts import ArtifactRule
+from worldtree.model.labels import LabelSelector
+
 #: The version this code writes; it reads every version up to this one.
 SCHEMA_VERSION = 2
 
@@ -63,6 +66,10 @@ class Target(BaseModel):
     hosts: list[str] | None = None
     #: the one inventory host this node runs on, after fan-out
     host: str | None = None
+    #: ``idp``: the worldtree server (``host:port``) that runs this step on one of its agents, and
+    #: whether to use TLS (``idps://``); see ``model.idp``. Omitted from JSON when unset.
+    server: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    tls: bool | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class Scope(BaseModel):
@@ -72,6 +79,8 @@ class Scope(BaseModel):
     kind: ScopeKind
     name: str
     timeout: float | None = None
+    #: a job's ``artifacts:`` (collected when its last node ends); omitted from JSON when unset
+    artifacts: ArtifactRule | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class Node(BaseModel):
@@ -98,6 +107,10 @@ class Node(BaseModel):
     rollback: str | None = None
     target: Target = Field(default_factory=Target)
     needs: list[str] = Field(default_factory=list)
+    #: which agents may run this node's job (``label_selector``/``labels``, nearest level wins);
+    #: None: any agent, or the server's own executors. Omitted from JSON when None, so graphs
+    #: without selectors serialize as before.
+    selector: LabelSelector | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class ExecutionGraph(BaseModel):

@@ -22,7 +22,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from worldtree.model.artifacts import ArtifactRule
 from worldtree.model.durations import parse_duration
+from worldtree.model.labels import LabelSelector
 
 When = Literal["on_success", "on_failure", "always"]
 RunMode = Literal["serial", "parallel"]
@@ -133,6 +135,30 @@ class ServiceSpec(SpecModel):
         return str(value)
 
 
+class SelectorFields(SpecModel):
+    """Which agents may run a job: ``label_selector`` or its shorthand ``labels`` (exact matches).
+
+    Set on a pipeline, stage or job; the nearest level that sets one wins, whole (no merging):
+    see docs/labels.md.
+    """
+
+    label_selector: LabelSelector | None = None
+    labels: dict[str, str | int | float | bool] | None = None
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> SelectorFields:
+        if self.label_selector is not None and self.labels is not None:
+            raise ValueError("give `label_selector` or its shorthand `labels`, not both; move the pairs of "
+                             "`labels` into `label_selector.match_labels`")
+        if self.labels is not None:
+            self.label_selector = LabelSelector.from_labels(self.labels)
+        return self
+
+    @property
+    def selector(self) -> LabelSelector | None:
+        return self.label_selector
+
+
 class InheritedFields(SpecModel):
     """Fields that inherit Pipeline -> Stage -> Job -> Step (seed 003 §10.2, §11.1, §12.1)."""
 
@@ -169,6 +195,10 @@ class StepSpec(InheritedFields):
     plugin: PluginSpec | None = None
     language: LanguageSpec | None = None
     service: ServiceSpec | None = None
+    #: an operation of ``worldtree.ops`` (``file.template``) with its arguments: precheck, plan, run,
+    #: rollback on the host target (docs/ops.md "Operations in pipelines")
+    op: str | None = None
+    with_: dict[str, Any] | None = Field(default=None, alias="with")
     precheck: str | None = None
     rollback: str | None = None
     retry: RetrySpec | None = None
@@ -195,11 +225,13 @@ class StepSpec(InheritedFields):
             raise ValueError("a step takes `language` or `plugin`, not both (a language step runs in its own "
                              "image); split it into two steps")
         actions = [self.script is not None and self.language is None, self.plugin is not None,
-                   self.service is not None]
+                   self.service is not None, self.op is not None]
         if sum(actions) > 1:
-            raise ValueError("a step does one thing: `command`, `plugin` or `service`")
+            raise ValueError("a step does one thing: `command`, `plugin`, `service` or `op`")
         if not any(actions) and self.language is None:
-            raise ValueError("a step needs something to do: `command` (or `run`), `plugin` or `service`")
+            raise ValueError("a step needs something to do: `command` (or `run`), `plugin`, `service` or `op`")
+        if self.with_ is not None and self.op is None:
+            raise ValueError("`with` gives the arguments of an `op`; add `op: <operation>` or remove `with`")
         if self.language is not None and self.script is None:
             raise ValueError("a `language` step needs its script in `command`")
         return self
@@ -209,7 +241,7 @@ class StepSpec(InheritedFields):
         return self.command if self.command is not None else self.run
 
 
-class JobSpec(InheritedFields):
+class JobSpec(InheritedFields, SelectorFields):
     """Steps run in order; jobs run as their stage and ``needs`` allow."""
 
     name: str | None = None
@@ -224,6 +256,8 @@ class JobSpec(InheritedFields):
     run: str | None = None  # seed 002 §2 maps `job.run` too: a one-step job
     #: inventory host or group names: the job runs once per host over SSH (fan-out)
     hosts: list[str] = Field(default_factory=list)
+    #: files collected from the workspace when the job ends (docs/artifacts.md)
+    artifacts: ArtifactRule | None = None
 
     @field_validator("needs", "secrets", "hosts", mode="before")
     @classmethod
@@ -241,7 +275,7 @@ class JobSpec(InheritedFields):
         return self
 
 
-class StageSpec(InheritedFields):
+class StageSpec(InheritedFields, SelectorFields):
     """Jobs of a stage run in parallel (the default) or serially; stages run in order."""
 
     name: str
@@ -268,7 +302,7 @@ class TriggerSpec(SpecModel):
     schedule: list[ScheduleTrigger] = Field(default_factory=list)
 
 
-class PipelineSpec(InheritedFields):
+class PipelineSpec(InheritedFields, SelectorFields):
     """The whole document: ``stages`` (seed 003) or a ``jobs`` map (seed 002)."""
 
     name: str = "pipeline"
