@@ -85,6 +85,7 @@ def prepare(file: str, options: RunOptions) -> Prepared:
     # Only a cache miss pays for YAML, the spec models and the compiler (start-up time).
     from worldtree.compile.compiler import compile_pipeline
     from worldtree.compile.loader import load_pipeline
+    from worldtree.ops import pipeline_step  # noqa: F401  (checks `op:` steps while loading)
 
     loaded = load_pipeline(file, strict=options.strict)
     graph = compile_pipeline(loaded.spec, source=os.path.abspath(file), env_overrides=options.env)

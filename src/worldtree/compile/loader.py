@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from worldtree.compile.diagnostics import Diagnostic
 from worldtree.compile.jobs import JobEntry, job_dependencies, job_entries
+from worldtree.compile.op_steps import check_op
 from worldtree.compile.yaml_source import (
     MAX_DOCUMENT_BYTES,
     Positions,
@@ -82,6 +83,7 @@ def _load(text: str, filename: str, strict: bool) -> LoadedPipeline:
     diags.extend(_check_names_and_needs(spec, entries, locate))
     diags.extend(_literal_engine_credentials(data, (), locate))
     diags.extend(_engines_and_shells(spec, entries, locate))
+    diags.extend(_op_steps(spec, entries, locate))
     if any(d.severity == "error" for d in diags):
         raise SpecError(_sorted(diags))
     return LoadedPipeline(spec=spec, source=filename, warnings=_sorted(diags))
@@ -355,6 +357,29 @@ def _engines_and_shells(spec: PipelineSpec, entries: list[JobEntry], locate: _Lo
             if problem:
                 out.append(locate.error(key, problem, (*path, key)))
     return out
+
+
+def _op_steps(spec: PipelineSpec, entries: list[JobEntry], locate: _Locator) -> list[Diagnostic]:
+    """``op:`` steps: unknown operations, bad ``with:`` arguments, a target they cannot run on."""
+    out = []
+    for entry in entries:
+        for s, step in enumerate(entry.job.steps):
+            if step.op is None:
+                continue
+            engine = _pick_engine(step, entry, spec)
+            for sub, message, key in check_op(step, engine):
+                out.append(locate.error("op", message, (*entry.path, "steps", s, *sub), key=key))
+    return out
+
+
+def _pick_engine(step: Any, entry: JobEntry, spec: PipelineSpec) -> str | None:
+    for level in (step, entry.job, entry.stage, spec):
+        if level is not None and level.engine is not None:
+            return str(level.engine)
+    if entry.job.hosts:
+        return "ssh"
+    images = (step.image, entry.job.image, entry.stage.image if entry.stage else None, spec.image)
+    return "docker" if any(images) else None
 
 
 def _check_condition(expression: str, path: tuple[Any, ...], locate: _Locator) -> list[Diagnostic]:

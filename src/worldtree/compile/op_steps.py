@@ -1,0 +1,69 @@
+"""``op:`` steps: a pipeline step that runs an operation of ``worldtree.ops`` (precheck, plan, run,
+rollback) instead of a shell line.
+
+The compiler turns such a step into an ordinary host node whose command runs
+``python -m worldtree.ops.pipeline_step run SPEC`` with the Python that compiled it, and whose
+``rollback`` runs the same module with ``rollback``: the engine, its logs, retries and
+``on_failure: rollback`` then treat it like any other step, with no new node kind.
+
+The operations live two layers above this one (``ops`` ranks above ``compile``), so the names and
+arguments are checked by a checker that layer registers with :func:`set_op_checker` when it is
+imported (``worldtree.ops.pipeline_step``); without one, a bad ``op:`` is reported when the step
+runs instead of when the file loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from worldtree.model.spec import StepSpec
+
+__all__ = ["OpChecker", "Problem", "check_op", "op_commands", "set_op_checker"]
+
+#: ``(op name, with: arguments) -> [(path under the step, message, at the key)]``; the path is relative
+#: to the step (``("op",)``, ``("with", "mode")``) so the loader can point at the line; the flag says
+#: whether to point at the key (an unknown argument) rather than its value.
+Problem = tuple[tuple[Any, ...], str, bool]
+OpChecker = Callable[[str, dict[str, Any]], list[Problem]]
+
+_checker: OpChecker | None = None
+
+#: engines an ``op:`` step may name: the operations run through this machine's Python
+HOST_ENGINES = (None, "host")
+
+
+def set_op_checker(checker: OpChecker) -> None:
+    """Installed by ``worldtree.ops.pipeline_step`` (the layer that knows the operations)."""
+    global _checker
+    _checker = checker
+
+
+def check_op(step: StepSpec, engine: str | None) -> list[Problem]:
+    """Problems of one ``op:`` step, each with its path under the step."""
+    assert step.op is not None
+    out: list[Problem] = []
+    if engine not in HOST_ENGINES:
+        out.append((("op",), f"an `op:` step runs on the host target; it cannot run on engine {engine!r} "
+                              "(remove `engine`, or use `worldtree apply` with an inventory for SSH hosts)", False))
+    if _checker is not None:
+        out.extend(_checker(step.op, dict(step.with_ or {})))
+    return out
+
+
+def op_commands(step: StepSpec, source: str | None) -> tuple[str, str]:
+    """The node's command and rollback lines for an ``op:`` step.
+
+    The spec travels as one JSON argument (quoted for the shell): the operation, its arguments and
+    the folder relative ``src:`` paths start from (the pipeline file's).
+    """
+    assert step.op is not None
+    base = os.path.dirname(os.path.abspath(source)) if source else os.getcwd()
+    spec = json.dumps({"op": step.op, "with": step.with_ or {}, "base_dir": base},
+                      sort_keys=True, separators=(",", ":"))
+    head = f"{shlex.quote(sys.executable)} -m worldtree.ops.pipeline_step"
+    return f"{head} run {shlex.quote(spec)}", f"{head} rollback {shlex.quote(spec)}"

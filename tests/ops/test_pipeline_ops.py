@@ -1,0 +1,186 @@
+"""``op:`` steps in pipelines, through ``worldtree run`` / ``validate`` as a user runs them:
+plan line in the log, second run changes nothing, ``on_failure: rollback`` restores byte for
+byte, located errors for unknown operations and bad ``with:``, secrets masked, local ``ops/``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import tree
+
+
+def wt(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "XDG_STATE_HOME": str(cwd / "state"), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "worldtree.cli.main", *args], cwd=cwd, env=full,
+                          capture_output=True, text=True, timeout=60)
+
+
+def pipeline(tmp_path: Path, steps: str, on_failure: str = "stop") -> Path:
+    path = tmp_path / "p.yaml"
+    path.write_text(f"name: ops\non_failure: {on_failure}\njobs:\n  deploy:\n    steps:\n{steps}")
+    return path
+
+
+def test_op_step_changes_then_reports_no_change(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    pipeline(tmp_path, f"""      - name: dir
+        op: file.directory
+        with: {{path: {root}/app, mode: "0750"}}
+      - name: conf
+        op: file.file
+        with: {{path: {root}/app/app.conf, content: "port=8080\\n", mode: "0640"}}
+""")
+    first = wt(tmp_path, "run", "p.yaml")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"file.directory: change: create directory {root}/app (mode 0750)" in first.stdout
+    assert f"file.file: change: create {root}/app/app.conf (10 bytes" in first.stdout
+    assert (root / "app" / "app.conf").read_text() == "port=8080\n"
+    assert (root / "app" / "app.conf").stat().st_mode & 0o777 == 0o640
+    after = tree(root)
+    second = wt(tmp_path, "run", "p.yaml")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"file.directory: no change: directory {root}/app exists with mode 0750" in second.stdout
+    assert f"file.file: no change: {root}/app/app.conf has this content and mode 0640" in second.stdout
+    assert "changed" not in second.stdout.replace("unchanged", "")
+    assert tree(root) == after
+
+
+def test_on_failure_rollback_restores_byte_for_byte(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "app.conf").write_bytes(b"old\x00bytes\n")
+    (root / "app.conf").chmod(0o600)
+    (root / "features").write_text("cache=off\nother=1")
+    before = tree(root)
+    pipeline(tmp_path, f"""      - name: conf
+        op: file.file
+        with: {{path: {root}/app.conf, content: "new\\n", mode: "0644"}}
+      - name: flag
+        op: file.line
+        with: {{path: {root}/features, line: "cache=on", match: "^cache="}}
+      - name: link
+        op: file.link
+        with: {{path: {root}/current, target: /nowhere}}
+      - name: boom
+        command: "false"
+""", on_failure="rollback")
+    proc = wt(tmp_path, "run", "p.yaml")
+    assert proc.returncode == 1
+    assert "file.file: changed" in proc.stdout and "file.line: changed" in proc.stdout
+    assert proc.stdout.count("rolled back") >= 3, proc.stdout
+    assert tree(root) == before
+    assert not any((tmp_path / "state").rglob("*.pickle"))  # records are dropped once used
+
+
+def test_rollback_of_an_unchanged_step_touches_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "f").write_text("same\n")
+    (root / "f").chmod(0o644)
+    pipeline(tmp_path, f"""      - name: conf
+        op: file.file
+        with: {{path: {root}/f, content: "same\\n"}}
+      - name: boom
+        command: "echo changed-by-hand > {root}/f; false"
+""", on_failure="rollback")
+    proc = wt(tmp_path, "run", "p.yaml")
+    assert proc.returncode == 1 and "no change" in proc.stdout
+    assert "nothing to roll back" in proc.stdout
+    assert (root / "f").read_text() == "changed-by-hand\n"  # the op did not change it, so it does not undo it
+
+
+def test_unknown_op_and_bad_with_are_located(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "name: bad\njobs:\n  j:\n    steps:\n"
+        "      - name: a\n        op: file.fille\n        with: {path: /tmp/x}\n"
+        "      - name: b\n        op: file.directory\n        with: {path: relative, colour: red}\n"
+        "      - name: c\n        op: file.file\n        engine: docker\n        with: {path: /x, content: y}\n")
+    (tmp_path / "q.yaml").write_text("jobs:\n  j:\n    steps:\n      - name: d\n        command: echo\n"
+                                     "        with: {path: /x}\n")
+    for command in ("validate", "run"):
+        proc = wt(tmp_path, command, "p.yaml")
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        lines = proc.stderr.splitlines()
+        assert any(line.startswith("p.yaml:6:13: error: unknown operation 'file.fille'; did you mean "
+                                   "'file.file'?") for line in lines), proc.stderr
+        assert "p.yaml:10:22: error: 'relative' is not an absolute path" in proc.stderr
+        assert "p.yaml:10:32: error: unknown argument 'colour' of file.directory; it takes path, mode" in proc.stderr
+        assert "p.yaml:12:13: error: an `op:` step runs on the host target" in proc.stderr
+    proc = wt(tmp_path, "validate", "q.yaml")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("q.yaml:4:9: error: jobs.j.steps[0]: `with` gives the arguments of an `op`")
+
+
+def test_template_and_secret_masked(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "app.j2").write_text("stage={{ env.STAGE }}\n")
+    pipeline(tmp_path, f"""      - name: tpl
+        op: file.template
+        environment: {{STAGE: prod}}
+        with: {{src: templates/app.j2, dest: {root}/app.conf}}
+      - name: token
+        op: file.file
+        with: {{path: "{root}/${{TOKEN_PATH}}", content: "t"}}
+""")
+    proc = wt(tmp_path, "run", "p.yaml", env={"TOKEN_PATH": "s3cr3t-name"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (root / "app.conf").read_text() == "stage=prod\n"
+    assert (root / "s3cr3t-name").read_text() == "t"
+    assert "s3cr3t-name" not in proc.stdout + proc.stderr
+    assert f"change: create {root}/***" in proc.stdout
+
+
+def test_operation_from_local_ops_folder(tmp_path: Path) -> None:
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "ops" / "stamp.py").write_text('''
+from pydantic import BaseModel
+from worldtree.ops.operation import Args, Operation, Planned
+
+
+class StampArgs(Args):
+    path: str
+
+
+class Stamp(Operation):
+    """site.stamp: the file holds "stamped"."""
+
+    name = "site.stamp"
+    args_model = StampArgs
+
+    async def precheck(self, conn):
+        state = await conn.stat(self.args.path)
+        return (await conn.read(self.args.path)) if state.exists else None
+
+    def plan(self, state):
+        if state == b"stamped":
+            return Planned("none", "already stamped")
+        return Planned("change", f"stamp {self.args.path}")
+
+    async def run(self, conn, state):
+        await conn.write(self.args.path, b"stamped", 0o644)
+        return state
+
+    async def rollback(self, conn, record):
+        await conn.remove(self.args.path)
+''')
+    target = tmp_path / "stamp.txt"
+    pipeline(tmp_path, f"""      - name: s
+        op: site.stamp
+        with: {{path: {target}}}
+""")
+    first = wt(tmp_path, "run", "p.yaml")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"site.stamp: change: stamp {target}" in first.stdout and target.read_bytes() == b"stamped"
+    second = wt(tmp_path, "run", "p.yaml")
+    assert "site.stamp: no change: already stamped" in second.stdout
+    (tmp_path / "ops" / "broken.py").write_text("x = 1\nraise RuntimeError('nope')\n")
+    third = wt(tmp_path, "run", "p.yaml")
+    assert third.returncode == 1
+    broken = f"{tmp_path / 'ops' / 'broken.py'}:2:1: error: cannot import this operations file"
+    assert broken in third.stdout + third.stderr
