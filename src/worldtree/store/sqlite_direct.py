@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from worldtree.store.sql import SqlRunStore
 
 #: must equal ``worldtree.store.schema.HEAD`` (a test checks; importing schema imports SQLAlchemy)
-HEAD = "0008"
+HEAD = "0009"
 #: SQLite's busy timeout for a heartbeat (ms): it must not wait behind a stuck batch for long
 HEARTBEAT_LOCK_WAIT_MS = 1000
 
@@ -150,8 +150,25 @@ _SCHEMA_0008_EVENTS: tuple[str, ...] = (
     'run_id VARCHAR(40), \n\tdata_json TEXT NOT NULL, \n\tPRIMARY KEY (id)\n)',
     'CREATE INDEX ix_events_run_id ON events (run_id, id)',
 )
+#: 0009: stacks' applied state, leases, agent memory, skills (worldtree.store.stacks_tables)
+_SCHEMA_0009_STACKS: tuple[str, ...] = (
+    'CREATE TABLE stack_state (\n\tstack VARCHAR(200) NOT NULL, \n\tenv VARCHAR(200) NOT NULL, \n\t'
+    'phase VARCHAR(20) NOT NULL, \n\tstate_json TEXT NOT NULL, \n\tdigest VARCHAR(80) NOT NULL, \n\t'
+    'run_id VARCHAR(40), \n\tapplied_at DATETIME NOT NULL, \n\tPRIMARY KEY (stack, env, phase)\n)',
+    'CREATE TABLE stack_leases (\n\t"key" VARCHAR(450) NOT NULL, \n\tholder VARCHAR(200) NOT NULL, \n\t'
+    'token VARCHAR(64) NOT NULL, \n\texpires_at DATETIME NOT NULL, \n\tPRIMARY KEY ("key")\n)',
+    'CREATE TABLE stack_memory (\n\tstack VARCHAR(200) NOT NULL, \n\tenv VARCHAR(200) NOT NULL, \n\t'
+    '"key" VARCHAR(100) NOT NULL, \n\tvalue_json TEXT NOT NULL, \n\tupdated_at DATETIME NOT NULL, \n\t'
+    'PRIMARY KEY (stack, env, "key")\n)',
+    'CREATE TABLE skill_sources (\n\tname VARCHAR(200) NOT NULL, \n\tkind VARCHAR(10) NOT NULL, \n\t'
+    'uri TEXT NOT NULL, \n\tref VARCHAR(200), \n\tpath TEXT, \n\tpriority INTEGER NOT NULL, \n\t'
+    'created_at DATETIME NOT NULL, \n\tPRIMARY KEY (name)\n)',
+    'CREATE TABLE skills (\n\tsource VARCHAR(200) NOT NULL, \n\tname VARCHAR(200) NOT NULL, \n\t'
+    'sha256 VARCHAR(64) NOT NULL, \n\tcontent TEXT NOT NULL, \n\torigin TEXT NOT NULL, \n\t'
+    'version VARCHAR(200) NOT NULL, \n\tfetched_at DATETIME NOT NULL, \n\tPRIMARY KEY (source, name)\n)',
+)
 SCHEMA = (_SCHEMA_0001_0004 + _SCHEMA_0005_AGENTS + _SCHEMA_0006_SERVER_DATA + _SCHEMA_0007_GITOPS
-          + _SCHEMA_0008_EVENTS)
+          + _SCHEMA_0008_EVENTS + _SCHEMA_0009_STACKS)
 
 
 def _create_fresh(path: str) -> bool:
