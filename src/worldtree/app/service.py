@@ -58,6 +58,7 @@ def submit(store: RunStore, config: ServiceConfig, document: str, *, env: dict[s
     """Check, compile and queue ``document``; ``{"id", "state": "queued"}``. SpecError (located) on a bad one."""
     from worldtree.compile.compiler import compile_pipeline
     from worldtree.compile.loader import load_pipeline_text
+    from worldtree.ops import pipeline_step  # noqa: F401  (checks `op:` steps while loading)
 
     env = dict(env or {})
     loaded = load_pipeline_text(document, filename)
