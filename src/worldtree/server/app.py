@@ -35,6 +35,7 @@ from worldtree.server import errors
 from worldtree.server.audit import Audited
 from worldtree.server.auth import require
 from worldtree.server.metrics import Metrics
+from worldtree.server.routes_console import router as console_router
 from worldtree.server.streams import log_events
 from worldtree.store.api import LEASE_SECONDS, RunStore
 
@@ -110,6 +111,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.add_middleware(_Timed, metrics=metrics)
     _routes(app, settings)
     _token_routes(app)
+    app.include_router(console_router)  # the web console and GET /api/v1/whoami
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     def prometheus() -> Response:

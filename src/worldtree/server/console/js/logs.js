@@ -1,0 +1,115 @@
+// A run's log, live: lines arrive over the SSE stream GET /runs/{id}/logs/stream (while the step
+// still runs), resumed with Last-Event-ID after a dropped connection; a search box filters the
+// lines shown; downloads export the whole log (or one node's) as text or JSON from the REST API.
+
+import { api, download, sse } from "./api.js";
+import { h, sleep } from "./dom.js";
+
+/** Lines kept in the page; older ones are dropped from view (the download still has them all). */
+const MAX_SHOWN = 5000;
+const EXPORT_PAGE = 10000;
+
+export class LogView {
+  constructor(runId) {
+    this.runId = runId;
+    this.node = null;
+    this.controller = null;
+    this.query = "";
+    this.title = h("h3", { class: "log-title" }, "Logs");
+    this.status = h("span", { class: "log-status muted", "aria-live": "polite" });
+    this.search = h("input", { type: "search", class: "log-search", placeholder: "Search the log", "aria-label": "Search the log",
+      oninput: () => { this.query = this.search.value.toLowerCase(); this.refilter(); } });
+    this.lines = h("div", { class: "log-lines", role: "log", "aria-live": "off" });
+    this.empty = h("p", { class: "muted log-empty" }, "No output yet.");
+    this.element = h("section", { class: "panel log-panel" },
+      h("div", { class: "panel-head" }, this.title, this.status, h("span", { class: "spacer" }), this.search,
+        h("button", { type: "button", class: "secondary", "data-download": "text", onclick: () => this.export("text") }, "Download .txt"),
+        h("button", { type: "button", class: "secondary", "data-download": "json", onclick: () => this.export("json") }, "Download .json")),
+      this.empty, this.lines);
+  }
+
+  /** Follow `node`'s lines (null: every node's), replacing what is shown. */
+  follow(node) {
+    this.controller?.abort();
+    this.controller = new AbortController();
+    this.node = node;
+    this.title.textContent = node ? `Logs — ${node}` : "Logs — all steps";
+    this.lines.replaceChildren();
+    this.empty.hidden = false;
+    this.stream(this.controller.signal);
+  }
+
+  stop() { this.controller?.abort(); }
+
+  async stream(signal) {
+    const path = `/runs/${encodeURIComponent(this.runId)}/logs/stream` + (this.node ? `?node=${encodeURIComponent(this.node)}` : "");
+    let lastEventId = null;
+    let failures = 0;
+    while (!signal.aborted) {
+      this.status.textContent = "live";
+      this.status.dataset.live = "true";
+      try {
+        for await (const event of sse(path, { signal, lastEventId })) {
+          if (event.event === "end") {
+            const { state } = JSON.parse(event.data || "{}");
+            this.status.textContent = state ? `ended: ${state}` : "ended";
+            this.status.dataset.live = "false";
+            return;
+          }
+          if (event.id) lastEventId = event.id;
+          this.add(JSON.parse(event.data));
+          failures = 0;
+        }
+      } catch (error) {
+        if (signal.aborted) return;
+        if (error.status && error.status < 500) { this.status.textContent = error.message; return; }
+        failures += 1;
+      }
+      // The stream closed without `end` (a replica restarted, a proxy timed out): resume.
+      this.status.textContent = "reconnecting…";
+      await sleep(Math.min(5000, 250 * 2 ** failures), signal);
+    }
+  }
+
+  add(item) {
+    this.empty.hidden = true;
+    const row = h("div", { class: `log-line ${item.stream === "stderr" ? "stderr" : ""}`, "data-node": item.node },
+      this.node ? null : h("span", { class: "log-node" }, item.node),
+      h("span", { class: "log-text" }, item.line));
+    row.hidden = Boolean(this.query) && !item.line.toLowerCase().includes(this.query);
+    const stick = this.lines.scrollTop + this.lines.clientHeight >= this.lines.scrollHeight - 8;
+    this.lines.append(row);
+    while (this.lines.childElementCount > MAX_SHOWN) this.lines.firstElementChild.remove();
+    if (stick) this.lines.scrollTop = this.lines.scrollHeight;
+  }
+
+  refilter() {
+    for (const row of this.lines.children) {
+      const text = row.querySelector(".log-text").textContent.toLowerCase();
+      row.hidden = Boolean(this.query) && !text.includes(this.query);
+    }
+  }
+
+  /** Download the log as text (the lines, as the REST `format=text` export writes them) or as
+   * JSON (`{seq, node, stream, line, ts}` items), read in JSON pages so no length is too long. */
+  async export(format) {
+    const node = this.node ? `&node=${encodeURIComponent(this.node)}` : "";
+    const base = `/runs/${encodeURIComponent(this.runId)}/logs?limit=${EXPORT_PAGE}${node}`;
+    const items = [];
+    let offset = 0;
+    try {
+      for (;;) {  // JSON pages carry next_offset; a short page is the last one
+        const page = await api(`${base}&offset=${offset}`);
+        items.push(...page.items);
+        if (page.items.length < EXPORT_PAGE) break;
+        offset = page.next_offset;
+      }
+    } catch (error) {
+      this.status.textContent = `download failed: ${error.message}`;
+      return;
+    }
+    const stem = `${this.runId}${this.node ? "-" + this.node.replaceAll("/", "_") : ""}`;
+    if (format === "json") download(`${stem}.json`, JSON.stringify(items, null, 2), "application/json");
+    else download(`${stem}.log`, items.map((i) => `${i.line}\n`).join(""), "text/plain");
+  }
+}

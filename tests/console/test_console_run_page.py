@@ -1,0 +1,151 @@
+"""The run page in Chromium against a real server: the DAG turns green as steps finish, a step's
+log lines appear while it still runs, the cancel button cancels, a viewer has no cancel button."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from tests.console.conftest import make_token
+from tests.server.conftest import Servers
+
+pytestmark = pytest.mark.slow
+
+#: Three jobs in a chain; `build` prints, sleeps 2 s, prints (its first line must show while it runs).
+CHAIN = """\
+name: chain
+jobs:
+  fetch:
+    steps:
+      - run: sleep 1; echo fetched
+  build:
+    needs: [fetch]
+    steps:
+      - run: echo build-first-line; sleep 2; echo build-last-line
+  ship:
+    needs: [build]
+    steps:
+      - run: sleep 0.5; echo shipped
+"""
+NODES = ("fetch/step-1", "build/step-1", "ship/step-1")
+GREEN = "rgb(31, 157, 85)"  # --s-succeeded in console.css (light theme)
+
+SLEEPER = """\
+name: sleeper
+jobs:
+  wait:
+    steps:
+      - run: echo sleeping; sleep 60
+"""
+
+
+def _states(page: Any) -> dict[str, str]:
+    return dict(page.evaluate(
+        "() => Object.fromEntries([...document.querySelectorAll('.dag-node')]"
+        ".map(n => [n.dataset.node, n.dataset.state]))"))
+
+
+def _node(page: Any, node: str) -> Any:
+    return page.locator(f'.dag-node[data-node="{node}"]')
+
+
+def test_dag_turns_green_as_steps_finish_and_logs_arrive_while_a_step_runs(sqlite_servers: Servers,
+                                                                            console: Any) -> None:
+    server = sqlite_servers()
+    tab = console(server)
+    run_id = server.submit(CHAIN)
+    page = tab.open(f"/console/runs/{run_id}")
+    page.wait_for_selector(".dag-node")
+    assert set(_states(page)) == set(NODES)
+    # The names are text in the DOM, as the states are.
+    for node in NODES:
+        assert node.split("/")[0] in (_node(page, node).locator(".dag-label").text_content() or "")
+
+    # Follow `build`'s log; its first line must be on the page while `build` is still running.
+    page.wait_for_function("() => document.querySelector('.dag-node[data-node=\"build/step-1\"]')"
+                           ".dataset.state === 'running'")
+    _node(page, "build/step-1").click()
+    page.wait_for_selector(".log-title:has-text('build/step-1')")
+    page.wait_for_selector(".log-line:has-text('build-first-line')", timeout=15_000)
+    seen_while_running = _states(page)["build/step-1"]
+    lines = page.locator(".log-line .log-text").all_inner_texts()
+    assert seen_while_running == "running", f"the line came only after the step ended: {seen_while_running}"
+    assert "build-last-line" not in lines
+    assert _states(page)["ship/step-1"] in ("pending", "queued")
+    assert server.run(run_id)["state"] == "running"
+    tab.screenshot("run-page-running")
+
+    # Watch the DAG: fetch is green before ship starts, then everything is green.
+    snapshots: list[dict[str, str]] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        snapshots.append(_states(page))
+        if all(state == "succeeded" for state in snapshots[-1].values()):
+            break
+        page.wait_for_timeout(100)
+    assert all(state == "succeeded" for state in snapshots[-1].values()), snapshots[-1]
+    assert any(s["fetch/step-1"] == "succeeded" and s["ship/step-1"] != "succeeded" for s in snapshots)
+    for node in NODES:
+        assert _node(page, node).locator(".dag-state").text_content() == "succeeded"
+        stroke = _node(page, node).locator(".dag-box").evaluate("el => getComputedStyle(el).stroke")
+        assert stroke == GREEN, f"{node} is drawn {stroke}, not green"
+    page.wait_for_selector(".log-line:has-text('build-last-line')")
+    page.wait_for_selector('.run-state [data-state="succeeded"]')
+    # The log of one node only holds that node's lines; search filters what is shown.
+    assert not page.locator(".log-line:has-text('shipped')").count()
+    page.fill(".log-search", "last")
+    assert page.locator(".log-line:visible").all_inner_texts() == ["build-last-line"]
+    # Export: the JSON download holds the node's lines as the REST API has them.
+    with page.expect_download() as download:
+        page.click("[data-download=json]")
+    exported = download.value.path().read_text()
+    assert "build-first-line" in exported and "shipped" not in exported
+    # The document, as submitted.
+    assert page.locator("#run-yaml").inner_text().strip() == CHAIN.strip()
+    # Succeeded: nothing to cancel or retry.
+    assert page.locator("#cancel-run").is_hidden() and page.locator("#retry-run").is_hidden()
+    tab.screenshot("run-page-succeeded")
+
+
+def test_cancel_button_cancels_a_running_run(sqlite_servers: Servers, console: Any) -> None:
+    server = sqlite_servers()
+    tab = console(server)
+    run_id = server.submit(SLEEPER)
+    page = tab.open(f"/console/runs/{run_id}")
+    page.wait_for_selector('.dag-node[data-state="running"]')
+    page.wait_for_selector(".log-line:has-text('sleeping')")
+    page.click("#cancel-run")
+    page.wait_for_selector('.run-state [data-state="cancelled"]', timeout=30_000)
+    assert server.run(run_id)["state"] == "cancelled"
+    page.wait_for_selector('.dag-node[data-state="cancelled"]')
+    assert page.locator("#cancel-run").is_hidden()
+    page.wait_for_selector("#retry-run:visible")  # a cancelled run can be retried
+
+
+def test_a_viewer_sees_no_cancel_button_and_a_maintainer_does(sqlite_servers: Servers, console: Any) -> None:
+    viewer, maintainer = make_token(sqlite_servers.store, "viewer"), make_token(sqlite_servers.store, "maintainer")
+    server = sqlite_servers(args=["--auth"])
+    run_id = server.submit(SLEEPER, headers={"Authorization": f"Bearer {maintainer}"})
+    try:
+        as_viewer = console(server)
+        page = as_viewer.open(f"/console/runs/{run_id}")
+        page.wait_for_selector("#token")  # no token yet: the login form, not the run
+        as_viewer.login(viewer)
+        assert page.locator("#who").inner_text() == "console viewer · viewer"
+        page.goto(f"{server.url}/console/runs/{run_id}")
+        page.wait_for_selector('.dag-node[data-state="running"]')
+        assert page.locator("#cancel-run").count() == 0
+        assert page.locator("#retry-run").count() == 0
+        assert page.locator('[data-nav="submit"]').is_hidden()
+        assert viewer not in page.content()  # the token is never rendered
+        as_viewer.screenshot("run-page-viewer")
+
+        as_maintainer = console(server)
+        as_maintainer.login(maintainer)
+        other = as_maintainer.page
+        other.goto(f"{server.url}/console/runs/{run_id}")
+        other.wait_for_selector("#cancel-run:visible")
+        assert maintainer not in other.content()
+    finally:
+        server.post(f"/api/v1/runs/{run_id}/cancel", headers={"Authorization": f"Bearer {maintainer}"})
