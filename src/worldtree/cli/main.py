@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from worldtree import __version__
+from worldtree.cli.agents_explain import agents_app
 from worldtree.cli.apply import apply as apply_command
 from worldtree.cli.argo import argo_app
 from worldtree.cli.client import client_app
@@ -36,6 +37,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(stack_app, name="stack")
 app.command("mcp")(mcp_command)
 app.add_typer(argo_app, name="argo")
+app.add_typer(agents_app, name="agents")  # `agents explain`; the agents CLI adds its commands to it
 
 _state: dict[str, Any] = {"debug": False, "store": None}
 T = TypeVar("T")

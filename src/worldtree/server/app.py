@@ -36,6 +36,7 @@ from worldtree.server.audit import Audited
 from worldtree.server.auth import require
 from worldtree.server.metrics import Metrics
 from worldtree.server.routes_console import router as console_router
+from worldtree.server.routes_explain import router as explain_router
 from worldtree.server.streams import log_events
 from worldtree.store.api import LEASE_SECONDS, RunStore
 
@@ -111,6 +112,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.add_middleware(_Timed, metrics=metrics)
     _routes(app, settings)
     _token_routes(app)
+    app.include_router(explain_router)  # GET /api/v1/jobs/{id}/explain (before other /jobs/{id...} routes)
     app.include_router(console_router)  # the web console and GET /api/v1/whoami
 
     @app.get("/metrics", tags=["health"], response_class=Response)

@@ -55,7 +55,7 @@ def agent_snapshots(engine: Engine) -> list[AgentSnapshot]:
     """Every registered agent with the number of jobs it holds, by name."""
     try:
         with engine.connect() as conn:
-            held = dict(conn.execute(
+            held: dict[str, int] = dict(conn.execute(
                 select(agent_jobs.c.agent_id, func.count())
                 .where(agent_jobs.c.state.in_(_HOLDING), agent_jobs.c.agent_id.is_not(None))
                 .group_by(agent_jobs.c.agent_id)).all())
