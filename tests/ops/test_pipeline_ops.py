@@ -108,7 +108,8 @@ def test_unknown_op_and_bad_with_are_located(tmp_path: Path) -> None:
         assert any(line.startswith("p.yaml:6:13: error: unknown operation 'file.fille'; did you mean "
                                    "'file.file'?") for line in lines), proc.stderr
         assert "p.yaml:10:22: error: 'relative' is not an absolute path" in proc.stderr
-        assert "p.yaml:10:32: error: unknown argument 'colour' of file.directory; it takes path, mode" in proc.stderr
+        assert ("p.yaml:10:32: error: unknown argument 'colour' of file.directory; "
+                "it takes owner, group, path, mode") in proc.stderr
         assert "p.yaml:12:13: error: an `op:` step runs on the host target" in proc.stderr
     proc = wt(tmp_path, "validate", "q.yaml")
     assert proc.returncode == 2

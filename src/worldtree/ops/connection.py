@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
-from worldtree.ops.command import ShellCommand
+from worldtree.ops.command import Quoted, ShellCommand, sh
 
 __all__ = ["CommandResult", "Connection", "LocalConnection", "PathState", "read_bounded", "temp_name"]
 
@@ -35,6 +35,8 @@ class PathState:
     mode: int | None = None
     size: int | None = None
     link_target: str | None = None
+    uid: int | None = None
+    gid: int | None = None
 
     @property
     def exists(self) -> bool:
@@ -57,7 +59,8 @@ def temp_name(path: str) -> str:
     return str(p.parent / f".{p.name}.wt-{secrets.token_hex(4)}")
 
 
-def state_from_mode(st_mode: int, size: int | None, link_target: str | None = None) -> PathState:
+def state_from_mode(st_mode: int, size: int | None, link_target: str | None = None,
+                    uid: int | None = None, gid: int | None = None) -> PathState:
     if stat.S_ISLNK(st_mode):
         kind = "link"
     elif stat.S_ISDIR(st_mode):
@@ -66,7 +69,7 @@ def state_from_mode(st_mode: int, size: int | None, link_target: str | None = No
         kind = "file"
     else:
         kind = "other"
-    return PathState(kind, stat.S_IMODE(st_mode), size, link_target)
+    return PathState(kind, stat.S_IMODE(st_mode), size, link_target, uid, gid)
 
 
 class Connection(ABC):
@@ -103,6 +106,13 @@ class Connection(ABC):
     async def run(self, command: ShellCommand, *, timeout: float | None = None) -> CommandResult:
         """Run ``command`` under ``sh -c`` on the host."""
 
+    async def chown(self, path: str, uid: int, gid: int) -> None:
+        """Give ``path`` (not a link's target) owner ``uid`` and group ``gid`` (-1 keeps one)."""
+        owner = f"{'' if uid < 0 else uid}:{'' if gid < 0 else gid}"
+        result = await self.run(sh("chown -h", Quoted(owner), "--", Quoted(path)))
+        if result.exit_status != 0:
+            raise OSError(f"chown {owner} {path}: {result.stderr.strip()[-200:] or 'failed'}")
+
     async def close(self) -> None:
         """Release what the connection holds (the pool itself is closed by its owner)."""
         return None
@@ -132,6 +142,9 @@ class LocalConnection(Connection):
 
     async def chmod(self, path: str, mode: int) -> None:
         await asyncio.to_thread(os.chmod, path, mode)
+
+    async def chown(self, path: str, uid: int, gid: int) -> None:
+        await asyncio.to_thread(os.lchown, path, uid, gid)
 
     async def symlink(self, target: str, path: str) -> None:
         def link() -> None:
@@ -207,7 +220,7 @@ def _local_stat(path: str) -> PathState:
     except NotADirectoryError:
         return ABSENT
     target = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
-    return state_from_mode(st.st_mode, st.st_size, target)
+    return state_from_mode(st.st_mode, st.st_size, target, st.st_uid, st.st_gid)
 
 
 def _local_write(path: str, data: bytes, mode: int) -> None:

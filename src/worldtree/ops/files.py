@@ -2,7 +2,9 @@
 
 Each precheck records the path as it is (kind, mode, bytes of a regular file, a link's
 target); that record is both what the plan compares with and what rollback writes back,
-byte for byte. Ownership is left as the connecting user makes it.
+byte for byte, and its owner and group. ``owner``/``group`` (names or ids, resolved on the host
+with ``getent``) are managed only when given; otherwise a new file belongs to the connecting
+user, as with ``cp``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Any
 
 from pydantic import field_validator, model_validator
 
+from worldtree.errors import WorldtreeError
 from worldtree.ops.command import Quoted, sh
 from worldtree.ops.connection import Connection, PathState
+from worldtree.ops.facts.users import group_id, user_id
 from worldtree.ops.operation import Args, Operation, OpError, Planned, RollbackUnavailable, ValidMode, text_diff
 
 __all__ = ["FileAbsent", "FileDirectory", "FileFile", "FileLine", "FileLink", "FileTemplate"]
@@ -50,8 +54,8 @@ async def _snapshot(conn: Connection, path: str) -> Before:
     return Before(state, await conn.read(path) if small else None)
 
 
-async def _restore(conn: Connection, path: str, before: Before) -> None:
-    """Put ``path`` back as ``before`` recorded it (a file's bytes and mode, a link, or nothing)."""
+async def _restore(conn: Connection, path: str, before: Before, owner_managed: bool = False) -> None:
+    """Put ``path`` back as ``before`` recorded it (a file's bytes, mode and owner, a link, or nothing)."""
     now = await conn.stat(path)
     if before.state.kind == "absent":
         if now.exists:
@@ -66,6 +70,87 @@ async def _restore(conn: Connection, path: str, before: Before) -> None:
         await conn.chmod(path, before.state.mode)
     else:
         raise RollbackUnavailable(f"{path} was a {before.state.kind}; it cannot be restored")
+    await _restore_owner(conn, path, before.state, owner_managed)
+
+
+async def _restore_owner(conn: Connection, path: str, before: PathState, owner_managed: bool) -> None:
+    """Give ``path`` back the owner and group ``before`` recorded (when they differ now).
+
+    An operation that did not manage ownership only tries: writing the old bytes back as a
+    user who may not chown gives that user's file, as the write itself did; an operation with
+    ``owner``/``group`` must restore them or fail."""
+    if before.kind not in ("file", "dir") or before.uid is None or before.gid is None:
+        return
+    now = await conn.stat(path)
+    if (now.uid, now.gid) != (before.uid, before.gid):
+        try:
+            await conn.chown(path, before.uid, before.gid)
+        except (OSError, WorldtreeError):
+            if owner_managed:
+                raise
+
+
+@dataclass(frozen=True, slots=True)
+class Ids:
+    """The owner and group an operation wants (None: not managed); ``missing`` names one the host
+    does not have (yet)."""
+
+    uid: int | None = None
+    gid: int | None = None
+    shown: str = ""
+    missing: str | None = None
+
+    @property
+    def managed(self) -> bool:
+        return self.uid is not None or self.gid is not None
+
+    def change(self, state: PathState) -> str | None:
+        """``owner 0:0 -> www-data(33):-``, or None when the path already has them."""
+        if (self.uid is None or state.uid == self.uid) and (self.gid is None or state.gid == self.gid):
+            return None
+        return f"owner {state.uid}:{state.gid} -> {self.shown}"
+
+    async def apply(self, conn: Connection, path: str) -> None:
+        if self.missing:
+            raise OpError(f"{self.missing} does not exist on {conn.name}; create it first (user.present, "
+                          "group.present)")
+        if self.managed:
+            await conn.chown(path, -1 if self.uid is None else self.uid, -1 if self.gid is None else self.gid)
+
+
+NO_IDS = Ids()
+
+
+async def _wanted_ids(conn: Connection, owner: str | int | None, group: str | int | None) -> Ids:
+    if owner is None and group is None:
+        return NO_IDS
+    uid = None if owner is None else await user_id(conn, owner)
+    gid = None if group is None else await group_id(conn, group)
+    missing = (f"user {owner!r}" if owner is not None and uid is None
+               else f"group {group!r}" if group is not None and gid is None else None)
+
+    def show(value: str | int | None, number: int | None) -> str:
+        if value is None:
+            return "-"
+        return str(number) if str(value) == str(number) else f"{value}({number})"
+
+    return Ids(uid, gid, f"{show(owner, uid)}:{show(group, gid)}", missing)
+
+
+class OwnerArgs(Args):
+    """``owner`` and ``group``: a name or a numeric id on the host."""
+
+    owner: str | int | None = None
+    group: str | int | None = None
+
+    @field_validator("owner", "group")
+    @classmethod
+    def _name(cls, value: str | int | None) -> str | int | None:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("an id is 0 or more")
+        if isinstance(value, str) and (not value or not re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9_.$-]*", value)):
+            raise ValueError(f"{value!r} is not a user or group name")
+        return value
 
 
 def _mode_text(mode: int | None) -> str:
@@ -81,7 +166,7 @@ class PathArgs(Args):
         return _absolute(value)
 
 
-class DirectoryArgs(PathArgs, ValidMode):
+class DirectoryArgs(PathArgs, OwnerArgs, ValidMode):
     mode: int = 0o755
 
 
@@ -95,24 +180,41 @@ class FileDirectory(Operation):
     def writes(self) -> list[str]:
         return [self.args.path]
 
+    _ids: Ids = NO_IDS
+
     async def precheck(self, conn: Connection) -> PathState:
+        self._ids = await _wanted_ids(conn, self.args.owner, self.args.group)
         return await conn.stat(self.args.path)
 
     def plan(self, state: PathState) -> Planned:
         a = self.args
+        ids = self._ids
         if state.kind == "absent":
-            return Planned("change", f"create directory {a.path} (mode {_mode_text(a.mode)})")
-        if state.kind != "dir":
+            owned = f", owner {ids.shown}" if ids.managed or ids.missing else ""
+            planned = Planned("change", f"create directory {a.path} (mode {_mode_text(a.mode)}{owned})")
+        elif state.kind != "dir":
             raise OpError(f"{a.path} is a {state.kind}, not a directory; remove it first (file.absent)")
-        if state.mode != a.mode:
-            return Planned("change", f"chmod {a.path} {_mode_text(state.mode)} -> {_mode_text(a.mode)}")
-        return Planned("none", f"directory {a.path} exists with mode {_mode_text(a.mode)}")
+        else:
+            changes = ([f"chmod {a.path} {_mode_text(state.mode)} -> {_mode_text(a.mode)}"]
+                       if state.mode != a.mode else [])
+            owner = None if ids.missing else ids.change(state)
+            changes += [f"chown {a.path} {owner.removeprefix('owner ')}"] if owner else []
+            if not changes and not ids.missing:
+                owned = f" and owner {ids.shown}" if ids.managed else ""
+                return Planned("none", f"directory {a.path} exists with mode {_mode_text(a.mode)}{owned}")
+            planned = Planned("change", ", ".join(changes) or f"chown {a.path} {ids.shown}")
+        if ids.missing:
+            return Planned("unknown", f"{ids.missing} does not exist on the host yet; then: {planned.text}")
+        return planned
 
     async def run(self, conn: Connection, state: PathState) -> Any:
         a = self.args
+        if self._ids.missing:
+            await self._ids.apply(conn, a.path)  # raises: say which user or group is missing
         if state.kind == "dir":
             await conn.chmod(a.path, a.mode)
-            return ("chmod", state.mode)
+            await self._ids.apply(conn, a.path)
+            return ("chmod", state.mode, state)
         missing = [a.path]
         parent = posixpath.dirname(a.path)
         while parent not in ("/", "") and not (await conn.stat(parent)).exists:
@@ -122,12 +224,15 @@ class FileDirectory(Operation):
         for path in reversed(missing):
             await conn.mkdir(path, a.mode)
             created.append(path)
+        await self._ids.apply(conn, a.path)
         return ("created", created)
 
     async def rollback(self, conn: Connection, record: Any) -> None:
-        what, value = record
+        what, value, *rest = record
         if what == "chmod":
             await conn.chmod(self.args.path, value)
+            if rest:
+                await _restore_owner(conn, self.args.path, rest[0], owner_managed=True)
             return
         for path in reversed(value):
             try:
@@ -136,7 +241,7 @@ class FileDirectory(Operation):
                 raise OpError(f"cannot remove directory {path} (not empty?): {exc}") from None
 
 
-class FileArgs(PathArgs, ValidMode):
+class FileArgs(PathArgs, OwnerArgs, ValidMode):
     content: str | None = None
     src: str | None = None
     mode: int = 0o644
@@ -162,18 +267,34 @@ class _WholeFile(Operation):
     def mode(self) -> int:
         return int(self.args.mode)  # type: ignore[attr-defined]
 
+    _ids: Ids = NO_IDS
+
     def writes(self) -> list[str]:
         return [self.path]
 
+    async def _resolve_ids(self, conn: Connection) -> None:
+        owner, group = getattr(self.args, "owner", None), getattr(self.args, "group", None)
+        self._ids = await _wanted_ids(conn, owner, group)
+
     async def precheck(self, conn: Connection) -> Before:
+        await self._resolve_ids(conn)
         return await _snapshot(conn, self.path)
 
     def plan(self, state: Before) -> Planned:
+        planned = self._plan(state)
+        if self._ids.missing:
+            return Planned("unknown", f"{self._ids.missing} does not exist on the host yet; then: {planned.text}",
+                           planned.diff)
+        return planned
+
+    def _plan(self, state: Before) -> Planned:
         new = self.desired()
         digest = hashlib.sha256(new).hexdigest()[:12]
+        ids = self._ids
         if state.state.kind == "absent":
+            owned = f", owner {ids.shown}" if ids.managed else ""
             return Planned("change", f"create {self.path} ({len(new)} bytes, sha256 {digest}, mode "
-                                     f"{_mode_text(self.mode)})", text_diff(self.path, None, new))
+                                     f"{_mode_text(self.mode)}{owned})", text_diff(self.path, None, new))
         if state.state.kind != "file":
             raise OpError(f"{self.path} is a {state.state.kind}, not a file; remove it first (file.absent)")
         if state.data is None:
@@ -186,20 +307,29 @@ class _WholeFile(Operation):
             diff = text_diff(self.path, state.data, new)
         if state.state.mode != self.mode:
             changes.append(f"mode {_mode_text(state.state.mode)} -> {_mode_text(self.mode)}")
+        owner = None if ids.missing else ids.change(state.state)
+        if owner:
+            changes.append(owner)
         if not changes:
-            return Planned("none", f"{self.path} has this content and mode {_mode_text(self.mode)}")
+            owned = f" and owner {ids.shown}" if ids.managed else ""
+            return Planned("none", f"{self.path} has this content and mode {_mode_text(self.mode)}{owned}")
         return Planned("change", f"update {self.path}: " + ", ".join(changes), diff)
 
     async def run(self, conn: Connection, state: Before) -> Before:
         new = self.desired()
+        if self._ids.missing:
+            await self._ids.apply(conn, self.path)  # raises: say which user or group is missing
         if state.data == new:
             await conn.chmod(self.path, self.mode)
         else:
             await conn.write(self.path, new, self.mode)
+        await self._ids.apply(conn, self.path)
         return state
 
     async def rollback(self, conn: Connection, record: Before) -> None:
-        await _restore(conn, self.path, record)
+        if getattr(self.args, "owner", None) is not None or getattr(self.args, "group", None) is not None:
+            await self._resolve_ids(conn)  # a rollback in a new process (an `op:` step) has not prechecked
+        await _restore(conn, self.path, record, self._ids.managed)
 
 
 class FileFile(_WholeFile):
@@ -223,7 +353,7 @@ class FileFile(_WholeFile):
         return data
 
 
-class TemplateArgs(Args, ValidMode):
+class TemplateArgs(OwnerArgs, ValidMode):
     src: str
     dest: str
     mode: int = 0o644
@@ -254,7 +384,7 @@ class FileTemplate(_WholeFile):
         return rendered.encode("utf-8")
 
 
-class LineArgs(PathArgs, ValidMode):
+class LineArgs(PathArgs, OwnerArgs, ValidMode):
     line: str
     match: str | None = None
     mode: int = 0o644
@@ -287,6 +417,7 @@ class FileLine(_WholeFile):
     _before: Before | None = None
 
     async def precheck(self, conn: Connection) -> Before:
+        await self._resolve_ids(conn)
         self._before = await _snapshot(conn, self.args.path)
         return self._before
 

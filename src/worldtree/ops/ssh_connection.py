@@ -68,7 +68,7 @@ class SshConnection(Connection):
                 target = await sftp.readlink(path)
             except asyncssh.SFTPError as exc:
                 raise self._fail(f"readlink {path}", exc) from None
-        return state_from_mode(mode, attrs.size, target)
+        return state_from_mode(mode, attrs.size, target, attrs.uid, attrs.gid)
 
     async def read(self, path: str) -> bytes:
         sftp = await self._client()
@@ -108,6 +108,17 @@ class SshConnection(Connection):
             await sftp.chmod(path, mode)
         except asyncssh.SFTPError as exc:
             raise self._fail(f"chmod {path}", exc) from None
+
+    async def chown(self, path: str, uid: int, gid: int) -> None:
+        sftp = await self._client()
+        try:
+            if uid < 0 or gid < 0:  # SFTP v3 sets both: keep the one not given
+                attrs = await sftp.lstat(path)
+                uid = attrs.uid if uid < 0 and attrs.uid is not None else uid
+                gid = attrs.gid if gid < 0 and attrs.gid is not None else gid
+            await sftp.chown(path, uid, gid)
+        except asyncssh.SFTPError as exc:
+            raise self._fail(f"chown {path}", exc) from None
 
     async def symlink(self, target: str, path: str) -> None:
         sftp = await self._client()
