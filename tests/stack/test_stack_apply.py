@@ -77,7 +77,8 @@ def stack_file(tmp_path: Path, name: str = "vercel-www") -> Path:
     return target
 
 
-ENV = {"FAKEDNS_TOKEN": TOKEN, "OTHER_SECRET": "not-for-plugins-123", "WORLDTREE_STORE": "sqlite:///secret.db"}
+ENV = {"FAKEDNS_TOKEN": TOKEN, "OTHER_SECRET": "not-for-plugins-123",
+       "WORLDTREE_STORE": "sqlite:///.worldtree/worldtree.db"}  # the store `plan` uses by default
 
 
 def test_apply_changes_once_then_nothing_and_a_used_plan_is_stale(cli: Cli, tmp_path: Path) -> None:

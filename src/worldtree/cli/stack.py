@@ -45,8 +45,17 @@ def validate_cmd(file: StackFile, env: EnvOpt = "", out: OutOpt = Path(".")) -> 
     typer.echo(json.dumps(_guard(run), indent=2))
 
 
+def _store(ctx: typer.Context) -> Any:
+    """The run store of the root ``--store`` (read from the context: under ``python -m`` the
+    module state of ``worldtree.cli.main`` is a second, unset copy)."""
+    from worldtree.store import open_store
+
+    return _guard(lambda: open_store(ctx.find_root().params.get("store")))
+
+
 @stack_app.command("plan")
 def plan_cmd(
+    ctx: typer.Context,
     phase: PhaseArg,
     file: StackFile,
     env: EnvOpt = "",
@@ -59,7 +68,8 @@ def plan_cmd(
 ) -> None:
     """Write stackflow.<phase>-plan.json and stackflow.summary.md (no credentials needed).
 
-    The summary is also appended to $GITHUB_STEP_SUMMARY when it is set.
+    Plans are digested against the state applies recorded in the run store (--store). The
+    summary is also appended to $GITHUB_STEP_SUMMARY when it is set.
     """
     from worldtree.stack import artifacts, load_stack
     from worldtree.stack.apply import ApplyOptions
@@ -67,7 +77,12 @@ def plan_cmd(
 
     options = None if not refine else ApplyOptions(
         plugins_dir=plugins_dir, timeout=plugin_timeout, on_log=lambda line: typer.echo(f"[plugin] {line}", err=True))
-    plans = _guard(lambda: write_plans(load_stack(file, env), phase, out, options))
+    loaded = _guard(lambda: load_stack(file, env))
+    store = _store(ctx)
+    try:
+        plans = _guard(lambda: write_plans(loaded, phase, out, options, store))
+    finally:
+        store.close()
     for name in plans:
         typer.echo(str(artifacts.plan_path(out, name)))
     typer.echo(str(out / artifacts.SUMMARY_FILE))
@@ -75,6 +90,7 @@ def plan_cmd(
 
 @stack_app.command("apply")
 def apply_cmd(
+    ctx: typer.Context,
     phase: PhaseArg,
     file: StackFile,
     plan: Annotated[Path, typer.Option("--plan", help="Directory holding the reviewed plans (plan --out).")],
@@ -89,7 +105,9 @@ def apply_cmd(
 ) -> None:
     """Apply reviewed plans through exec plugins, after approval, refusing stale plans.
 
-    The apply is recorded as a run in the run store (--store): `worldtree runs` and `logs` show it.
+    The apply is recorded as a run in the run store (--store): `worldtree runs` and `logs` show it;
+    the applied state is kept there per stack, env and phase, and a plan made against another
+    state is refused.
 
     Approval: --approve, WORLDTREE_APPLY_APPROVED=1 (set by a gated CI environment), or "yes" at
     the prompt when stdin is a terminal.
@@ -102,9 +120,7 @@ def apply_cmd(
     if not approved and sys.stdin.isatty():
         approved = typer.confirm(f"Apply {phase} of stack {loaded.stack.name}"
                                  f"{' env ' + loaded.env if loaded.env else ''} from {plan}?", default=False)
-    from worldtree.cli.main import _open_store
-
-    store = _guard(_open_store) if approved else None  # recorded as a run; nothing to record when refused
+    store = _store(ctx) if approved else None  # recorded as a run; nothing to record when refused
     options = ApplyOptions(approved=approved, allow_dangerous=allow_dangerous, plugins_dir=plugins_dir, store=store,
                            timeout=plugin_timeout, concurrency=concurrency,
                            on_log=lambda line: typer.echo(f"[plugin] {line}", err=True))

@@ -2,7 +2,8 @@
 
 Order of checks, all before any plugin runs: approval (the caller decides how: ``--approve``, a
 prompt, ``WORLDTREE_APPLY_APPROVED=1``), one applier per stack and env (an exclusive lock file
-in the plan directory), then for every phase asked for: the plan file's digest equals the digest
+in the plan directory, and with a store a lease per stack/env/phase in it, which appliers on
+other machines see too), then for every phase asked for: the plan file's digest equals the digest
 of the stack, env and recorded state now ("plan was made for a different stack or state; run
 plan again"), and its content is what the stack gives (an edited plan file is refused too).
 
@@ -10,7 +11,8 @@ Then phases run in order dns → iac → deploy → observe, one plugin call per
 in a phase (up to ``concurrency`` at once), each plugin that has a ``plan`` subcommand asked first whether any change is
 ``dangerous`` (refused without ``allow_dangerous``); a plugin without one receives
 ``allowDangerous`` in its apply request and must not make such changes when it is false.
-After each phase the state file records what the plugins reported (``after`` per resource, ``outputs`` per target) and
+After each phase the store (when given; see :mod:`worldtree.stack.state`) and the state file
+record what the plugins reported (``after`` per resource, ``outputs`` per target) and
 ``stackflow.<phase>-apply.json`` holds ``{ok, changes[], links[], artifacts[]}``; a phase that
 fails stops the later ones.
 """
@@ -22,7 +24,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from worldtree.stack.model import Phase, Stack
 from worldtree.stack.plans import build_plan
 from worldtree.stack.recording import ApplyRecorder, apply_graph
 from worldtree.stack.service import phases_of
+from worldtree.stack.state import StackState, read_state
 from worldtree.stack.summary import apply_summary
 
 STALE = "plan was made for a different stack or state; run plan again"
@@ -69,8 +72,9 @@ def apply_plans(loaded: LoadedStack, phase: str, plan_dir: Path, options: ApplyO
     phases = phases_of(phase)
     results: dict[str, dict[str, Any]] = {}
     error: PluginError | None = None
-    with _applier_lock(plan_dir, loaded):
-        state = artifacts.read_state(plan_dir)
+    stored = StackState(options.store) if options.store is not None else None
+    with _applier_lock(plan_dir, loaded), stored.leases(loaded, phases) if stored else nullcontext():
+        state = read_state(loaded, plan_dir, options.store)
         plans = _current_plans(loaded, phases, plan_dir, state)
         calls = {name: plugins_for(loaded, name, plans[name], options) for name in phases}
         recorder = _recorder(loaded, phase, calls, plan_dir, options)
@@ -80,6 +84,9 @@ def apply_plans(loaded: LoadedStack, phase: str, plan_dir: Path, options: ApplyO
                 result, error = _apply_phase(loaded, name, calls[name], state, options, recorder)
                 results[name] = result
                 _record(state, name, result)
+                if stored is not None:
+                    stored.save(loaded, name, state, result.get("outputs") or {}, plans[name],
+                                recorder.run_id if recorder is not None else None)
                 artifacts.write_json(artifacts.apply_path(plan_dir, name), _public(result))
                 artifacts.write_json(plan_dir / artifacts.STATE_FILE, state)
                 if not result["ok"]:

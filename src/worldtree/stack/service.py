@@ -18,6 +18,7 @@ from worldtree.stack.summary import plan_summary
 
 if TYPE_CHECKING:
     from worldtree.stack.apply import ApplyOptions
+    from worldtree.store.api import RunStore
 
 
 def validation_result(loaded: LoadedStack) -> dict[str, Any]:
@@ -46,13 +47,16 @@ def make_plans(loaded: LoadedStack, phase: str, state: dict[str, Any]) -> dict[s
 
 
 def write_plans(loaded: LoadedStack, phase: str, out: Path,
-                refine_with: ApplyOptions | None = None) -> dict[str, dict[str, Any]]:
-    """Plan against the state recorded in ``out``; write each plan and the summary there.
+                refine_with: ApplyOptions | None = None, store: RunStore | None = None) -> dict[str, dict[str, Any]]:
+    """Plan against the applied state (the store's, else the one recorded in ``out``); write each
+    plan and the summary in ``out``.
 
     With ``refine_with``, each phase's plugins are also asked what would change at the provider
     (``stackflow.<phase>-changes.json``; see :mod:`worldtree.stack.refine`).
     """
-    state = artifacts.read_state(out)
+    from worldtree.stack.state import read_state
+
+    state = read_state(loaded, out, store)
     plans = make_plans(loaded, phase, state)
     for name, plan in plans.items():
         artifacts.write_json(artifacts.plan_path(out, name), plan)

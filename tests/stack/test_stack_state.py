@@ -1,0 +1,113 @@
+"""Stack state in the run store (SQLite and PostgreSQL): plans digest against it, applies record it,
+a plan made before another applier's apply is stale, a phase's lease keeps a second applier out."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from worldtree.errors import UsageError
+from worldtree.stack import load_stack
+from worldtree.stack.apply import ApplyOptions, apply_plans
+from worldtree.stack.service import write_plans
+from worldtree.stack.state import StackState, lease_key
+from worldtree.store import open_store
+from worldtree.testing.stores import pg_unavailable_reason, store_url
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "stack"
+PLUGIN = """
+import json, sys
+if sys.argv[1] == "info":
+    print(json.dumps({"name": "fake"}))
+    sys.exit(0)
+req = json.load(sys.stdin)
+have = req["state"].get("resources", {}).get("dns", {})
+changes = [{"resource": r["name"] + "/" + r["type"], "action": "create", "after": r.get("value")}
+           for r in req["plan"]["records"] if have.get(r["name"] + "/" + r["type"]) != r.get("value")]
+print(json.dumps({"apiVersion": "stackflow.plugin/v1", "kind": "Response", "ok": True, "changes": changes}))
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    if request.param == "postgres":
+        reason = pg_unavailable_reason()
+        if reason:
+            pytest.skip(f"!!! PostgreSQL tests skipped: {reason}")
+    with store_url(request.param, tmp_path) as url:
+        opened = open_store(url)
+        try:
+            yield opened
+        finally:
+            opened.close()
+
+
+def _plugins(tmp_path: Path) -> Path:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir(exist_ok=True)
+    path = plugins / "stackflow-plugin-dns-cloudflare"
+    path.write_text(f"#!{sys.executable}\n" + textwrap.dedent(PLUGIN))
+    path.chmod(0o755)
+    return plugins
+
+
+def _options(tmp_path: Path, store: Any) -> ApplyOptions:
+    return ApplyOptions(approved=True, plugins_dir=_plugins(tmp_path), store=store, timeout=30,
+                        environ={"PATH": os.environ["PATH"]})
+
+
+def test_state_lives_in_the_store_and_a_plan_from_before_another_apply_is_stale(tmp_path: Path,
+                                                                                store: Any) -> None:
+    loaded = load_stack(EXAMPLES / "vercel-www.yaml")
+    # two CI jobs (two plan directories, one shared store) plan the same stack
+    first, second = tmp_path / "job1", tmp_path / "job2"
+    write_plans(loaded, "dns", first, store=store)
+    write_plans(loaded, "dns", second, store=store)
+    assert StackState(store).drift(loaded, {"dns": json.loads((first / "stackflow.dns-plan.json").read_text())}) \
+        == {"dns": "never applied"}
+
+    result = apply_plans(loaded, "dns", first, _options(tmp_path, store))
+    assert [c["resource"] for c in result["dns"]["changes"]] == ["www/CNAME"]
+    state = StackState(store).load(loaded)
+    assert state == {"resources": {"dns": {"www/CNAME": "cname.vercel-dns.com."}}}
+    (row,) = StackState(store).rows.phases("svc-plus", "")
+    assert row["phase"] == "dns" and row["run_id"] == store.list_runs()[0].run_id
+
+    # job 2's plan was made before job 1 applied: refused, though its own directory has no state file
+    assert not (second / "stackflow.state.json").exists()
+    with pytest.raises(UsageError, match="plan was made for a different stack or state; run plan again"):
+        apply_plans(loaded, "dns", second, _options(tmp_path, store))
+
+    # planned again against the store's state: applies, and the plugin (given that state) changes nothing
+    plans = write_plans(loaded, "dns", second, store=store)
+    assert StackState(store).drift(loaded, plans) == {}
+    again = apply_plans(loaded, "dns", second, _options(tmp_path, store))
+    assert again["dns"]["changes"] == []
+
+    # the stack moved: drift until applied
+    moved = load_stack(EXAMPLES / "svc-plus.yaml")
+    assert moved.stack.name == loaded.stack.name
+    assert StackState(store).drift(moved, write_plans(moved, "dns", tmp_path / "job3", store=store)) == {
+        "dns": "the stack changed since the last apply"}
+
+
+def test_a_held_phase_lease_refuses_a_second_applier(tmp_path: Path, store: Any) -> None:
+    loaded = load_stack(EXAMPLES / "vercel-www.yaml")
+    write_plans(loaded, "dns", tmp_path / "p", store=store)
+    rows = StackState(store).rows
+    token = rows.acquire(lease_key(loaded, "dns"), "other-host:42", 60)
+    assert token is not None
+    assert rows.acquire(lease_key(loaded, "dns"), "third:1", 60) is None
+    with pytest.raises(UsageError, match=r"phase dns is running \(other-host:42\)"):
+        apply_plans(loaded, "dns", tmp_path / "p", _options(tmp_path, store))
+    assert StackState(store).load(loaded) == {}
+    rows.release(lease_key(loaded, "dns"), token)
+    assert apply_plans(loaded, "dns", tmp_path / "p", _options(tmp_path, store))["dns"]["ok"] is True
+    assert rows.holder(lease_key(loaded, "dns")) is None  # released after the apply
