@@ -54,8 +54,11 @@ class ServiceConfig:
 
 
 def submit(store: RunStore, config: ServiceConfig, document: str, *, env: dict[str, str] | None = None,
-           filename: str = "<request>") -> dict[str, Any]:
-    """Check, compile and queue ``document``; ``{"id", "state": "queued"}``. SpecError (located) on a bad one."""
+           filename: str = "<request>", workdir: str | None = None) -> dict[str, Any]:
+    """Check, compile and queue ``document``; ``{"id", "state": "queued"}``. SpecError (located) on a bad one.
+
+    ``workdir``: a workspace the caller prepared under ``<data_dir>/workspaces`` (GitOps: the commit's
+    checkout, holding the :data:`~worldtree.app.workdir.MARKER` so it is removed after a success)."""
     from worldtree.compile.compiler import compile_pipeline
     from worldtree.compile.loader import load_pipeline_text
     from worldtree.ops import pipeline_step  # noqa: F401  (checks `op:` steps while loading)
@@ -66,11 +69,11 @@ def submit(store: RunStore, config: ServiceConfig, document: str, *, env: dict[s
     if any(n.target.hosts for n in graph.nodes):
         raise UsageError("jobs with `hosts:` need an inventory, which the server does not take yet; "
                          "run this pipeline with `worldtree run`")
-    workdir = Path(config.data_dir).resolve() / "workspaces" / secrets.token_hex(8)
+    workspace = Path(workdir) if workdir else Path(config.data_dir).resolve() / "workspaces" / secrets.token_hex(8)
     literal = literal_credentials(graph)
     options = {QUEUED_OPTION: True, "env": env, "concurrency": None, "allow_env": [], "allow_all_env": False,
                "workdir_created": True, "document": Masker(literal).mask(document) if literal else document}
-    run_id = store.create_run(name=graph.name, source=None, workdir=str(workdir), graph_json=_stored_graph(graph),
+    run_id = store.create_run(name=graph.name, source=None, workdir=str(workspace), graph_json=_stored_graph(graph),
                               options=options, graph_version=graph.schema_version)
     store.notify_queue()  # executors of every replica look now rather than at their next poll
     return {"id": run_id, "state": "queued"}

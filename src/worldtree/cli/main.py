@@ -23,6 +23,7 @@ from worldtree.cli.apply import apply as apply_command
 from worldtree.cli.argo import argo_app
 from worldtree.cli.client import client_app
 from worldtree.cli.mcp import mcp_command
+from worldtree.cli.repo import repo_app
 from worldtree.cli.server import server_app, token_app
 from worldtree.cli.stack import stack_app
 
@@ -37,6 +38,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(stack_app, name="stack")
 app.command("mcp")(mcp_command)
 app.add_typer(argo_app, name="argo")
+app.add_typer(repo_app, name="repo")
 app.add_typer(agents_app, name="agents")  # `agents explain`; the agents CLI adds its commands to it
 
 _state: dict[str, Any] = {"debug": False, "store": None}

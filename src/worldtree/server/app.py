@@ -94,6 +94,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if settings.executors:  # PostgreSQL: a submit on any replica wakes these executors at once
             store.listen_queue(runtime.wake.set, runtime.stop)
         app.state.runtime = runtime
+        from worldtree.gitops import runtime as gitops_runtime  # webhook consumer, commit statuses, schedules
+
+        app.state.gitops = gitops_runtime.start(store, settings.data_dir, runtime.stop, runtime.wake, runtime.threads)
         try:
             yield
         finally:
@@ -112,6 +115,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.add_middleware(_Timed, metrics=metrics)
     _routes(app, settings)
     _token_routes(app)
+    from worldtree.server import routes_repos, routes_webhooks
+
+    app.include_router(routes_webhooks.router)  # POST /api/v1/webhooks/{provider}, GET /api/v1/deliveries
+    app.include_router(routes_repos.router)  # /api/v1/repos, /api/v1/schedules
     app.include_router(explain_router)  # GET /api/v1/jobs/{id}/explain (before other /jobs/{id...} routes)
     app.include_router(console_router)  # the web console and GET /api/v1/whoami
 
