@@ -1,0 +1,95 @@
+"""The console's other pages in Chromium against a real server: the submit form shows a bad
+document's errors at their line; the runs list updates live and filters; one pass on PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.server.conftest import Servers, pipeline
+
+pytestmark = pytest.mark.slow
+
+#: Line 7 holds the error (a step whose `command` is a mapping); the loader locates it there.
+BAD = """\
+name: bad
+stages:
+  - name: build
+    jobs:
+      - name: main
+        steps:
+          - name: a
+            command: {not: a string}
+"""
+
+
+def test_submit_with_a_bad_document_shows_the_error_at_its_line(sqlite_servers: Servers, console: Any) -> None:
+    server = sqlite_servers()
+    tab = console(server)
+    page = tab.open("/console/submit")
+    page.fill("#document", BAD)
+    page.click("#submit-run")
+    page.wait_for_selector(".diagnostic")
+    located = page.locator(".diagnostic").evaluate_all("items => items.map(i => Number(i.dataset.line))")
+    marked = page.locator(".gutter .ln.error").evaluate_all("items => items.map(i => Number(i.dataset.line))")
+    assert located and set(marked) == set(located), (located, marked)
+    line = located[0]
+    assert BAD.splitlines()[line - 1].strip().startswith("command:"), f"the error is shown at line {line}"
+    # The editor selects that line, so the cursor is where the fix goes.
+    selected = page.evaluate("() => { const e = document.getElementById('document');"
+                             " return e.value.slice(e.selectionStart, e.selectionEnd); }")
+    assert selected == BAD.splitlines()[line - 1]
+    assert "command" in page.locator(".diagnostic").first.inner_text()
+    # Nothing was stored or queued.
+    assert server.get("/api/v1/runs").json()["total"] == 0
+    # Editing clears the marks; a good document goes to its run page.
+    page.fill("#document", pipeline(("a", "echo fixed")))
+    assert page.locator(".gutter .ln.error").count() == 0
+    page.click("#submit-run")
+    page.wait_for_url("**/console/runs/*")
+    page.wait_for_selector('.run-state [data-state="succeeded"]')
+    tab.screenshot("submit-then-run")
+
+
+def _console_pass(servers: Servers, console: Any) -> None:
+    """The runs list sees a run appear and end without a reload; filters narrow it; its page draws."""
+    server = servers()
+    tab = console(server)
+    page = tab.open("/console")
+    page.wait_for_selector("table.runs")
+    assert page.locator("tr[data-run]").count() == 0
+    first = server.submit(pipeline(("a", "echo alpha-line"), name="alpha"))
+    page.wait_for_selector(f'tr[data-run="{first}"]')  # live: no reload
+    page.wait_for_selector(f'tr[data-run="{first}"][data-state="succeeded"]', timeout=30_000)
+    second = server.submit(pipeline(("b", "exit 3"), name="beta"))
+    page.wait_for_selector(f'tr[data-run="{second}"][data-state="failed"]', timeout=30_000)
+    # Filters: by state, then by search text (name), both kept in the address.
+    page.select_option("select[name=state]", "failed")
+    page.wait_for_url("**/console?state=failed")
+    page.wait_for_function("() => document.querySelectorAll('tr[data-run]').length === 1")
+    assert page.locator("tr[data-run]").get_attribute("data-run") == second
+    page.goto(f"{server.url}/console?q=alph")
+    page.wait_for_function("() => document.querySelectorAll('tr[data-run]').length === 1")
+    assert page.locator("tr[data-run]").get_attribute("data-run") == first
+    # The failed run's page: red node, a retry button, the log line.
+    page.click(f'tr[data-run="{first}"] a')
+    page.wait_for_url(f"**/console/runs/{first}")
+    page.wait_for_selector('.dag-node[data-state="succeeded"]')
+    page.wait_for_selector(".log-line:has-text('alpha-line')")
+    page.goto(f"{server.url}/console/runs/{second}")
+    page.wait_for_selector('.dag-node[data-state="failed"]')
+    page.wait_for_selector("#retry-run:visible")
+    assert page.locator("#cancel-run").is_hidden()
+    # Queue page: the counts come from the server.
+    page.goto(f"{server.url}/console/queue")
+    page.wait_for_selector('[data-stat="failed"] .stat-value')
+    assert page.locator('[data-stat="failed"] .stat-value').inner_text() == "1"
+
+
+def test_runs_list_live_and_filters_on_sqlite(sqlite_servers: Servers, console: Any) -> None:
+    _console_pass(sqlite_servers, console)
+
+
+@pytest.mark.postgres
+def test_runs_list_live_and_filters_on_postgresql(pg_servers: Servers, console: Any) -> None:
+    _console_pass(pg_servers, console)
