@@ -63,7 +63,7 @@ def serve(
     sock = _listen(host, port)  # bound before anything is printed: a busy port is a clear error
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    typer.echo(f"worldtree server on http://{shown}:{bound}/ (API /api/v1, docs /docs; store {_display(url)}; "
+    typer.echo(f"worldtree server on http://{shown}:{bound}/ (console /console, API /api/v1, docs /docs; store {_display(url)}; "
                f"{executors} executor(s); {'tokens required' if auth else 'no authentication'})", err=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])
