@@ -28,7 +28,7 @@ from worldtree.app.runs import (
     _reap_leftovers,
     _reusable,
 )
-from worldtree.app.secrets import literal_credentials
+from worldtree.app.secrets import literal_credentials, secret_names
 from worldtree.app.workdir import MARKER, prepare_workdir
 from worldtree.engine.masking import Masker
 from worldtree.errors import ConflictError, StoreError
@@ -63,7 +63,8 @@ class Executor:
     def __init__(self, store: RunStore, *, name: str, lease_seconds: float = LEASE_SECONDS,
                  grace_seconds: float = 5.0, wake: threading.Event | None = None,
                  on_result: Callable[[RunResult, float], None] | None = None,
-                 poll_seconds: float = POLL_SECONDS) -> None:
+                 poll_seconds: float = POLL_SECONDS,
+                 secret_values: Callable[[list[str]], dict[str, str]] | None = None) -> None:
         self.store = store
         self.name = name
         self.lease_seconds = lease_seconds
@@ -71,6 +72,8 @@ class Executor:
         self.wake = wake or threading.Event()
         self.on_result = on_result
         self.poll_seconds = poll_seconds
+        #: the server's secret store (names -> values); None: no secret resolves (a step needing one fails)
+        self.secret_values = secret_values
 
     def serve(self, stop: threading.Event) -> None:
         """Loop: run what can be claimed, else wait for a wake-up or the poll interval."""
@@ -115,10 +118,10 @@ class Executor:
              lease: AttemptLease, reuse: dict[str, int] | None, *, takeover: bool,
              cancel_reason: str | None) -> RunResult:
         try:
-            # The server's environment is a service's, not the submitter's: no secret comes from it
-            # (a step naming a secret the server has no store for fails as missing).
-            secrets: dict[str, str] = {}
-            masker = Masker(literal_credentials(graph))
+            # The server's environment is a service's, not the submitter's: no secret comes from it,
+            # only from the server's secret store (a step naming a secret it lacks fails as missing).
+            secrets = self.secret_values(secret_names(graph)) if self.secret_values else {}
+            masker = Masker([*secrets.values(), *literal_credentials(graph)])
             config = _load_config(None)
             # the parent exists first: a workdir removes the outermost directory it created, and
             # ``workspaces/`` is shared by every run

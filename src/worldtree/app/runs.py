@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from worldtree.app.artifacts import with_artifacts
 from worldtree.app.secrets import literal_credentials, load_secrets, secret_names
 from worldtree.app.workdir import Workdir, prepare_workdir
 from worldtree.backends.base import RunContext
@@ -330,7 +331,8 @@ def _execute(run_id: str, graph: ExecutionGraph, workdir: Workdir, store: RunSto
                      allow_all_env=options.allow_all_env, config=config, secret_values=masker.values,
                      inherit_env=options.inherit_env,
                      output_paused=lambda: writer.backlog > OUTPUT_HIGH_WATER)
-    driver = local_driver(ctx, _StoreListener(writer), concurrency=options.concurrency, secrets=secrets,
+    listener, collected = with_artifacts(_StoreListener(writer), store, run_id, attempt, graph, workdir.path)
+    driver = local_driver(ctx, listener, concurrency=options.concurrency, secrets=secrets,
                           masker=masker, reuse=reuse, on_scopes=writer.scope_deadlines)
     holder.append(driver)
     state = RunState.ERROR
@@ -338,6 +340,7 @@ def _execute(run_id: str, graph: ExecutionGraph, workdir: Workdir, store: RunSto
         state = run_async(driver, lambda reason: store.request_cancel(run_id, reason), cancel_at_start=cancel_reason)
     finally:
         try:
+            collected()  # jobs' artifacts collected (and their log lines given to the writer) first
             writer.close()
         except Exception as exc:  # the store lost the last batch: the run cannot count as succeeded
             driver.fault = driver.fault or f"{type(exc).__name__}: {exc}"

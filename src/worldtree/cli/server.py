@@ -52,6 +52,9 @@ def serve(
     os.makedirs(data, exist_ok=True)
     url = store or f"sqlite:///{os.path.join(data, 'worldtree.db')}"
     _guard(lambda: _check_store(url))
+    from worldtree.app.secrets_store import check_server_key
+
+    _guard(lambda: check_server_key(url, data))  # a key that cannot read the stored secrets: refuse to start
 
     import uvicorn
 

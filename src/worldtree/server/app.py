@@ -31,7 +31,7 @@ from worldtree.app import service, tokens
 from worldtree.app.executor import Executor
 from worldtree.compile.yaml_source import MAX_DOCUMENT_BYTES
 from worldtree.errors import UsageError
-from worldtree.server import errors
+from worldtree.server import errors, server_data
 from worldtree.server.audit import Audited
 from worldtree.server.auth import require
 from worldtree.server.metrics import Metrics
@@ -85,9 +85,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
         store = open_store(settings.store_url)
         opened.append(store)
         runtime = _Runtime(store, service.ServiceConfig(settings.data_dir), settings.auth)
+        secret_values = server_data.start(store, settings.data_dir)  # key check, artifact purges; secret values
         for number in range(settings.executors):
             executor = Executor(store, name=f"executor-{number + 1}", lease_seconds=settings.lease_seconds,
-                                wake=runtime.wake, on_result=metrics.run_finished, poll_seconds=settings.poll_seconds)
+                                wake=runtime.wake, on_result=metrics.run_finished, poll_seconds=settings.poll_seconds,
+                                secret_values=secret_values)
             thread = threading.Thread(target=executor.serve, args=(runtime.stop,), name=executor.name, daemon=True)
             thread.start()
             runtime.threads.append(thread)
@@ -115,6 +117,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.add_middleware(_Timed, metrics=metrics)
     _routes(app, settings)
     _token_routes(app)
+    server_data.include(app)  # secrets, stored pipelines, jobs, artifacts
     from worldtree.server import routes_repos, routes_webhooks
 
     app.include_router(routes_webhooks.router)  # POST /api/v1/webhooks/{provider}, GET /api/v1/deliveries
@@ -338,4 +341,3 @@ def _submission(raw: bytes, content_type: str) -> tuple[str, dict[str, str]]:
         raise UsageError(f"the JSON body must be {{\"document\": YAML text, \"env\": {{NAME: value}}}}: "
                          f"{str(exc).splitlines()[0]}") from None
     return parsed.document, parsed.env
-
