@@ -23,7 +23,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from worldtree.model.artifacts import ArtifactRule
-from worldtree.model.artifacts import ArtifactRule
 from worldtree.model.durations import parse_duration
 from worldtree.model.labels import LabelSelector
 
