@@ -53,6 +53,15 @@ def _store(ctx: typer.Context) -> Any:
     return _guard(lambda: open_store(ctx.find_root().params.get("store")))
 
 
+def _skills(store: Any) -> list[dict[str, Any]]:
+    """./skills and the synced sources, as plain data for citing (never executed)."""
+    from worldtree.skills import load_skills
+    from worldtree.store.server_data import engine_of
+    from worldtree.store.stacks import StackRows
+
+    return [s.summary() for s in _guard(lambda: load_skills(Path("."), StackRows(engine_of(store))))]
+
+
 @stack_app.command("plan")
 def plan_cmd(
     ctx: typer.Context,
@@ -80,7 +89,8 @@ def plan_cmd(
     loaded = _guard(lambda: load_stack(file, env))
     store = _store(ctx)
     try:
-        plans = _guard(lambda: write_plans(loaded, phase, out, options, store))
+        skills = _skills(store)
+        plans = _guard(lambda: write_plans(loaded, phase, out, options, store, skills))
     finally:
         store.close()
     for name in plans:

@@ -47,12 +47,15 @@ def make_plans(loaded: LoadedStack, phase: str, state: dict[str, Any]) -> dict[s
 
 
 def write_plans(loaded: LoadedStack, phase: str, out: Path,
-                refine_with: ApplyOptions | None = None, store: RunStore | None = None) -> dict[str, dict[str, Any]]:
+                refine_with: ApplyOptions | None = None, store: RunStore | None = None,
+                skills: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Plan against the applied state (the store's, else the one recorded in ``out``); write each
     plan and the summary in ``out``.
 
-    With ``refine_with``, each phase's plugins are also asked what would change at the provider
-    (``stackflow.<phase>-changes.json``; see :mod:`worldtree.stack.refine`).
+    ``skills`` (``{name, origin, version, sha256}``) that the plans' providers, engines and types
+    name are cited in the summary and ``stackflow.skills.json``. With ``refine_with``, each phase's
+    plugins are also asked what would change at the provider (``stackflow.<phase>-changes.json``;
+    see :mod:`worldtree.stack.refine`).
     """
     from worldtree.stack.state import read_state
 
@@ -61,6 +64,14 @@ def write_plans(loaded: LoadedStack, phase: str, out: Path,
     for name, plan in plans.items():
         artifacts.write_json(artifacts.plan_path(out, name), plan)
     summary = plan_summary(loaded.stack.name, loaded.env, plans)
+    if skills:  # skills the interface loaded (plain data): cited by name, listed in stackflow.skills.json
+        from worldtree.stack.citations import cite, summary_section
+
+        cited = cite(loaded.stack, plans, skills)
+        artifacts.write_json(out / "stackflow.skills.json", {"stack": loaded.stack.name, "env": loaded.env,
+                                                             "skills": cited})
+        if cited:
+            summary += "\n" + summary_section(cited)
     if refine_with is not None:
         from worldtree.stack.refine import refine, refine_summary
 
