@@ -25,7 +25,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "worldtree"
 #: apply through plugins; the server and the MCP server are clients of the app and stack layers.
 RANK = {"errors": 0, "api": 0, "model": 1, "compile": 2, "connectors": 3, "ops": 4, "store": 5, "backends": 5,
         "engine": 6, "app": 7, "plugins": 7, "argo": 7, "gitops": 7, "testing": 8, "stack": 8, "server": 9,
-        "mcp": 9, "cli": 10}
+        "skills": 8, "mcp": 9, "cli": 10}
 
 
 def _layer(module: str) -> str | None:

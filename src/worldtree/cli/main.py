@@ -25,6 +25,7 @@ from worldtree.cli.client import client_app
 from worldtree.cli.mcp import mcp_command
 from worldtree.cli.repo import repo_app
 from worldtree.cli.server import server_app, token_app
+from worldtree.cli.skills import skills_app
 from worldtree.cli.stack import stack_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -36,6 +37,7 @@ app.add_typer(server_app, name="server")
 app.add_typer(client_app, name="client")
 app.add_typer(token_app, name="token")
 app.add_typer(stack_app, name="stack")
+app.add_typer(skills_app, name="skills")
 app.command("mcp")(mcp_command)
 app.add_typer(argo_app, name="argo")
 app.add_typer(repo_app, name="repo")
