@@ -112,9 +112,19 @@ def test_cancel_button_cancels_a_running_run(sqlite_servers: Servers, console: A
     server = sqlite_servers()
     tab = console(server)
     run_id = server.submit(SLEEPER)
+    requested: list[str] = []
+    tab.page.on("request", lambda request: requested.append(request.url.split("?")[0]))
     page = tab.open(f"/console/runs/{run_id}")
     page.wait_for_selector('.dag-node[data-state="running"]')
     page.wait_for_selector(".log-line:has-text('sleeping')")
+    # How the page follows the run: the run's event stream where the server has one, else polling.
+    page.wait_for_timeout(2500)
+    reads = requested.count(f"{server.url}/api/v1/runs/{run_id}")
+    if "/api/v1/runs/{run_id}/events" in server.get("/openapi.json").json()["paths"]:
+        assert f"{server.url}/api/v1/runs/{run_id}/events" in requested
+        assert reads <= 3, f"the page polls ({reads} reads) although the server streams events"
+    else:
+        assert reads >= 2, f"without events the page must poll the run: {reads} read(s)"
     page.click("#cancel-run")
     page.wait_for_selector('.run-state [data-state="cancelled"]', timeout=30_000)
     assert server.run(run_id)["state"] == "cancelled"

@@ -1,40 +1,115 @@
-// How the console learns that something changed. Each watcher is ONE function: today they poll
-// the REST API (GET /runs/{id} every second, GET /runs every two); when the server offers the
-// event streams (GET /runs/{id}/events, GET /events), only the bodies below change, as SSE
-// followers through api.sse() calling the same callbacks. Callers never know which it is.
+// How the console learns that something changed; pages only pass callbacks. Where the server has
+// the event streams (GET /runs/{id}/events, GET /events: listed in /openapi.json), each event
+// triggers one fresh read of the REST resource, coalesced, so the page always shows the API's own
+// view; a slow timer still refreshes durations. Where it has not, or when a stream keeps failing,
+// the same callbacks are fed by polling (GET /runs/{id} every second, GET /runs every two).
 
-import { api } from "./api.js";
+import { api, sse } from "./api.js";
 import { FINAL, sleep } from "./dom.js";
 
+let known = null;
+
+/** Whether the server routes `template` (an OpenAPI path such as "/api/v1/events"). */
+async function serverHas(template) {
+  known ??= fetch("/openapi.json")
+    .then((r) => (r.ok ? r.json() : {}))
+    .then((spec) => new Set(Object.keys(spec.paths || {})))
+    .catch(() => new Set());
+  return (await known).has(template);
+}
+
+/** `fn` run at most once at a time; calls made meanwhile fold into one more run after it. */
+function coalesced(fn) {
+  let running = null, again = false;
+  return function call() {
+    if (running) { again = true; return running; }
+    running = (async () => {
+      try {
+        let result;
+        do { again = false; result = await fn(); } while (again);
+        return result;
+      } finally { running = null; }
+    })();
+    return running;
+  };
+}
+
 /** Call `onRun(run)` with the run's state now and on every change, until it ends or `signal` aborts. */
-export async function watchRun(runId, onRun, { signal, onError, intervalMs = 1000 } = {}) {
+export async function watchRun(runId, onRun, { signal, onError } = {}) {
+  const path = `/runs/${encodeURIComponent(runId)}`;
   let last = "";
+  const read = coalesced(async () => {
+    const run = await api(path, { signal });
+    const seen = JSON.stringify(run);
+    if (seen !== last) { last = seen; onRun(run); }
+    return run;
+  });
+  if (await serverHas("/api/v1/runs/{run_id}/events")) {
+    const outcome = await followEvents(`${path}/events`, read, { signal, onError, until: (run) => FINAL.has(run?.state) });
+    if (outcome !== "fallback") return outcome;
+  }
+  return poll(read, 1000, { signal, onError, until: (run) => FINAL.has(run?.state) });
+}
+
+/** Call `onPage(page)` with the runs matching `query` now and on every change, until `signal` aborts. */
+export async function watchRuns(query, onPage, { signal, onError } = {}) {
+  const read = coalesced(async () => { const page = await api(`/runs?${query}`, { signal }); onPage(page); return page; });
+  if (await serverHas("/api/v1/events")) {
+    const outcome = await followEvents("/events", read, { signal, onError, until: () => false });
+    if (outcome !== "fallback") return;
+  }
+  await poll(read, 2000, { signal, onError, until: () => false });
+}
+
+async function poll(read, intervalMs, { signal, onError, until }) {
   while (!signal?.aborted) {
     try {
-      const run = await api(`/runs/${encodeURIComponent(runId)}`, { signal });
-      const seen = JSON.stringify(run);
-      if (seen !== last) { last = seen; onRun(run); }
-      if (FINAL.has(run.state)) return run;
+      const value = await read();
+      if (until(value)) return value;
     } catch (error) {
       if (signal?.aborted) return null;
       onError?.(error);
-      if (error.status === 404 || error.status === 401 || error.status === 403) return null;
+      if ([401, 403, 404].includes(error.status)) return null;
     }
     await sleep(intervalMs, signal);
   }
   return null;
 }
 
-/** Call `onPage(page)` with the runs matching `query` now and every `intervalMs`, until `signal` aborts. */
-export async function watchRuns(query, onPage, { signal, onError, intervalMs = 2000 } = {}) {
-  while (!signal?.aborted) {
-    try {
-      onPage(await api(`/runs?${query}`, { signal }));
-    } catch (error) {
-      if (signal?.aborted) return;
-      onError?.(error);
-      if (error.status === 401 || error.status === 403) return;
-    }
-    await sleep(intervalMs, signal);
+/** Read now, then again on every event of `stream` (and every 5 s for the clocks); "fallback" when
+ * the stream cannot be followed, so the caller polls instead. */
+async function followEvents(stream, read, { signal, onError, until }) {
+  let value;
+  try {
+    value = await read();
+  } catch (error) {
+    if (signal?.aborted) return null;
+    onError?.(error);
+    return [401, 403, 404].includes(error.status) ? null : "fallback";
   }
+  if (until(value)) return value;
+  const ticker = setInterval(() => read().catch(() => {}), 5000);
+  let lastEventId = null, failures = 0;
+  try {
+    while (!signal?.aborted && failures < 3) {
+      try {
+        for await (const event of sse(stream, { signal, lastEventId })) {
+          if (event.id) lastEventId = event.id;
+          failures = 0;
+          if (event.event === "dropped") break;  // fell behind: reconnect from lastEventId
+          if (event.event === "end") return await read();
+          read().catch((error) => onError?.(error));  // coalesced: a burst of events is one or two reads
+        }
+      } catch (error) {
+        if (signal?.aborted) return null;
+        if (error.status && error.status < 500 && error.status !== 404) { onError?.(error); return null; }
+        if (error.status === 404) return "fallback";
+      }
+      failures += 1;
+      await sleep(300 * failures, signal);
+    }
+  } finally {
+    clearInterval(ticker);
+  }
+  return signal?.aborted ? null : "fallback";
 }
