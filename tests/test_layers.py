@@ -24,7 +24,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "worldtree"
 #: and Argo (export/submit use the model, the command builder and the condition evaluator); stacks
 #: apply through plugins; the server and the MCP server are clients of the app and stack layers.
 RANK = {"errors": 0, "api": 0, "model": 1, "compile": 2, "connectors": 3, "ops": 4, "store": 5, "backends": 5,
-        "engine": 6, "app": 7, "plugins": 7, "argo": 7, "gitops": 7, "testing": 8, "stack": 8, "server": 9,
+        "engine": 6, "app": 7, "agent": 8, "plugins": 7, "argo": 7, "gitops": 7, "testing": 8, "stack": 8, "server": 9,
         "skills": 8, "mcp": 9, "cli": 10}
 
 

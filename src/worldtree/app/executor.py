@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from worldtree.app import agents
 from worldtree.app.runs import (
     RunOptions,
     RunResult,
@@ -134,7 +135,8 @@ class Executor:
             _reap_leftovers(run_id, self.grace_seconds)
         allow_env = stored.get("allow_env")
         options = RunOptions(grace_seconds=self.grace_seconds, inherit_env="allowlist",
-                             allow_env=list(allow_env) if isinstance(allow_env, list) else [])
+                             allow_env=list(allow_env) if isinstance(allow_env, list) else [],
+                             backend_factory=agents.backend_factory(self.store, graph))
         state: RunState | None = None
         try:
             result = _execute(run_id, graph, workdir, self.store, options, config, secrets, masker, _quiet,

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from worldtree.app.artifacts import with_artifacts
 from worldtree.app.secrets import literal_credentials, load_secrets, secret_names
 from worldtree.app.workdir import Workdir, prepare_workdir
-from worldtree.backends.base import RunContext
+from worldtree.backends.base import Backend, RunContext
 from worldtree.compile.diagnostics import Diagnostic
 from worldtree.engine.driver import RunDriver
 from worldtree.engine.environment import RUN_ID_VAR
@@ -46,6 +46,8 @@ class RunOptions:
     config_path: str | None = None
     #: what host steps inherit of this process's environment: "allowlist" for server executors
     inherit_env: Literal["all", "allowlist"] = "all"
+    #: the backends the run's dispatcher uses (None: the registry's); the server routes agent jobs here
+    backend_factory: Callable[[str, RunContext], Backend] | None = None
 
 
 @dataclass
@@ -333,7 +335,8 @@ def _execute(run_id: str, graph: ExecutionGraph, workdir: Workdir, store: RunSto
                      output_paused=lambda: writer.backlog > OUTPUT_HIGH_WATER)
     listener, collected = with_artifacts(_StoreListener(writer), store, run_id, attempt, graph, workdir.path)
     driver = local_driver(ctx, listener, concurrency=options.concurrency, secrets=secrets,
-                          masker=masker, reuse=reuse, on_scopes=writer.scope_deadlines)
+                          masker=masker, reuse=reuse, on_scopes=writer.scope_deadlines,
+                          backend_factory=options.backend_factory)
     holder.append(driver)
     state = RunState.ERROR
     try:

@@ -18,6 +18,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from worldtree import __version__
+from worldtree.cli.agent import agent_command
+from worldtree.cli.agent import register as register_agents
 from worldtree.cli.agents_explain import agents_app
 from worldtree.cli.apply import apply as apply_command
 from worldtree.cli.argo import argo_app
@@ -41,7 +43,9 @@ app.add_typer(skills_app, name="skills")
 app.command("mcp")(mcp_command)
 app.add_typer(argo_app, name="argo")
 app.add_typer(repo_app, name="repo")
+register_agents(agents_app)  # `worldtree agents` lists; `agents explain` is its own module
 app.add_typer(agents_app, name="agents")  # `agents explain`; the agents CLI adds its commands to it
+app.command("agent")(agent_command)  # `worldtree agent --server HOST:PORT`: run an agent
 
 _state: dict[str, Any] = {"debug": False, "store": None}
 T = TypeVar("T")

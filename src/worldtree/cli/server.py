@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -38,6 +38,17 @@ def serve(
         "--auth/--no-auth", envvar="WORLDTREE_AUTH",
         help="Require API tokens (`worldtree token create`). Default: on, except on a loopback address; "
              "--no-auth is refused on any other address.")] = None,
+    grpc_port: Annotated[int | None, typer.Option(
+        "--grpc-port", envvar="WORLDTREE_GRPC_PORT", min=-1, max=65535,
+        help="gRPC port for agents and JobService (0 picks a free one and prints it; -1: no gRPC). "
+             "Default 9090; when it is taken the server runs without gRPC and says so.")] = None,
+    grpc_tls_cert: Annotated[str | None, typer.Option("--grpc-tls-cert", envvar="WORLDTREE_GRPC_TLS_CERT",
+                                                      help="PEM certificate: serve gRPC over TLS.")] = None,
+    grpc_tls_key: Annotated[str | None, typer.Option("--grpc-tls-key", envvar="WORLDTREE_GRPC_TLS_KEY",
+                                                     help="PEM private key of --grpc-tls-cert.")] = None,
+    jobs_on: Annotated[str, typer.Option(
+        "--jobs-on", envvar="WORLDTREE_JOBS_ON",
+        help="auto: jobs with a label selector run on agents, others in-process; agents: every job.")] = "auto",
 ) -> None:
     """Serve ``/api/v1`` on HOST:PORT and run queued pipelines with N executors."""
     from worldtree.cli.main import _guard
@@ -62,7 +73,8 @@ def serve(
 
     app = create_app(ServerSettings(store_url=url, data_dir=data, executors=executors, lease_seconds=lease_seconds,
                                     auth=auth, drain_seconds=drain_seconds,
-                                    poll_seconds=poll_seconds))
+                                    poll_seconds=poll_seconds,
+                                    **_grpc_settings(host, grpc_port, grpc_tls_cert, grpc_tls_key, jobs_on)))
     sock = _listen(host, port)  # bound before anything is printed: a busy port is a clear error
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
@@ -70,6 +82,21 @@ def serve(
                f"{executors} executor(s); {'tokens required' if auth else 'no authentication'})", err=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _grpc_settings(host: str, port: int | None, cert: str | None, key: str | None, jobs_on: str) -> dict[str, Any]:
+    """ServerSettings' gRPC fields; ``--jobs-on`` reaches the executors through WORLDTREE_JOBS_ON."""
+    if jobs_on not in ("auto", "agents"):
+        typer.echo(f"error: --jobs-on {jobs_on}: expected auto or agents", err=True)
+        raise typer.Exit(2)
+    if bool(cert) != bool(key):
+        typer.echo("error: --grpc-tls-cert and --grpc-tls-key go together; give both for TLS", err=True)
+        raise typer.Exit(2)
+    os.environ["WORLDTREE_JOBS_ON"] = jobs_on
+    if port == -1:
+        return {"grpc_port": None}
+    return {"grpc_port": 9090 if port is None else port, "grpc_optional": port is None, "grpc_host": host,
+            "grpc_tls_cert": cert, "grpc_tls_key": key}
 
 
 def _listen(host: str, port: int) -> socket.socket:

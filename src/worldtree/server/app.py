@@ -55,6 +55,13 @@ class ServerSettings:
     drain_seconds: float = 25.0
     #: check tokens and roles (off only on a loopback address: the CLI enforces it)
     auth: bool = True
+    #: gRPC (agents, JobService) beside the REST API: port (0 picks a free one; None: no gRPC), host, TLS
+    grpc_port: int | None = None
+    grpc_host: str = "127.0.0.1"
+    grpc_tls_cert: str | None = None
+    grpc_tls_key: str | None = None
+    #: the default port: when it is taken, run without gRPC (and say so) instead of failing
+    grpc_optional: bool = False
 
 
 @dataclass
@@ -96,6 +103,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if settings.executors:  # PostgreSQL: a submit on any replica wakes these executors at once
             store.listen_queue(runtime.wake.set, runtime.stop)
         app.state.runtime = runtime
+        from worldtree.server import grpc_server  # agents and JobService over gRPC (--grpc-port)
+
+        grpc_handle = grpc_server.start_for_app(store, settings)
         from worldtree.gitops import runtime as gitops_runtime  # webhook consumer, commit statuses, schedules
 
         app.state.gitops = gitops_runtime.start(store, settings.data_dir, runtime.stop, runtime.wake, runtime.threads)
@@ -106,6 +116,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             # running then is left to its lease: a restart (or another replica) takes it over.
             runtime.stop.set()
             runtime.wake.set()
+            grpc_server.stop(grpc_handle)
             from anyio import to_thread
 
             await to_thread.run_sync(_join, runtime.threads, settings.drain_seconds)
@@ -124,6 +135,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(routes_repos.router)  # /api/v1/repos, /api/v1/schedules
     app.include_router(explain_router)  # GET /api/v1/jobs/{id}/explain (before other /jobs/{id...} routes)
     app.include_router(console_router)  # the web console and GET /api/v1/whoami
+    from worldtree.server import routes_agents
+
+    app.include_router(routes_agents.router)  # /api/v1/agents
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     def prometheus() -> Response:

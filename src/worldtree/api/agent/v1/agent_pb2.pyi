@@ -204,7 +204,7 @@ class Agent(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[AgentStatus, str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[int] = ..., running: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., metrics: _Optional[_Union[AgentMetrics, _Mapping]] = ..., registered_at_ms: _Optional[int] = ..., last_seen_ms: _Optional[int] = ..., draining: _Optional[bool] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "job_id", "node_json", "env", "secrets", "try_number", "purpose", "precheck", "timeout_seconds", "commands", "step")
+    __slots__ = ("task_id", "job_id", "node_json", "env", "secrets", "try_number", "purpose", "precheck", "timeout_seconds", "commands", "step", "workdir")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +223,7 @@ class Task(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     COMMANDS_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
+    WORKDIR_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     job_id: str
     node_json: str
@@ -234,10 +235,11 @@ class Task(_message.Message):
     timeout_seconds: float
     commands: _containers.RepeatedScalarFieldContainer[str]
     step: str
-    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., node_json: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Iterable[str]] = ..., try_number: _Optional[int] = ..., purpose: _Optional[str] = ..., precheck: _Optional[bool] = ..., timeout_seconds: _Optional[float] = ..., commands: _Optional[_Iterable[str]] = ..., step: _Optional[str] = ...) -> None: ...
+    workdir: str
+    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., node_json: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Iterable[str]] = ..., try_number: _Optional[int] = ..., purpose: _Optional[str] = ..., precheck: _Optional[bool] = ..., timeout_seconds: _Optional[float] = ..., commands: _Optional[_Iterable[str]] = ..., step: _Optional[str] = ..., workdir: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "run_id", "attempt", "name", "pipeline", "label_selector", "lease_token", "lease_seconds", "status", "workspace", "env", "image", "timeout_seconds", "commands")
+    __slots__ = ("job_id", "run_id", "attempt", "name", "pipeline", "label_selector", "lease_token", "lease_seconds", "status", "workspace", "env", "image", "timeout_seconds", "commands", "graph_json")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -259,6 +261,7 @@ class Job(_message.Message):
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_JSON_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     run_id: str
     attempt: int
@@ -273,7 +276,8 @@ class Job(_message.Message):
     image: str
     timeout_seconds: int
     commands: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, job_id: _Optional[str] = ..., run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., name: _Optional[str] = ..., pipeline: _Optional[str] = ..., label_selector: _Optional[_Union[LabelSelector, _Mapping]] = ..., lease_token: _Optional[int] = ..., lease_seconds: _Optional[float] = ..., status: _Optional[_Union[JobStatus, str]] = ..., workspace: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., image: _Optional[str] = ..., timeout_seconds: _Optional[int] = ..., commands: _Optional[_Iterable[str]] = ...) -> None: ...
+    graph_json: str
+    def __init__(self, job_id: _Optional[str] = ..., run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., name: _Optional[str] = ..., pipeline: _Optional[str] = ..., label_selector: _Optional[_Union[LabelSelector, _Mapping]] = ..., lease_token: _Optional[int] = ..., lease_seconds: _Optional[float] = ..., status: _Optional[_Union[JobStatus, str]] = ..., workspace: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., image: _Optional[str] = ..., timeout_seconds: _Optional[int] = ..., commands: _Optional[_Iterable[str]] = ..., graph_json: _Optional[str] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
     __slots__ = ("protocol_version", "agent_id", "name", "host", "labels", "capacity", "token")

@@ -1,0 +1,1 @@
+"""The worldtree agent: a remote executor that claims jobs from a worldtree server over gRPC."""

@@ -1,0 +1,456 @@
+"""Agents: the application functions behind AgentService, REST and the CLI, and the coordinator side.
+
+An agent registers, heartbeats (renewing the leases of the jobs it holds), claims JOBS whose label
+selector matches it and runs their TASKS. The run itself stays with the server's executor: its
+one :class:`~worldtree.engine.machine.Machine` decides every try, timeout, retry and cancel exactly
+as for a local run. Only the execution of a node's command is routed: :func:`backend_factory`
+gives the executor's ``LocalDispatcher`` a backend that, for a node that must run on an agent
+(its job has a selector, or the server runs every job on agents), queues an ``agent_tasks`` row
+for the node's job and waits for the agent's report, forwarding the lines the agent sent to the
+run's log on the way. A cancel or timeout becomes a stop request the agent sees at its next fetch
+(the long-poll is woken at once in this process). When the job's agent stops renewing its lease,
+the task ends as an error (the machine's "lost" semantics: a failed try, retried per ``retry``);
+the next try creates a new agent job that another matching agent claims. Late reports from the
+lost agent are refused by the fencing token.
+
+Everything here goes through :class:`~worldtree.store.agents.AgentRows`, so replicas share it;
+the wake-ups (:data:`BELL`) are per process and only make things faster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from worldtree.errors import BackendError, UsageError
+from worldtree.model.labels import LabelSelector
+from worldtree.store.agents import AgentRow, AgentRows, JobRow, TaskRow, engine_of
+
+if TYPE_CHECKING:
+    from worldtree.backends.base import Backend, OutputSink, RunContext, StepRequest
+    from worldtree.model.graph import ExecutionGraph, Node
+    from worldtree.store.api import RunStore
+
+#: The wire protocol this server speaks (``RegisterRequest.protocol_version``).
+PROTOCOL_VERSION = 1
+
+
+class ProtocolMismatch(UsageError):
+    """An agent speaking another protocol version registered."""
+
+
+@dataclass
+class AgentSettings:
+    """Timing of agents; env ``WORLDTREE_AGENT_*`` (tests use short ones)."""
+
+    heartbeat_seconds: float = 10.0
+    #: missed heartbeats before an agent counts as offline and its leases lapse
+    missed_heartbeats: int = 3
+    #: ``agents``: every job runs on an agent; ``auto``: only jobs with a selector do
+    jobs_on: Literal["auto", "agents"] = "auto"
+    #: how often a waiting task is looked at (lines and outcome)
+    poll_seconds: float = 0.05
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.heartbeat_seconds * self.missed_heartbeats
+
+    @classmethod
+    def from_env(cls) -> AgentSettings:
+        env = os.environ
+        jobs_on = env.get("WORLDTREE_JOBS_ON", "auto").strip().lower() or "auto"
+        if jobs_on not in ("auto", "agents"):
+            raise UsageError(f"WORLDTREE_JOBS_ON={jobs_on!r}: expected auto or agents")
+        return cls(heartbeat_seconds=float(env.get("WORLDTREE_AGENT_HEARTBEAT_SECONDS", "10")),
+                   missed_heartbeats=int(env.get("WORLDTREE_AGENT_MISSED_HEARTBEATS", "3")),
+                   jobs_on="agents" if jobs_on == "agents" else "auto")
+
+
+class Bell:
+    """Wakes long-polling fetches in this process when work or a stop request appears."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._gen = 0
+
+    def ring(self) -> None:
+        with self._cond:
+            self._gen += 1
+            self._cond.notify_all()
+
+    def generation(self) -> int:
+        with self._cond:
+            return self._gen
+
+    def wait(self, seen: int, timeout: float) -> None:
+        with self._cond:
+            if self._gen == seen:
+                self._cond.wait(timeout)
+
+
+BELL = Bell()
+#: Secret values of queued tasks, handed to the agent with the task and never stored.
+_TASK_SECRETS: dict[str, dict[str, str]] = {}
+
+
+def rows_of(store: RunStore) -> AgentRows:
+    return AgentRows(engine_of(store))
+
+
+# -- application functions (AgentService, REST, CLI) --------------------------------------------------
+def register(store: RunStore, *, protocol_version: int, agent_id: str | None, name: str,
+             labels: dict[str, str], capacity: int, host: dict[str, Any],
+             settings: AgentSettings | None = None) -> dict[str, Any]:
+    settings = settings or AgentSettings.from_env()
+    if protocol_version != PROTOCOL_VERSION:
+        raise ProtocolMismatch(f"agent speaks protocol version {protocol_version}, this server speaks "
+                               f"{PROTOCOL_VERSION}; run a worldtree agent of the server's version "
+                               f"(server {_version()})")
+    if capacity < 1:
+        raise UsageError(f"capacity must be at least 1, got {capacity}")
+    _check_labels(labels)
+    new = rows_of(store).register(agent_id or None, name=name, labels=labels, capacity=capacity, host=host)
+    BELL.ring()
+    return {"agent_id": new, "heartbeat_interval_seconds": settings.heartbeat_seconds,
+            "lease_seconds": settings.lease_seconds, "labels": labels}
+
+
+def _version() -> str:
+    from worldtree import __version__
+
+    return __version__
+
+
+def _check_labels(labels: dict[str, str]) -> None:
+    from worldtree.model.labels import parse_labels
+
+    for key, value in labels.items():
+        if "," in value or "=" in key:
+            raise UsageError(f"label {key}={value}: keys hold no '=' and values no ','")
+    if labels:
+        parse_labels(",".join(f"{k}={v}" for k, v in labels.items()))
+
+
+def unregister(store: RunStore, agent_id: str) -> bool:
+    found = rows_of(store).unregister(agent_id)
+    BELL.ring()
+    return found
+
+
+def heartbeat(store: RunStore, agent_id: str, *, metrics: dict[str, Any] | None = None,
+              labels: dict[str, str] | None = None, leases: list[tuple[str, int]] | None = None,
+              draining: bool | None = None, settings: AgentSettings | None = None) -> list[str] | None:
+    """Renew; the job ids the agent no longer holds (None: unknown agent, register again)."""
+    settings = settings or AgentSettings.from_env()
+    rows = rows_of(store)
+    revoked = rows.heartbeat(agent_id, metrics=metrics, labels=labels or None, leases=leases or [],
+                             lease_seconds=settings.lease_seconds, draining=draining)
+    _sweep(rows, settings)
+    return revoked
+
+
+def update_labels(store: RunStore, agent_id: str, labels: dict[str, str], *, merge: bool) -> dict[str, str]:
+    _check_labels(labels)
+    new = rows_of(store).update_labels(agent_id, labels, merge=merge)
+    if new is None:
+        raise LookupError(f"no agent {agent_id}")
+    BELL.ring()
+    return new
+
+
+def drain(store: RunStore, agent_id: str) -> dict[str, Any]:
+    """The agent finishes what it runs and takes no new job (until it registers again)."""
+    if not rows_of(store).set_draining(agent_id, True):
+        raise LookupError(f"no agent {agent_id}")
+    return get_agent(store, agent_id)
+
+
+def view(row: AgentRow) -> dict[str, Any]:
+    status = row.status
+    if status == "online":
+        status = "busy" if row.running >= row.capacity else "idle"
+    return {"id": row.id, "name": row.name, "status": status, "online": row.status == "online",
+            "labels": row.labels, "capacity": row.capacity, "running": row.running, "draining": row.draining,
+            "host": row.host, "metrics": row.metrics, "registered_at": row.registered_at.isoformat(),
+            "last_seen": row.last_seen.isoformat(),
+            "offline_since": row.offline_since.isoformat() if row.offline_since else None}
+
+
+def list_agents(store: RunStore) -> list[dict[str, Any]]:
+    """Every agent with what ``worldtree agents explain`` needs: labels, status, capacity, running, last_seen."""
+    rows = rows_of(store)
+    _sweep(rows, AgentSettings.from_env())
+    return [view(r) for r in rows.all_agents()]
+
+
+def get_agent(store: RunStore, agent_id: str) -> dict[str, Any]:
+    row = rows_of(store).get(agent_id)
+    if row is None:
+        raise LookupError(f"no agent {agent_id}")
+    return view(row)
+
+
+@dataclass
+class Fetched:
+    """What a fetch hands the agent: new jobs, tasks to start, tasks to stop, jobs that ended."""
+
+    jobs: list[JobRow] = field(default_factory=list)
+    tasks: list[tuple[TaskRow, JobRow, dict[str, str]]] = field(default_factory=list)
+    stop: list[str] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.jobs or self.tasks or self.stop or self.ended)
+
+
+_last_sweep = [0.0]
+
+
+def _sweep(rows: AgentRows, settings: AgentSettings, every: float = 0.5) -> None:
+    now = time.monotonic()
+    if now - _last_sweep[0] < every:
+        return
+    _last_sweep[0] = now
+    silent, lost = rows.sweep(offline_after=settings.lease_seconds)
+    if silent or lost:
+        BELL.ring()
+
+
+def fetch(store: RunStore, agent_id: str, *, max_jobs: int, wait_seconds: float, held: list[str],
+          settings: AgentSettings | None = None) -> Fetched:
+    """Claim matching jobs (least loaded first) and collect this agent's tasks; long-poll up to ``wait_seconds``."""
+    settings = settings or AgentSettings.from_env()
+    rows = rows_of(store)
+    deadline = time.monotonic() + max(0.0, min(wait_seconds, 30.0))
+    while True:
+        seen = BELL.generation()
+        _sweep(rows, settings)
+        me = rows.get(agent_id)
+        if me is None:
+            raise LookupError(f"no agent {agent_id}: register again")
+        out = Fetched()
+        if me.status == "online" and not me.draining and max_jobs > 0:
+            out.jobs = _claim(rows, me, max_jobs, settings)
+        delivered, out.stop, _ = rows.deliver(agent_id)
+        out.tasks = [(t, j, _TASK_SECRETS.pop(t.id, {})) for t, j in delivered]
+        out.ended = rows.ended_jobs(agent_id, held)
+        if out or time.monotonic() >= deadline:
+            return out
+        BELL.wait(seen, min(0.25, max(0.0, deadline - time.monotonic())))
+
+
+#: A job younger than this waits for a less loaded matching agent before a busier one takes it.
+_PREFER_LESS_LOADED_SECONDS = 1.0
+
+
+def _claim(rows: AgentRows, me: AgentRow, max_jobs: int, settings: AgentSettings) -> list[JobRow]:
+    candidates = rows.claimable()
+    if not candidates:
+        return []
+    others = [a for a in rows.all_agents() if a.id != me.id and a.status == "online" and not a.draining
+              and a.running < a.capacity]
+    load = me.running
+    won: list[JobRow] = []
+    for job in candidates:
+        if len(won) >= max_jobs or load >= me.capacity:
+            break
+        selector = _selector(job.selector)
+        if selector is not None and not selector.matches(me.labels):
+            continue
+        young = (time.time() - _created(job)) < _PREFER_LESS_LOADED_SECONDS
+        if young and any(a.running < load and (selector is None or selector.matches(a.labels)) for a in others):
+            continue  # a less loaded matching agent takes it (least loaded wins)
+        claimed = rows.claim(job.id, me.id, settings.lease_seconds)
+        if claimed is not None:
+            won.append(claimed)
+            load += 1
+    return won
+
+
+def _created(job: JobRow) -> float:
+    """When this process queued the job (0 for another replica's: it counts as old)."""
+    return _job_created.get(job.id, 0.0)
+
+
+_job_created: dict[str, float] = {}
+
+
+def _selector(text: str | None) -> LabelSelector | None:
+    return None if not text else LabelSelector.model_validate_json(text)
+
+
+def report_status(store: RunStore, agent_id: str, *, job_id: str, token: int, task_id: str,
+                  exit_code: int | None, error: str | None, stopped: bool) -> bool:
+    """Record a task's end; False when the report is stale (the agent lost that job's lease)."""
+    ok = rows_of(store).report(agent_id, job_id, token, task_id, exit_code=exit_code, error=error, stopped=stopped)
+    BELL.ring()
+    return ok
+
+
+def report_log(store: RunStore, agent_id: str, *, job_id: str, token: int,
+               lines: list[tuple[int, str, str, str]]) -> int | None:
+    """Store a batch of lines; the last line number stored (None: stale lease, the lines are refused)."""
+    return rows_of(store).append_lines(agent_id, job_id, token, lines)
+
+
+def request_cancel(store: RunStore, task_id: str, why: str) -> None:
+    rows_of(store).request_stop(task_id, why)
+    BELL.ring()
+
+
+def job_lines(store: RunStore, job_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+    return [{"line": r.line, "task_id": r.task_id, "stream": r.stream, "content": r.content}
+            for r in rows_of(store).lines(job_id, after, limit)]
+
+
+# -- the coordinator side: a backend that runs a node's command on an agent ----------------------------
+def routed(node: Node, settings: AgentSettings) -> bool:
+    """Whether ``node`` runs on an agent: its job selects agents, or every job does."""
+    return node.selector is not None or settings.jobs_on == "agents"
+
+
+BackendFactory = Callable[[str, "RunContext"], "Backend"]
+
+
+def backend_factory(store: RunStore, graph: ExecutionGraph,
+                    settings: AgentSettings | None = None) -> BackendFactory | None:
+    """For the executor: None when no node of ``graph`` runs on an agent (nothing changes)."""
+    settings = settings or AgentSettings.from_env()
+    if not any(routed(n, settings) for n in graph.nodes):
+        return None
+    shared: dict[str, RunAgents] = {}
+
+    def make(kind: str, ctx: RunContext) -> Backend:
+        run = shared.get("run")
+        if run is None:
+            run = shared["run"] = RunAgents(rows_of(store), ctx, settings)
+        return _Routed(kind, ctx, run)
+
+    return make
+
+
+class RunAgents:
+    """One run attempt's jobs on agents: job path -> the agent job that runs its nodes now."""
+
+    def __init__(self, rows: AgentRows, ctx: RunContext, settings: AgentSettings) -> None:
+        self.rows = rows
+        self.ctx = ctx
+        self.settings = settings
+        self.graph_json = ctx.graph.model_dump_json()
+        self._jobs: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    async def _job_for(self, node: Node) -> str:
+        async with self._lock:
+            job_id = self._jobs.get(node.job)
+            if job_id is not None:
+                row = await asyncio.to_thread(self.rows.job, job_id)
+                if row is not None and row.state in ("queued", "claimed"):
+                    return job_id
+            selector = node.selector.model_dump_json() if node.selector is not None else None
+            job_id = await asyncio.to_thread(self.rows.create_job, run_id=self.ctx.run_id, attempt=self.ctx.attempt,
+                                             job=node.job, selector=selector, graph=self.graph_json)
+            _job_created[job_id] = time.time()
+            self._jobs[node.job] = job_id
+            return job_id
+
+    async def execute(self, req: StepRequest, output: OutputSink) -> int:
+        node = req.node
+        job_id = await self._job_for(node)
+        hidden = {name: req.env[name] for name in node.secrets if name in req.env}
+        env = {k: v for k, v in req.env.items() if k not in hidden}
+        task_id = await asyncio.to_thread(self.rows.add_task, job_id, node=node.id, command=req.command, env=env,
+                                          purpose=req.purpose, try_number=req.try_number, workdir=node.workdir)
+        secret_values = dict(hidden)
+        if self.ctx.secret_values:
+            secret_values.update({f"__mask_{i}": v for i, v in enumerate(self.ctx.secret_values)})
+        if secret_values:
+            _TASK_SECRETS[task_id] = secret_values
+        BELL.ring()
+        last = 0
+        try:
+            while True:
+                task, job, lines = await asyncio.to_thread(self.rows.poll, task_id, job_id, last)
+                for line in lines:
+                    last = line.line
+                    if line.task_id == task_id:
+                        output("stderr" if line.stream == "stderr" else "stdout", line.content)
+                if task is None or job is None:
+                    raise BackendError(f"agent task {task_id} vanished from the store")
+                if task.state == "done":
+                    _TASK_SECRETS.pop(task_id, None)
+                    if task.error:
+                        raise BackendError(task.error)
+                    if task.stopped or task.exit_code is None:
+                        raise BackendError(f"the agent stopped step {node.id} on its own")
+                    return task.exit_code
+                if job.state in ("lost", "done"):
+                    await asyncio.to_thread(self.rows.abandon_task, task_id, "lost")
+                    who = f"agent {job.agent_id}" if job.agent_id else "no agent"
+                    raise BackendError(f"job {node.job} lost on {who}: {job.error or job.state}; "
+                                       "the next try runs on another matching agent")
+                await asyncio.to_thread(_sweep, self.rows, self.settings)
+                await asyncio.sleep(self.settings.poll_seconds)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._stop(task_id, job_id))
+            raise
+
+    async def _stop(self, task_id: str, job_id: str) -> None:
+        """Ask the agent to stop the task, and wait (bounded) until it says it did or its job is gone."""
+        await asyncio.to_thread(request_cancel_rows, self.rows, task_id)
+        deadline = time.monotonic() + self.ctx.grace_seconds + 2.0
+        while time.monotonic() < deadline:
+            task, job, _ = await asyncio.to_thread(self.rows.poll, task_id, job_id, 1 << 62)
+            if task is None or task.state == "done" or job is None or job.state in ("lost", "done"):
+                break
+            await asyncio.sleep(self.settings.poll_seconds)
+        _TASK_SECRETS.pop(task_id, None)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.to_thread(self.rows.finish_jobs, self.ctx.run_id, self.ctx.attempt)
+        BELL.ring()
+
+
+def request_cancel_rows(rows: AgentRows, task_id: str) -> None:
+    rows.request_stop(task_id, "stop")
+    BELL.ring()
+
+
+class _Routed:
+    """The backend one kind of target gets: a node routed to agents goes there, others run here."""
+
+    def __init__(self, kind: str, ctx: RunContext, run: RunAgents) -> None:
+        self.kind = kind
+        self.ctx = ctx
+        self.run = run
+        self._inner: Backend | None = None
+
+    async def execute(self, req: StepRequest, output: OutputSink) -> int:
+        if routed(req.node, self.run.settings):
+            return await self.run.execute(req, output)
+        if self._inner is None:
+            from worldtree.backends.registry import create_backend
+
+            self._inner = create_backend(self.kind, self.ctx)
+        return await self._inner.execute(req, output)
+
+    async def close(self) -> None:
+        try:
+            if self._inner is not None:
+                await self._inner.close()
+        finally:
+            await self.run.close()
+
+
+__all__ = ["BELL", "PROTOCOL_VERSION", "AgentSettings", "Fetched", "ProtocolMismatch",
+           "backend_factory", "drain", "fetch", "get_agent", "heartbeat", "list_agents", "register",
+           "report_log", "report_status", "unregister", "update_labels"]
