@@ -106,11 +106,11 @@ def test_explain_a_queued_job_from_the_store(store: RunStore, tmp_path: Path) ->
     _add_agents(store, FLEET)
     with engine_of(store).begin() as conn:  # the agent "full" holds 2 jobs: running counts rows it claimed
         for i in range(2):
-            conn.execute(insert(agent_jobs).values(id=f"aj-{i}", run_id=run_id, attempt=1, job="build/compile",
+            conn.execute(insert(agent_jobs).values(id=f"aj-{i}", run_id=run_id, attempt=1, job="compile",
                                                    graph="{}", state="claimed", agent_id="id-full",
                                                    created_at=T0))
     got = explain(store, f"{run_id}:build/compile")
-    assert got["job_id"] == f"{run_id}:build/compile" and got["state"] == "pending"
+    assert got["job_id"] == f"{run_id}:build.compile" and got["state"] == "queued"
     assert got["selector_text"] == "os=linux, gpu EXISTS, cpu-cores GT [8]"
     lines = {line["agent"]: line["reason"] for line in got["agents"]}
     assert lines["small"] == "cpu-cores: 4 is not > 8"
@@ -121,12 +121,12 @@ def test_explain_a_queued_job_from_the_store(store: RunStore, tmp_path: Path) ->
     assert explain(store, f"{run_id}/compile")["job_id"] == got["job_id"]
     assert explain(store, "aj-0")["job_id"] == got["job_id"]
     # a job waiting for its needs says so before any agent talk
-    assert explain(store, f"{run_id}:unit")["summary"] == "the job waits for the jobs it needs: build/compile"
+    assert explain(store, f"{run_id}:unit")["summary"] == "the job waits for the jobs it needs: build.compile"
 
 
 def test_explain_errors(store: RunStore, tmp_path: Path) -> None:
     run_id = service.submit(store, service.ServiceConfig(str(tmp_path)), DOC)["id"]
-    with pytest.raises(service.NotFoundError, match="has no job 'deploy'; its jobs: build/compile, test/unit"):
+    with pytest.raises(service.NotFoundError, match=r"has no job 'deploy'; its jobs: build\.compile, test\.unit"):
         explain(store, f"{run_id}:deploy")
     with pytest.raises(service.NotFoundError, match="no run 'nope'"):
         explain(store, "nope:compile")

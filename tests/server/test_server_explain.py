@@ -54,7 +54,7 @@ def test_explain_over_rest_and_cli(servers: Servers) -> None:
     response = server.get(f"/api/v1/jobs/{run_id}:build/compile/explain")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["state"] == "pending" and body["job_id"] == f"{run_id}:build/compile"
+    assert body["state"] == "queued" and body["job_id"] == f"{run_id}:build.compile"
     assert body["selector_text"] == "cpu-cores GT [8]"  # the job's selector replaces the pipeline's
     assert [(a["agent"], a["reason"]) for a in body["agents"]] == [
         ("a-small", "cpu-cores: 4 is not > 8"), ("b-big", "offline since 2026-11-30T01:02:03+00:00")]
@@ -68,12 +68,12 @@ def test_explain_over_rest_and_cli(servers: Servers) -> None:
     remote = _cli(f"{run_id}:compile", "--server", server.url)
     assert remote.returncode == 0, remote.stderr
     assert remote.stdout.splitlines() == [
-        f"job {run_id}:build/compile: pending; agents: cpu-cores GT [8]",
+        f"job {run_id}:build.compile: queued; agents: cpu-cores GT [8]",
         f"  {body['summary']}",
         "  a-small  cpu-cores: 4 is not > 8",
         "  b-big    offline since 2026-11-30T01:02:03+00:00",
     ]
-    local = _cli(f"{run_id}/build/compile", "--store", servers.store, "--json")
+    local = _cli(f"{run_id}:build.compile", "--store", servers.store, "--json")
     assert local.returncode == 0, local.stderr
     assert json.loads(local.stdout) == body
     bad = _cli(f"{run_id}:nope", "--server", server.url)

@@ -12,9 +12,9 @@ runner; Buildkite shows nothing. Here each agent gets one line, the first that a
 5. ``matches (2/4 busy)``: it can take the job.
 
 :func:`explain_job` is pure (selector + agents -> lines), so the CLI, REST, gRPC and the console
-render the same words; :func:`explain` resolves a job id against the store. A job id is
-``RUN_ID:JOB`` (or ``RUN_ID/JOB``, as JobService spells it), where JOB is the job's name, its
-``stage/job`` path, or its node-id prefix; or the id of an agent job row.
+render the same words; :func:`explain` resolves a job id against the store: a job id of
+:mod:`worldtree.app.jobs` (``RUN_ID:build.compile``; a job's name or ``stage/job`` do too), or the
+id of an agent job row.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from worldtree.app.runs import _load_graph
-from worldtree.app.service import NotFoundError, _record, _state
+from worldtree.app.jobs import job_key as _job_key
+from worldtree.app.jobs import job_state, parse_job_id, resolve
+from worldtree.app.service import _state
 from worldtree.errors import UsageError
-from worldtree.model.graph import ExecutionGraph, Node, slug
+from worldtree.model.graph import ExecutionGraph, Node
 from worldtree.model.labels import LabelSelector
-from worldtree.model.states import DONE_OK, TERMINAL, NodeState
+from worldtree.model.states import TERMINAL, NodeState
 from worldtree.store.agent_snapshots import AgentSnapshot, agent_job, agent_snapshots
 from worldtree.store.api import RunStore
 from worldtree.store.server_data import engine_of
@@ -94,21 +95,14 @@ def explain(store: RunStore, job_id: str) -> dict[str, Any]:
     ``summary``; the agent lines are there all the same.
     """
     run_id, job = _split(store, job_id)
-    record = _record(store, run_id)
-    graph = _load_graph(record.graph_json)
-    nodes = _job_nodes(graph, job)
-    if not nodes:
-        names = sorted(dict.fromkeys(_job_key(n) for n in graph.nodes if n.kind == "step"))
-        raise NotFoundError(f"run {record.run_id} has no job {job!r}; its jobs: {', '.join(names) or 'none'}")
+    record, graph, nodes = resolve(store, f"{run_id}:{job}")
     selector = nodes[0].selector
     states = {n.node: n.state for n in record.nodes}
-    state = _job_state([states.get(n.id, NodeState.PENDING) for n in nodes])
-    lines = explain_job(selector, agent_snapshots(engine_of(store)))
     run_state = _state(record.state)
-    if state != "pending":
+    state = job_state([states.get(n.id, NodeState.PENDING) for n in nodes], run_state)
+    lines = explain_job(selector, agent_snapshots(engine_of(store)))
+    if state not in ("queued", "pending"):
         summary = f"the job is not pending: it is {state}"
-    elif run_state not in ("queued", "running"):
-        summary = f"the job will not start: its run is {run_state}"
     else:
         waiting = _unfinished_needs(graph, nodes, states)
         summary = (f"the job waits for the jobs it needs: {', '.join(waiting)}" if waiting
@@ -121,43 +115,14 @@ def explain(store: RunStore, job_id: str) -> dict[str, Any]:
 
 
 def _split(store: RunStore, job_id: str) -> tuple[str, str]:
-    for sep in (":", "/"):
-        run_id, found, job = job_id.partition(sep)
-        if found and run_id and job:
-            return run_id, job
-    ref = agent_job(engine_of(store), job_id)
-    if ref is None:
-        raise UsageError(f"job id {job_id!r}: write RUN_ID:JOB (e.g. 20261130-101500-abcde:build/compile), "
-                         "or give the id of an agent job")
-    return ref.run_id, ref.job
-
-
-def _job_key(node: Node) -> str:
-    """The job's part of a node id: ``stage/job`` or ``job`` (slugged), as ids derive from names."""
-    return node.id.rsplit("/", 1)[0]
-
-
-def _job_nodes(graph: ExecutionGraph, job: str) -> list[Node]:
-    """The step nodes of the job named ``job``, ``stage/job`` or by its node-id prefix."""
-    out = []
-    for n in graph.nodes:
-        if n.kind != "step":
-            continue
-        names = {n.job, _job_key(n), slug(n.job)}
-        if n.stage is not None:
-            names.add(f"{n.stage}/{n.job}")
-        if job in names:
-            out.append(n)
-    return out
-
-
-def _job_state(states: list[str]) -> str:
-    if all(s in TERMINAL for s in states):
-        return "succeeded" if all(s in DONE_OK or s == NodeState.SKIPPED for s in states) else next(
-            s for s in states if s not in DONE_OK and s != NodeState.SKIPPED)
-    if any(s != NodeState.PENDING for s in states):
-        return "running"
-    return "pending"
+    try:
+        return parse_job_id(job_id)
+    except UsageError:
+        ref = agent_job(engine_of(store), job_id)
+        if ref is None:
+            raise UsageError(f"job id {job_id!r}: write RUN_ID:JOB (e.g. 20261130-101500-abcde:build.compile), "
+                             "or give the id of an agent job") from None
+        return ref.run_id, ref.job
 
 
 def _unfinished_needs(graph: ExecutionGraph, nodes: list[Node], states: dict[str, str]) -> list[str]:

@@ -47,7 +47,6 @@ def literal_credentials(graph: ExecutionGraph) -> list[str]:
     engines = {n.target.engine for n in graph.nodes if n.target.engine and "://" in n.target.engine}
     if engines:
         from worldtree.connectors.ssh.target import literal_credentials as from_url
-
         from worldtree.model.idp import literal_idp_credentials
 
         values += [value for url in sorted(engines) for value in from_url(url)]

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from worldtree.errors import StoreError
 from worldtree.store.agents_tables import agent_jobs, agents
 
-__all__ = ["AgentJobRef", "AgentSnapshot", "agent_job", "agent_snapshots"]
+__all__ = ["AgentJobRef", "AgentSnapshot", "agent_job", "agent_snapshots", "job_owners"]
 
 #: ``agent_jobs.state`` values during which the job holds one slot of its agent's capacity
 _HOLDING = ("claimed",)
@@ -87,3 +87,23 @@ def _labels(text: str) -> dict[str, str]:
     except ValueError:
         return {}
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+
+def job_owners(engine: Engine, run_id: str, attempt: int, nodes: list[str]) -> tuple[list[str], str | None]:
+    """Who ran a job: the owners of its nodes' claims (an agent's name, or ``pid@host``) in node
+    order, and the owner of the run's attempt (the executor that drove it)."""
+    from worldtree.store.tables import attempts, node_states
+
+    try:
+        with engine.connect() as conn:
+            rows = dict(conn.execute(select(node_states.c.node, node_states.c.owner).where(
+                node_states.c.run_id == run_id, node_states.c.attempt == attempt,
+                node_states.c.node.in_(nodes))).all())
+            owner = conn.execute(select(attempts.c.owner).where(attempts.c.run_id == run_id,
+                                                                 attempts.c.number == attempt)).scalar()
+            names = dict(conn.execute(select(agents.c.id, agents.c.name)).all())
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read who ran run {run_id}: {exc.__class__.__name__}: {exc}") from None
+    found = [str(rows[n]) for n in nodes if rows.get(n)]
+    return [str(names.get(o, o)) for o in found], owner
