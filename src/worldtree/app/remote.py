@@ -42,20 +42,20 @@ class RemoteRuns:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, filename: str = "<request>", **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ConnectError(f"cannot reach {self.server}: {type(exc).__name__}; "
                                "is `worldtree server` running there?") from None
         if response.status_code >= 400:
-            raise _error(response, self.server)
+            raise _error(response, self.server, filename)
         return response.json() if response.content else None
 
     def submit(self, document: str, *, env: dict[str, str] | None = None,
                filename: str = "<request>") -> dict[str, Any]:
         """Queue ``document``; ``{"id", "state": "queued"}``."""
-        body = self._call("POST", "/api/v1/runs", json={"document": document, "env": dict(env or {})})
+        body = self._call("POST", "/api/v1/runs", filename, json={"document": document, "env": dict(env or {})})
         return {"id": body["id"], "state": body.get("state", "queued")}
 
     def list_runs(self, *, page: int = 1, page_size: int = 50, state: str | None = None,
@@ -91,7 +91,7 @@ def _segment(run_id: str) -> str:
     return run_id
 
 
-def _error(response: httpx.Response, server: str) -> Exception:
+def _error(response: httpx.Response, server: str, filename: str) -> Exception:
     try:
         error = response.json()["error"]
         message = str(error.get("message") or response.status_code)
@@ -99,9 +99,10 @@ def _error(response: httpx.Response, server: str) -> Exception:
     except (ValueError, KeyError, TypeError, AttributeError):
         message, details = f"{response.status_code} {response.reason_phrase}", None
     status = response.status_code
-    if status == 422 and isinstance(details, list) and details:
+    documented = isinstance(details, list) and details and all(isinstance(d, dict) and "line" in d for d in details)
+    if status == 422 and documented:
         return SpecError([Diagnostic("warning" if d.get("severity") == "warning" else "error",
-                                     str(d.get("code", "invalid")), str(d.get("message", "")), "<request>",
+                                     str(d.get("code", "invalid")), str(d.get("message", "")), filename,
                                      int(d.get("line") or 1), int(d.get("col") or 1))
                           for d in details if isinstance(d, dict)])
     if status == 404:
@@ -111,6 +112,8 @@ def _error(response: httpx.Response, server: str) -> Exception:
     if status in (401, 403):
         return UsageError(f"{server} refused the call ({status}): {message}; pass a token with the needed role "
                           "(--token or $WORLDTREE_TOKEN)")
-    if status < 500:
-        return UsageError(message)
+    if status < 500:  # e.g. FastAPI's parameter checks: {"loc", "message"} per problem
+        said = "; ".join(f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('message')}"
+                         for d in details if isinstance(d, dict)) if isinstance(details, list) else ""
+        return UsageError(f"{message} ({said})" if said else message)
     return ConnectError(f"{server} failed ({status}): {message}")
