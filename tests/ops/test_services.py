@@ -91,7 +91,7 @@ async def test_stopped_restarted_and_unknown_unit(tmp_path: Path, fake_systemd: 
     (fake_systemd / "app.active").write_text("active\n")
     path = book(tmp_path, "  - {name: down, op: service.stopped, with: {name: app}}\n"
                           "  - {name: bounce, op: service.restarted, with: {name: app}}\n")
-    plan, outcome = await run_playbook(path)
+    plan, _ = await run_playbook(path)
     rendered = [s.planned.render() for s in plan.steps() if s.planned]
     assert rendered == ["change: systemctl stop app (now active)",
                         "change: systemctl restart app (now active); rollback: unavailable"]
