@@ -93,3 +93,39 @@ def test_runs_list_live_and_filters_on_sqlite(sqlite_servers: Servers, console: 
 @pytest.mark.postgres
 def test_runs_list_live_and_filters_on_postgresql(pg_servers: Servers, console: Any) -> None:
     _console_pass(pg_servers, console)
+
+
+def test_pipelines_page_triggers_a_stored_pipeline_or_says_it_is_not_available(sqlite_servers: Servers,
+                                                                               console: Any) -> None:
+    server = sqlite_servers()
+    tab = console(server)
+    paths = server.get("/openapi.json").json()["paths"]
+    page = tab.open("/console/pipelines")
+    if "/api/v1/pipelines" not in paths:
+        page.wait_for_selector(".unavailable:has-text('not available on this server')")
+        return
+    made = server.post("/api/v1/pipelines", json={"name": "nightly", "document": pipeline(("a", "echo nightly"))})
+    assert made.status_code == 201, made.text
+    page.reload()
+    page.click('tr[data-pipeline="nightly"] button:has-text("Trigger")')
+    page.wait_for_url("**/console/runs/*")
+    page.wait_for_selector('.run-state [data-state="succeeded"]', timeout=30_000)
+    page.wait_for_selector(".log-line:has-text('nightly')")
+
+
+def test_queue_page_shows_waiting_runs_and_cancels_one(sqlite_servers: Servers, console: Any) -> None:
+    server = sqlite_servers(executors=1)
+    tab = console(server)
+    busy = server.submit(pipeline(("a", "sleep 60"), name="busy"))
+    waiting = server.submit(pipeline(("a", "echo never"), name="waiting"))
+    page = tab.open("/console/queue")
+    page.wait_for_selector(f'tr[data-run="{busy}"][data-state="running"]', timeout=30_000)
+    page.wait_for_selector(f'tr[data-run="{waiting}"][data-state="queued"]')
+    assert page.locator('[data-stat="pending"] .stat-value').inner_text() == "1"
+    # A queued run's cancel is recorded at once and takes effect when an executor picks it up.
+    page.click(f'tr[data-run="{waiting}"] button:has-text("Cancel")')
+    server.wait(waiting, until=lambda run: bool(run["cancel_reason"]), timeout=30)
+    page.click(f'tr[data-run="{busy}"] button:has-text("Cancel")')
+    assert server.wait(busy, timeout=30)["state"] == "cancelled"
+    assert server.wait(waiting, timeout=30)["state"] == "cancelled"
+    page.wait_for_selector(".runs td:has-text('Nothing queued or running.')")

@@ -33,12 +33,12 @@ export async function pipelinesPage(view, { who, signal, navigate }) {
 
   replace(view, h("h2", {}, "Pipelines"), message,
     items.length ? h("table", { class: "runs" },
-      h("thead", {}, h("tr", {}, ["Name", "Updated", ""].map((c) => h("th", {}, c)))),
+      h("thead", {}, h("tr", {}, ["Name", "Updated", "Runs", ""].map((c) => h("th", {}, c)))),
       h("tbody", {}, items.map((p) => {
         const name = typeof p === "string" ? p : p.name;
         const button = canTrigger ? h("button", { type: "button", class: "small", onclick: () => trigger(name, button) }, "Trigger") : null;
         return h("tr", { "data-pipeline": name }, h("td", {}, name),
-          h("td", {}, when(p.updated_at || p.created_at)), h("td", {}, button));
+          h("td", {}, when(p.updated_at || p.created_at)), h("td", {}, p.runs ?? ""), h("td", {}, button));
       })))
       : h("p", { class: "muted" }, "No stored pipelines yet."));
 }
