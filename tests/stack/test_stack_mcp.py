@@ -16,6 +16,7 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parents[1] / "examples" / "stack"
@@ -150,3 +151,50 @@ def test_http_without_a_token_is_refused(tmp_path: Path) -> None:
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "needs a bearer token" in proc.stderr
+
+
+async def test_resources_are_skills_and_artifacts_and_an_apply_is_a_recorded_run(tmp_path: Path) -> None:
+    (tmp_path / "skills" / "dns").mkdir(parents=True)
+    (tmp_path / "skills" / "dns" / "SKILL.md").write_text("# DNS\nLower TTLs before a move.\n")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    plugin = plugins / "stackflow-plugin-dns-cloudflare"
+    plugin.write_text(PLUGIN.format(python=sys.executable))
+    plugin.chmod(0o755)
+    yaml_text = (EXAMPLES / "vercel-www.yaml").read_text()
+    (tmp_path / "s.yaml").write_text(yaml_text)
+    proc = subprocess.run([sys.executable, "-m", "worldtree.cli.main", "stack", "plan", "dns", "s.yaml", "--out", "p"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    with (tmp_path / "server.log").open("w") as errlog:
+        async with Client(stdio_client(_params(tmp_path, "--dangerously-allow-apply", "--artifacts", "p"),
+                                       errlog=errlog)) as client:
+            templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+            assert {"skill://{name}", "stackflow://artifacts/{name}"} <= templates
+            statics = {str(r.uri) for r in (await client.list_resources()).resources}
+            assert {"skill://index", "stackflow://artifacts"} <= statics
+
+            def text(result: Any) -> str:
+                return "".join(getattr(c, "text", "") for c in result.contents)
+
+            index = json.loads(text(await client.read_resource("skill://index")))
+            assert [(s["name"], s["source"]) for s in index] == [("dns", "repo")]
+            assert text(await client.read_resource("skill://dns")) == "# DNS\nLower TTLs before a move.\n"
+            assert "stackflow.dns-plan.json" in json.loads(text(await client.read_resource("stackflow://artifacts")))
+            plan = json.loads(text(await client.read_resource("stackflow://artifacts/stackflow.dns-plan.json")))
+            assert plan["records"][0]["name"] == "www"
+            for bad in ("stackflow://artifacts/..%2F..%2Fetc%2Fpasswd", "skill://nope"):
+                with pytest.raises(MCPError):
+                    await client.read_resource(bad)
+
+            # a plan through MCP digests against the same store state as the CLI's plan
+            mcp_plan = _structured(await client.call_tool("stackflow.plan.dns", {"config_yaml": yaml_text}))
+            assert mcp_plan["digest"] == plan["digest"]
+            result = _structured(await client.call_tool("stackflow.apply.dns",
+                                                        {"config_yaml": yaml_text, "plan_dir": "p"}))
+            assert result["dns"]["ok"] is True
+            after = _structured(await client.call_tool("stackflow.plan.dns", {"config_yaml": yaml_text}))
+            assert after["digest"] != plan["digest"]  # the applied state is in the store now
+    runs = subprocess.run([sys.executable, "-m", "worldtree.cli.main", "runs"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert "stack svc-plus apply dns" in runs.stdout and "succeeded" in runs.stdout

@@ -20,6 +20,8 @@ def mcp_command(
         help="Run the pipeline tools (runs.*) on this worldtree server instead of the local store.")] = "",
     token: Annotated[str | None, typer.Option(
         "--token", envvar="WORLDTREE_TOKEN", help="API token for --server (`worldtree token create`).")] = None,
+    artifacts: Annotated[str, typer.Option(
+        "--artifacts", help="Directory whose stackflow.* files are served as resources (plan --out).")] = ".",
 ) -> None:
     """Serve the StackFlow and pipeline tools to an AI assistant (Model Context Protocol).
 
@@ -44,7 +46,7 @@ def mcp_command(
         return LocalRuns(open_store(ctx.find_root().params.get("store")), os.path.abspath(".worldtree"))
 
     runs = LazyRuns(open_runs)
-    server = build_server(allow_apply=dangerously_allow_apply, runs=runs)
+    server = build_server(allow_apply=dangerously_allow_apply, runs=runs, artifacts_dir=artifacts)
     host, sep, port = http.rpartition(":")
     mcp_token = os.environ.get(TOKEN_ENV, "")
 

@@ -27,6 +27,7 @@ from mcp.types import INVALID_PARAMS
 
 from worldtree.app.service import StateConflictError
 from worldtree.errors import ConflictError, SpecError, UsageError, WorldtreeError
+from worldtree.store.api import RunStore
 
 #: Lines of a job's log ``jobs.explain`` quotes (its tail).
 EXPLAIN_TAIL = 20
@@ -62,6 +63,11 @@ class LazyRuns:
             if self._runs is None:
                 self._runs = self._factory()
             return self._runs
+
+    def store(self) -> RunStore | None:
+        """The local run store (None when the runs live on a server): stack state and apply records go there."""
+        store = getattr(self.get(), "store", None)
+        return store if store is not None else None
 
     def close(self) -> None:
         with self._lock:
