@@ -32,7 +32,7 @@ from worldtree.model.records import LogLine, RunRecord
 from worldtree.model.states import NodeState
 from worldtree.store.api import RunStore
 
-__all__ = ["JOB_STATES", "SORT_KEYS", "cancel", "create", "get", "job_artifacts", "job_key", "job_nodes",
+__all__ = ["JOB_STATES", "SORT_KEYS", "cancel", "count_lines", "create", "get", "job_artifacts", "job_key", "job_nodes",
            "job_state", "list_jobs", "logs", "parse_job_id", "resolve", "retry"]
 
 JOB_STATES = ("queued", "pending", "running", "succeeded", "failed", "cancelled", "timed_out", "skipped")
@@ -182,6 +182,19 @@ def logs(store: RunStore, job_id: str, *, offset: int = 0, limit: int = 1000) ->
         lines.extend(line for line in page if line.node in mine)
         after = page[-1].seq
     return _view(store, record, graph, nodes), lines[:limit]
+
+
+def count_lines(store: RunStore, job_id: str) -> int:
+    """How many log lines the job has (a scan of its run's log, page by page; nothing is kept)."""
+    record, _, nodes = resolve(store, job_id)
+    mine = {n.id for n in nodes}
+    total = after = 0
+    while True:
+        _, page = service.logs(store, record.run_id, offset=after, limit=service.MAX_LOG_LIMIT)
+        if not page:
+            return total
+        total += sum(1 for line in page if line.node in mine)
+        after = page[-1].seq
 
 
 def job_artifacts(store: RunStore, job_id: str) -> list[dict[str, Any]]:
