@@ -409,6 +409,9 @@ class RunAgents:
             task, job, _ = await asyncio.to_thread(self.rows.poll, task_id, job_id, 1 << 62)
             if task is None or task.state == "done" or job is None or job.state in ("lost", "done"):
                 break
+            if task.state == "queued":  # no agent has it yet: nothing runs, nobody to wait for
+                await asyncio.to_thread(self.rows.abandon_task, task_id, "stopped before an agent took it")
+                break
             await asyncio.sleep(self.settings.poll_seconds)
         _TASK_SECRETS.pop(task_id, None)
 

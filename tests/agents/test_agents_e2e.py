@@ -1,0 +1,180 @@
+"""A server and agent processes on loopback: routing by labels, logs, agent loss, partitions, cancel.
+
+Every test runs on SQLite and PostgreSQL (the ``servers`` fixture).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+import pytest
+
+from tests.agents.conftest import Fleet, logs
+
+TWO_JOBS = """
+name: routed
+stages:
+  - name: build
+    jobs:
+      - name: linux
+        labels: {os: linux}
+        steps:
+          - {name: one, command: "echo from-$AGENT_NAME_HINT-linux; echo shared > f.txt"}
+          - {name: two, command: "cat f.txt; echo step-two >&2"}
+      - name: gpu
+        label_selector:
+          match_expressions: [{key: cpu-cores, operator: GT, values: ["8"]}, {key: gpu, operator: EXISTS}]
+        steps:
+          - {name: one, command: "echo on-gpu"}
+"""
+
+
+def _agent_of(fleet: Fleet, name: str) -> str:
+    assert fleet.server is not None
+    return next(a["id"] for a in fleet.server.get("/api/v1/agents").json()["items"] if a["name"] == name)
+
+
+def test_jobs_run_on_the_agents_their_selectors_pick_with_their_logs(fleet: Fleet) -> None:
+    server = fleet.start_server()
+    small = fleet.agent("small", "os=linux,cpu-cores=4")
+    big = fleet.agent("big", "gpu=true,cpu-cores=16")
+    fleet.registered(2)
+    run_id = server.submit(TWO_JOBS)
+    run = server.wait(run_id, timeout=60)
+    assert run["state"] == "succeeded", (run, server.log(), small.log(), big.log())
+    lines = {(x["node"], x["stream"], x["line"]) for x in logs(server, run_id)}
+    assert ("build/linux/one", "stdout", "from--linux") in lines
+    assert ("build/linux/two", "stdout", "shared") in lines  # the job's steps share one workspace
+    assert ("build/linux/two", "stderr", "step-two") in lines
+    assert ("build/gpu/one", "stdout", "on-gpu") in lines
+    # each job was claimed by the one agent its selector matches
+    assert "claimed job linux" in small.log() and "claimed job gpu" not in small.log()
+    assert "claimed job gpu" in big.log() and "claimed job linux" not in big.log()
+    agents = {a["name"]: a for a in server.get("/api/v1/agents").json()["items"]}
+    assert agents["big"]["labels"] == {"gpu": "true", "cpu-cores": "16"}
+    assert agents["big"]["host"]["cpus"] >= 1 and agents["big"]["capacity"] == 1
+    # a job no agent matches waits (pending) rather than running anywhere
+    waiting = server.submit("name: w\njobs:\n  x: {labels: {os: plan9}, steps: [echo never]}\n")
+    time.sleep(1.0)
+    assert server.run(waiting)["state"] == "running"
+    assert all(n["state"] in ("pending", "running") for n in server.run(waiting)["nodes"])
+    server.post(f"/api/v1/runs/{waiting}/cancel")
+    assert server.wait(waiting, timeout=30)["state"] == "cancelled"
+
+
+def test_labels_patch_and_drain_through_rest(fleet: Fleet) -> None:
+    server = fleet.start_server()
+    fleet.agent("one", "os=linux")
+    fleet.registered(1)
+    agent_id = _agent_of(fleet, "one")
+    body = server.get(f"/api/v1/agents/{agent_id}").json()
+    assert body["status"] == "idle" and body["online"]
+    import httpx
+
+    merged = httpx.patch(f"{server.url}/api/v1/agents/{agent_id}/labels", json={"labels": {"gpu": "true"}}).json()
+    assert merged["labels"] == {"os": "linux", "gpu": "true"}
+    replaced = httpx.patch(f"{server.url}/api/v1/agents/{agent_id}/labels",
+                           json={"labels": {"zone": "a"}, "mode": "replace"}).json()
+    assert replaced["labels"] == {"zone": "a"}
+    assert server.post(f"/api/v1/agents/{agent_id}/drain").json()["draining"] is True
+    missing = server.get("/api/v1/agents/agent-nope")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    # drained: a job for it is not taken
+    run_id = server.submit("name: d\njobs:\n  x: {labels: {zone: a}, steps: [echo hi]}\n")
+    time.sleep(1.0)
+    assert server.run(run_id)["state"] == "running"
+    server.post(f"/api/v1/runs/{run_id}/cancel")
+    server.wait(run_id, timeout=30)
+
+
+LONG = """
+name: long
+jobs:
+  work:
+    labels: {pool: a}
+    steps:
+      - name: slow
+        retry: {max: 2, backoff: 0s}
+        command: "echo started-$$; sleep 3; echo finished"
+"""
+
+
+@pytest.mark.slow
+def test_kill9_of_an_agent_mid_job_the_job_finishes_on_another(fleet: Fleet) -> None:
+    server = fleet.start_server()
+    first = fleet.agent("first", "pool=a")
+    fleet.registered(1)
+    run_id = server.submit(LONG)
+    first.wait_log("claimed job work")
+    fleet.wait_for(lambda: any("started-" in x["line"] for x in logs(server, run_id)), message="step started")
+    second = fleet.agent("second", "pool=a")
+    first.signal(signal.SIGKILL)
+    run = server.wait(run_id, timeout=60)
+    assert run["state"] == "succeeded", (run, server.log(), second.log())
+    node = run["nodes"][0]
+    assert node["try"] == 2  # the lost try counted as failed, the second one ran on the other agent
+    assert "claimed job work" in second.log()
+    assert [x["line"] for x in logs(server, run_id)].count("finished") == 1
+
+
+@pytest.mark.slow
+def test_sigstop_partition_requeues_and_the_stale_report_is_refused(fleet: Fleet) -> None:
+    server = fleet.start_server()
+    frozen = fleet.agent("frozen", "pool=a")
+    fleet.registered(1)
+    run_id = server.submit(LONG.replace("sleep 3", "sleep 2"))
+    frozen.wait_log("claimed job work")
+    fleet.wait_for(lambda: any("started-" in x["line"] for x in logs(server, run_id)), message="step started")
+    frozen.signal(signal.SIGSTOP)
+    other = fleet.agent("other", "pool=a")
+    run = server.wait(run_id, timeout=60)
+    assert run["state"] == "succeeded", (run, server.log(), other.log())
+    assert "claimed job work" in other.log()
+    frozen.signal(signal.SIGCONT)  # its step ends; its report carries the old token
+    fleet.wait_for(lambda: "refused" in frozen.log() or "revoked" in frozen.log(), timeout=20,
+                   message="the stale agent hears that its lease is gone")
+    time.sleep(0.5)
+    final = server.run(run_id)
+    assert final["state"] == "succeeded" and final["nodes"][0]["try"] == 2  # nothing double-counted
+    assert [x["line"] for x in logs(server, run_id)].count("finished") == 1
+
+
+def test_cancel_reaches_the_agents_process_tree(fleet: Fleet) -> None:
+    server = fleet.start_server()
+    fleet.agent("runner", "pool=a")
+    fleet.registered(1)
+    run_id = server.submit("name: c\njobs:\n  w:\n    labels: {pool: a}\n    steps:\n"
+                           "      - {name: s, command: 'sh -c \"sleep 1000\" & echo child=$!; wait'}\n")
+    fleet.wait_for(lambda: any(x["line"].startswith("child=") for x in logs(server, run_id)), message="child pid")
+    pid = int(next(x["line"] for x in logs(server, run_id) if x["line"].startswith("child="))[6:])
+    assert psutil.pid_exists(pid)
+    started = time.monotonic()
+    assert server.post(f"/api/v1/runs/{run_id}/cancel").status_code in (200, 202)
+    fleet.wait_for(lambda: not _alive(pid), timeout=10, message=f"pid {pid} still alive")
+    took = time.monotonic() - started
+    assert server.wait(run_id, timeout=30)["state"] == "cancelled"
+    assert took < 8, took
+
+
+def _alive(pid: int) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_second_signal_is_not_needed_to_exit_an_idle_agent(fleet: Fleet) -> None:
+    """SIGTERM drains: with no job held, the agent unregisters and exits 0."""
+    server = fleet.start_server()
+    agent = fleet.agent("idle", "pool=a")
+    fleet.registered(1)
+    agent.signal(signal.SIGTERM)
+    assert agent.proc is not None and agent.proc.wait(timeout=15) == 0
+    assert "unregistered" in agent.log()
+    items = server.get("/api/v1/agents").json()["items"]
+    assert items[0]["status"] == "offline"
+    assert os.path.isdir(agent.workdir)
