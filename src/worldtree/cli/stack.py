@@ -149,3 +149,42 @@ def schema_cmd() -> None:
     from worldtree.stack import stack_json_schema
 
     typer.echo(json.dumps(stack_json_schema(), indent=2))
+
+
+@stack_app.command("agent")
+def agent_cmd(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Option("--config", help="The StackFlow file to watch.")],
+    env: EnvOpt = "",
+    interval: Annotated[str, typer.Option("--interval", help="Time between ticks: seconds, or 30s, 10m, 1h.")] = "10m",
+    once: Annotated[bool, typer.Option("--once", help="One tick, then exit.")] = False,
+    out: Annotated[Path, typer.Option("--out", help="Where each tick writes its plans.")] = Path(".worldtree/agent"),
+    dangerously_allow_apply: Annotated[bool, typer.Option(
+        "--dangerously-allow-apply",
+        help="Apply drift when this agent holds the lease and WORLDTREE_APPLY_APPROVED=1 is set.")] = False,
+    plugins_dir: Annotated[Path, typer.Option("--plugins-dir", help="Searched before $PATH.")] = Path("plugins"),
+    plugin_timeout: Annotated[float, typer.Option("--plugin-timeout", help="Seconds per plugin call.")] = 600.0,
+    name: Annotated[str, typer.Option("--name", help="This agent's name in the lease (default host:pid).")] = "",
+) -> None:
+    """Watch a stack: every tick validate, plan, detect drift, remember it in the store (--store);
+    the lease holder applies drift when allowed. Several agents may share one store."""
+    import signal
+    import threading
+
+    from worldtree.stack.agent import AgentOptions, parse_interval, run_agent
+    from worldtree.stack.state import holder_name
+
+    seconds = _guard(lambda: parse_interval(interval))
+    store = _store(ctx)
+    options = AgentOptions(config=config, env=env, interval=seconds, out=out, allow_apply=dangerously_allow_apply,
+                           plugins_dir=plugins_dir, plugin_timeout=plugin_timeout, holder=name or holder_name(),
+                           skills=lambda: _skills(store), on_log=lambda line: typer.echo(line, err=True))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        result = _guard(lambda: run_agent(store, options, stop, once=once))
+    finally:
+        store.close()
+    typer.echo(json.dumps({k: v for k, v in result.items() if k != "token"}, indent=2))
+    raise typer.Exit(0 if result.get("ok") else 1)
