@@ -16,7 +16,7 @@ from worldtree.errors import UsageError
 from worldtree.model.labels import LabelSelector
 from worldtree.store import RunStore, open_store
 from worldtree.store.agent_snapshots import AgentSnapshot
-from worldtree.store.agents_tables import agent_jobs, agents
+from worldtree.store.agents_tables import agent_jobs, agent_tasks, agents
 from worldtree.store.server_data import engine_of
 from worldtree.testing.stores import pg_unavailable_reason, store_url
 
@@ -94,21 +94,27 @@ stages:
 
 
 def _add_agents(store: RunStore, fleet: list[AgentSnapshot]) -> None:
+    """Agents as registration leaves them: an online one was seen just now (else a sweep marks it offline)."""
+    now = datetime.now(UTC)
     with engine_of(store).begin() as conn:
         for a in fleet:
             conn.execute(insert(agents).values(
                 id=a.id, name=a.name, labels=json.dumps(a.labels), capacity=a.capacity, status=a.status,
-                draining=int(a.draining), host="{}", registered_at=T0, last_seen=T0, offline_since=a.offline_since))
+                draining=int(a.draining), host="{}", registered_at=T0,
+                last_seen=now if a.status == "online" else T0, offline_since=a.offline_since))
 
 
 def test_explain_a_queued_job_from_the_store(store: RunStore, tmp_path: Path) -> None:
     run_id = service.submit(store, service.ServiceConfig(str(tmp_path)), DOC)["id"]
     _add_agents(store, FLEET)
-    with engine_of(store).begin() as conn:  # the agent "full" holds 2 jobs: running counts rows it claimed
+    with engine_of(store).begin() as conn:  # the agent "full" holds 2 jobs, each with a task under way
         for i in range(2):
             conn.execute(insert(agent_jobs).values(id=f"aj-{i}", run_id=run_id, attempt=1, job="compile",
                                                    graph="{}", state="claimed", agent_id="id-full",
                                                    created_at=T0))
+            conn.execute(insert(agent_tasks).values(id=f"at-{i}", job_id=f"aj-{i}", node="build/compile/step-1",
+                                                    command="echo", env="{}", purpose="run", try_number=1,
+                                                    state="sent", created_at=T0))
     got = explain(store, f"{run_id}:build/compile")
     assert got["job_id"] == f"{run_id}:build.compile" and got["state"] == "queued"
     assert got["selector_text"] == "os=linux, gpu EXISTS, cpu-cores GT [8]"

@@ -45,9 +45,10 @@ def test_explain_over_rest_and_cli(servers: Servers) -> None:
         with engine_of(store).begin() as conn:
             for name, labels, status in (("a-small", {"os": "linux", "cpu-cores": "4"}, "online"),
                                          ("b-big", {"os": "linux", "cpu-cores": "32"}, "offline")):
-                conn.execute(insert(agents).values(id=f"id-{name}", name=name, labels=json.dumps(labels), capacity=2,
-                                                   status=status, host="{}", registered_at=T0, last_seen=T0,
-                                                   offline_since=T0 if status == "offline" else None))
+                conn.execute(insert(agents).values(
+                    id=f"id-{name}", name=name, labels=json.dumps(labels), capacity=2, status=status, host="{}",
+                    registered_at=T0, last_seen=datetime.now(UTC) if status == "online" else T0,
+                    offline_since=T0 if status == "offline" else None))
     finally:
         store.close()
 

@@ -100,7 +100,7 @@ def explain(store: RunStore, job_id: str) -> dict[str, Any]:
     states = {n.node: n.state for n in record.nodes}
     run_state = _state(record.state)
     state = job_state([states.get(n.id, NodeState.PENDING) for n in nodes], run_state)
-    lines = explain_job(selector, agent_snapshots(engine_of(store)))
+    lines = explain_job(selector, _agents(store))
     if state not in ("queued", "pending"):
         summary = f"the job is not pending: it is {state}"
     else:
@@ -112,6 +112,24 @@ def explain(store: RunStore, job_id: str) -> dict[str, Any]:
             "selector": selector.model_dump() if selector is not None else None,
             "selector_text": selector.describe() if selector is not None else None,
             "summary": summary, "agents": [asdict(line) for line in lines]}
+
+
+def _agents(store: RunStore) -> list[AgentSnapshot]:
+    """Every agent, through the agents feature's ``list_agents`` (which first marks silent agents
+    offline); straight from its tables while that feature is not installed."""
+    try:
+        from worldtree.app.agents import list_agents
+    except ImportError:
+        return agent_snapshots(engine_of(store))
+    return [AgentSnapshot(id=a["id"], name=a["name"], labels=dict(a["labels"]),
+                          status="online" if a["online"] else "offline", capacity=int(a["capacity"]),
+                          running=int(a["running"]), draining=bool(a["draining"]),
+                          last_seen=_parse(a.get("last_seen")), offline_since=_parse(a.get("offline_since")))
+            for a in list_agents(store)]
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def _split(store: RunStore, job_id: str) -> tuple[str, str]:
