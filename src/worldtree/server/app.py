@@ -36,8 +36,11 @@ from worldtree.server.audit import Audited
 from worldtree.server.auth import require
 from worldtree.server.metrics import Metrics
 from worldtree.server.routes_console import router as console_router
+from worldtree.server.routes_events import router as events_router
 from worldtree.server.routes_explain import router as explain_router
+from worldtree.server.routes_queue import router as queue_router
 from worldtree.server.streams import log_events
+from worldtree.server.ws import router as ws_router
 from worldtree.store.api import LEASE_SECONDS, RunStore
 
 log = logging.getLogger("worldtree.server")
@@ -55,6 +58,8 @@ class ServerSettings:
     drain_seconds: float = 25.0
     #: check tokens and roles (off only on a loopback address: the CLI enforces it)
     auth: bool = True
+    #: queued runs running at once across every replica (None: only --executors bounds this replica)
+    max_concurrent: int | None = None
     #: gRPC (agents, JobService) beside the REST API: port (0 picks a free one; None: no gRPC), host, TLS
     grpc_port: int | None = None
     grpc_host: str = "127.0.0.1"
@@ -96,7 +101,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         for number in range(settings.executors):
             executor = Executor(store, name=f"executor-{number + 1}", lease_seconds=settings.lease_seconds,
                                 wake=runtime.wake, on_result=metrics.run_finished, poll_seconds=settings.poll_seconds,
-                                secret_values=secret_values)
+                                secret_values=secret_values, max_concurrent=settings.max_concurrent)
             thread = threading.Thread(target=executor.serve, args=(runtime.stop,), name=executor.name, daemon=True)
             thread.start()
             runtime.threads.append(thread)
@@ -135,6 +140,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(routes_repos.router)  # /api/v1/repos, /api/v1/schedules
     app.include_router(explain_router)  # GET /api/v1/jobs/{id}/explain (before other /jobs/{id...} routes)
     app.include_router(console_router)  # the web console and GET /api/v1/whoami
+    app.include_router(queue_router)  # GET /api/v1/queue, /queue/stats
+    app.include_router(events_router)  # SSE /api/v1/events, /runs/{id}/events
+    app.include_router(ws_router)  # seed 003's WebSocket protocol at /, /api/v1/ws/... twins
+    app.state.settings = settings
     from worldtree.server import routes_agents
 
     app.include_router(routes_agents.router)  # /api/v1/agents
@@ -216,11 +225,6 @@ def _routes(app: FastAPI, settings: ServerSettings) -> None:
             state = "pending"
         return service.list_runs(_runtime(request).store, page=page, page_size=page_size, state=state,
                                  pipeline=pipeline, since=since, until=until)
-
-    @app.get("/api/v1/queue/stats", tags=["queue"], **require("viewer"))
-    def queue_stats(request: Request) -> dict[str, Any]:
-        """Runs per state across every replica (``pending`` = queued) and this replica's executors."""
-        return service.queue_stats(_runtime(request).store, executors=settings.executors)
 
     @app.get("/api/v1/runs/{run_id}", tags=["runs"], **require("viewer"))
     def get_run(request: Request, run_id: str) -> dict[str, Any]:
