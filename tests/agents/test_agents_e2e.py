@@ -14,6 +14,8 @@ import pytest
 
 from tests.agents.conftest import Fleet, logs
 
+pytestmark = pytest.mark.slow  # real server and agent processes: several seconds each
+
 TWO_JOBS = """
 name: routed
 stages:
@@ -178,3 +180,18 @@ def test_a_second_signal_is_not_needed_to_exit_an_idle_agent(fleet: Fleet) -> No
     items = server.get("/api/v1/agents").json()["items"]
     assert items[0]["status"] == "offline"
     assert os.path.isdir(agent.workdir)
+
+
+@pytest.mark.slow
+def test_server_restart_under_a_running_agent_the_agent_reconnects_and_the_run_finishes(fleet: Fleet) -> None:
+    server = fleet.start_server()
+    agent = fleet.agent("steady", "pool=a")
+    fleet.registered(1)
+    run_id = server.submit(LONG.replace("sleep 3", "sleep 1"))
+    fleet.wait_for(lambda: any("started-" in x["line"] for x in logs(server, run_id)), message="step started")
+    server.kill9()
+    server.start()
+    run = server.wait(run_id, timeout=60)
+    assert run["state"] == "succeeded", (run, server.log(), agent.log())
+    assert "registered again" in agent.log() or "connection" in agent.log()
+    assert agent.proc is not None and agent.proc.poll() is None  # the agent lived through it

@@ -313,7 +313,7 @@ class Agent:
             held = self.jobs.get(job_id)
             if held is not None:
                 held.ended = True
-                dropping = asyncio.create_task(self._drop(held, cancel=False))
+                dropping = asyncio.create_task(self._drop(held, cancel=True))  # over: whatever still runs stops
                 self._background.add(dropping)
                 dropping.add_done_callback(self._background.discard)
 

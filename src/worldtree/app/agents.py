@@ -348,6 +348,8 @@ class RunAgents:
 
     async def _job_for(self, node: Node) -> str:
         async with self._lock:
+            if not self._jobs and self.ctx.attempt > 1:  # a takeover: the dead attempt's jobs end here
+                await asyncio.to_thread(self.rows.end_older_attempts, self.ctx.run_id, self.ctx.attempt)
             job_id = self._jobs.get(node.job)
             if job_id is not None:
                 row = await asyncio.to_thread(self.rows.job, job_id)

@@ -141,6 +141,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(explain_router)  # GET /api/v1/jobs/{id}/explain (before other /jobs/{id...} routes)
     app.include_router(console_router)  # the web console and GET /api/v1/whoami
     app.include_router(queue_router)  # GET /api/v1/queue, /queue/stats
+    from worldtree.server import routes_agents
+
+    app.include_router(routes_agents.router)  # /api/v1/agents
     app.include_router(events_router)  # SSE /api/v1/events, /runs/{id}/events
     app.include_router(ws_router)  # seed 003's WebSocket protocol at /, /api/v1/ws/... twins
     app.state.settings = settings

@@ -327,6 +327,13 @@ class AgentRows:
                                                   agent_jobs.c.state.in_(("queued", "claimed")))
                          .values(state="done"))
 
+    def end_older_attempts(self, run_id: str, attempt: int) -> int:
+        """A new attempt took the run over: the jobs of earlier attempts are done (their agents stop them)."""
+        with self._write("end earlier attempts' agent jobs") as conn:
+            return int(conn.execute(update(agent_jobs).where(
+                agent_jobs.c.run_id == run_id, agent_jobs.c.attempt < attempt,
+                agent_jobs.c.state.in_(("queued", "claimed"))).values(state="done")).rowcount)
+
     # -- agent side ---------------------------------------------------------------------------------
     def claimable(self, limit: int = 50) -> list[JobRow]:
         """Queued jobs, oldest first (the caller filters by selector and claims)."""
