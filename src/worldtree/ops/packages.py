@@ -330,9 +330,11 @@ class PackagePip(Operation):
     def _pip(self, *parts: Any) -> ShellCommand:
         a = self.args
         source: list[Any] = []
-        if a.find_links:
+        if parts[0] != "install":  # uninstall takes no source options
+            pass
+        elif a.find_links:
             source += ["--find-links", Quoted(a.find_links)]
-        if a.no_index:
+        if a.no_index and parts[0] == "install":
             source.append("--no-index")
         return sh(Quoted(self.python), "-m pip --disable-pip-version-check -q", *parts[:1], *source, *parts[1:])
 

@@ -74,13 +74,19 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+#: what ``pip list`` reports, read by the interpreter itself (``importlib.metadata``): ~20x faster
+#: than starting pip, which matters because precheck runs twice per apply
+_LIST = ("import importlib.metadata as m, json; print(json.dumps([[d.metadata['Name'], d.version] "
+         "for d in m.distributions() if d.metadata['Name']]))")
+
+
 async def pip_installed(conn: Connection, python: str) -> dict[str, str]:
-    result = await conn.run(sh(Quoted(python), "-m pip list --format json --disable-pip-version-check"))
+    result = await conn.run(sh(Quoted(python), "-c", Quoted(_LIST)))
     if result.exit_status != 0:
-        raise OpError(f"`{python} -m pip list` on {conn.name} exited {result.exit_status}: "
+        raise OpError(f"listing the projects of {python} on {conn.name} exited {result.exit_status}: "
                       f"{result.stderr.strip()[-200:]}")
     try:
         rows = json.loads(result.stdout or "[]")
     except json.JSONDecodeError:
-        raise OpError(f"`{python} -m pip list` on {conn.name} did not print JSON") from None
-    return {canonical(r["name"]): r["version"] for r in rows}
+        raise OpError(f"listing the projects of {python} on {conn.name} did not print JSON") from None
+    return {canonical(name): version for name, version in rows}
