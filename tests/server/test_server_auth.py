@@ -33,7 +33,10 @@ def _call(server: Server, method: str, path: str, token: str | None) -> httpx.Re
         headers["content-type"] = "application/yaml"
     elif path == "/api/v1/tokens" and method == "POST":
         kwargs["json"] = {"role": "viewer", "name": "made by the matrix"}
-    return httpx.request(method, f"{server.url}{path}", headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+    with httpx.stream(method, f"{server.url}{path}", headers=headers, timeout=30, **kwargs) as response:  # type: ignore[arg-type]
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            response.read()  # an event stream (GET /events) may never end: its status is the answer
+        return response
 
 
 def test_every_protected_route_enforces_its_role(servers: Servers) -> None:

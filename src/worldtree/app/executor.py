@@ -19,7 +19,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from worldtree.app import agents
+import structlog
+
+from worldtree.app import agents, events
 from worldtree.app.runs import (
     RunOptions,
     RunResult,
@@ -34,28 +36,14 @@ from worldtree.app.workdir import MARKER, prepare_workdir
 from worldtree.engine.masking import Masker
 from worldtree.errors import ConflictError, StoreError
 from worldtree.model.graph import ExecutionGraph
-from worldtree.model.records import LogLine, NodeEvent
 from worldtree.model.states import RunState
+from worldtree.store import admission
 from worldtree.store.api import LEASE_SECONDS, AttemptLease, RunStore
 
 log = logging.getLogger("worldtree.executor")
 
 #: How often an idle executor looks at the queue when nothing woke it.
 POLL_SECONDS = 0.5
-
-
-class _Quiet:
-    """The console of a run nobody watches here: followers read the store."""
-
-    def on_event(self, event: NodeEvent) -> None:
-        pass
-
-    def on_log(self, line: LogLine) -> None:
-        pass
-
-
-def _quiet(run_id: str, attempt: int, graph: ExecutionGraph, masker: Masker) -> _Quiet:
-    return _Quiet()
 
 
 class Executor:
@@ -65,8 +53,11 @@ class Executor:
                  grace_seconds: float = 5.0, wake: threading.Event | None = None,
                  on_result: Callable[[RunResult, float], None] | None = None,
                  poll_seconds: float = POLL_SECONDS,
-                 secret_values: Callable[[list[str]], dict[str, str]] | None = None) -> None:
+                 secret_values: Callable[[list[str]], dict[str, str]] | None = None,
+                 max_concurrent: int | None = None) -> None:
         self.store = store
+        #: queued runs running at once across every replica (checked at claim time, in the store)
+        self.max_concurrent = max_concurrent
         self.name = name
         self.lease_seconds = lease_seconds
         self.grace_seconds = grace_seconds
@@ -98,18 +89,25 @@ class Executor:
             if record is None:
                 continue
             graph = _load_graph(record.graph_json)
-            try:
-                lease = self.store.start_attempt(run_id, node_ids=[n.id for n in graph.nodes], expect_attempt=seen,
-                                                 lease_seconds=self.lease_seconds)
-            except ConflictError:  # another executor (of any replica) won it
+            try:  # the claim, if --max-concurrent and the run's concurrency group allow it now
+                lease = admission.claim(admission.engine_of(self.store), run_id, node_ids=[n.id for n in graph.nodes],
+                                        expect_attempt=seen, lease_seconds=self.lease_seconds,
+                                        max_concurrent=self.max_concurrent)
+            except (ConflictError, admission.Waiting):  # another executor won it, or it must wait
                 continue
+            events.emit(self.store, events.RUN_STARTED, run_id, attempt=lease.attempt, executor=self.name,
+                        owner=lease.owner)
             reuse = _reusable(graph, record.nodes) if seen else None
             log.info("executor %s: run %s attempt %d", self.name, run_id, lease.attempt)
             # A cancel made while the run waited: delivered before anything starts. (A claim clears
             # the request of an earlier attempt; a queued retry or takeover must still honour it.)
             started = time.monotonic()
-            result = self._run(record.run_id, graph, record.workdir, record.options, lease, reuse,
-                               takeover=bool(seen), cancel_reason=record.cancel_reason)
+            # every log line of this run (this thread, and the run's event loop, which copies the context)
+            with structlog.contextvars.bound_contextvars(run_id=run_id, attempt=lease.attempt, executor=self.name):
+                result = self._run(record.run_id, graph, record.workdir, record.options, lease, reuse,
+                                   takeover=bool(seen), cancel_reason=record.cancel_reason)
+            events.emit(self.store, events.RUN_FINISHED, run_id, attempt=lease.attempt, state=str(result.state),
+                        executor=self.name)
             if self.on_result is not None:
                 self.on_result(result, time.monotonic() - started)
             return True
@@ -139,7 +137,8 @@ class Executor:
                              backend_factory=agents.backend_factory(self.store, graph))
         state: RunState | None = None
         try:
-            result = _execute(run_id, graph, workdir, self.store, options, config, secrets, masker, _quiet,
+            result = _execute(run_id, graph, workdir, self.store, options, config, secrets, masker,
+                              events.node_feed(self.store, self.name),
                               reuse=reuse, expect_attempt=lease.attempt - 1, lease=lease, cancel_reason=cancel_reason)
             state = result.state
             return result

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from worldtree.app import concurrency, events
 from worldtree.app.runs import _load_graph, _stored_graph
 from worldtree.app.secrets import literal_credentials
 from worldtree.engine.masking import Masker
@@ -72,9 +73,12 @@ def submit(store: RunStore, config: ServiceConfig, document: str, *, env: dict[s
     workspace = Path(workdir) if workdir else Path(config.data_dir).resolve() / "workspaces" / secrets.token_hex(8)
     literal = literal_credentials(graph)
     options = {QUEUED_OPTION: True, "env": env, "concurrency": None, "allow_env": [], "allow_all_env": False,
-               "workdir_created": True, "document": Masker(literal).mask(document) if literal else document}
+               "workdir_created": True, **concurrency.options(loaded.spec, env),
+               "document": Masker(literal).mask(document) if literal else document}
     run_id = store.create_run(name=graph.name, source=None, workdir=str(workspace), graph_json=_stored_graph(graph),
                               options=options, graph_version=graph.schema_version)
+    events.emit(store, events.RUN_QUEUED, run_id, pipeline=graph.name, attempt=0)
+    concurrency.supersede(store, run_id, options)  # cancel_in_progress: the group's older runs stop
     store.notify_queue()  # executors of every replica look now rather than at their next poll
     return {"id": run_id, "state": "queued"}
 
@@ -155,6 +159,7 @@ def retry(store: RunStore, run_id: str) -> dict[str, Any]:
                                  "or errored run can be retried")
     if not store.requeue_run(record.run_id, record.attempt):
         raise ConflictError(f"run {record.run_id} changed while it was being retried; see GET /runs/{record.run_id}")
+    events.emit(store, events.RUN_QUEUED, record.run_id, pipeline=record.name, attempt=record.attempt)
     store.notify_queue()
     return {"id": record.run_id, "state": "queued", "attempt": record.attempt}
 

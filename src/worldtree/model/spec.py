@@ -302,6 +302,14 @@ class TriggerSpec(SpecModel):
     schedule: list[ScheduleTrigger] = Field(default_factory=list)
 
 
+class ConcurrencySpec(SpecModel):
+    """``concurrency: {group, cancel_in_progress}``: at most one run of ``group`` at a time on a server
+    (GitHub Actions' semantics: a newer run waits behind the older ones, or cancels them)."""
+
+    group: str = Field(min_length=1, max_length=200)
+    cancel_in_progress: bool = False
+
+
 class PipelineSpec(InheritedFields, SelectorFields):
     """The whole document: ``stages`` (seed 003) or a ``jobs`` map (seed 002)."""
 
@@ -315,6 +323,13 @@ class PipelineSpec(InheritedFields, SelectorFields):
     secrets: list[str] = Field(default_factory=list)
     #: an inventory file (hosts and groups) for jobs with ``hosts:``; relative to this file
     inventory: str | None = None
+    #: server runs only (docs/server-streams.md); ``concurrency: NAME`` is the shorthand for ``{group: NAME}``
+    concurrency: ConcurrencySpec | None = None
+
+    @field_validator("concurrency", mode="before")
+    @classmethod
+    def _concurrency(cls, value: Any) -> Any:
+        return {"group": value} if isinstance(value, str) else value
 
     @field_validator("on", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import Depends, Request
 
 from worldtree.app import tokens
+from worldtree.store.api import TokenRecord
 
 ROLE_KEY = "x-required-role"
 
@@ -47,18 +48,27 @@ def require(role: str) -> dict[str, Any]:
     """Route keyword arguments: the dependency checking ``role``, and its mark in the OpenAPI document."""
 
     def check(request: Request) -> None:
-        runtime = request.app.state.runtime
-        if not runtime.auth:
-            return
-        token = presented(request.headers.get("authorization"))
-        if token is None:
-            raise AuthError(401, "authentication required: send `Authorization: Bearer TOKEN` "
-                                 "(`worldtree token create` makes one)")
-        record = tokens.authenticate(runtime.store, token)
-        if record is None:
-            raise AuthError(401, "the token is unknown, revoked or expired")
-        if not tokens.allows(record.role, role):
-            raise AuthError(403, f"this needs the {role} role; the token is a {record.role}'s")
-        request.state.token = record
+        record = authorize(request.app.state.runtime, request.headers.get("authorization"), role)
+        if record is not None:
+            request.state.token = record
 
     return {"dependencies": [Depends(check)], "openapi_extra": {ROLE_KEY: role}}
+
+
+def authorize(runtime: Any, header: str | None, role: str) -> TokenRecord | None:
+    """The caller's token record when it may act as ``role``; None with authentication off.
+
+    AuthError (401/403) otherwise. Used by HTTP routes (through :func:`require`) and by WebSocket
+    handshakes, which have no dependency injection of their own for a refusal."""
+    if not runtime.auth:
+        return None
+    token = presented(header)
+    if token is None:
+        raise AuthError(401, "authentication required: send `Authorization: Bearer TOKEN` "
+                             "(`worldtree token create` makes one)")
+    record = tokens.authenticate(runtime.store, token)
+    if record is None:
+        raise AuthError(401, "the token is unknown, revoked or expired")
+    if not tokens.allows(record.role, role):
+        raise AuthError(403, f"this needs the {role} role; the token is a {record.role}'s")
+    return record

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -27,27 +28,45 @@ POLL_SECONDS = 0.2
 BATCH = 1000
 
 
-async def log_events(store: RunStore, run_id: str, *, node: str | None, after: int) -> AsyncIterator[dict[str, Any]]:
-    """SSE events for ``run_id``'s lines after seq ``after``, until the run ends and all are sent.
+@dataclass(frozen=True)
+class Ended:
+    """The last item of :func:`follow_lines`: the run ended (``state``) and every line was sent."""
 
-    ``run_id`` is the full id (:func:`service.resolve`)."""
+    state: str
+
+
+async def follow_lines(store: RunStore, run_id: str, *, node: str | None,
+                       after: int) -> AsyncIterator[LogLine | Ended]:
+    """``run_id``'s lines after seq ``after`` as they are committed, then :class:`Ended`.
+
+    ``run_id`` is the full id (:func:`service.resolve`). Shared by SSE, the WebSocket twins and
+    seed 003's protocol (:mod:`worldtree.server.ws`)."""
     last, ended = after, None
     while True:
         lines = await to_thread.run_sync(_read, store, run_id, node, last)
         for line in lines:
             last = line.seq
-            yield {"id": str(line.seq), "data": json.dumps(
-                {"node": line.node, "stream": line.stream, "line": line.line, "ts": line.ts.isoformat()})}
+            yield line
         if len(lines) == BATCH:
             continue
         if ended is not None:  # the run had ended before this last read: nothing can follow
-            yield {"event": "end", "data": json.dumps({"state": ended})}
+            yield Ended(ended)
             return
         state = await to_thread.run_sync(service.run_state, store, run_id)
         if service.is_final(state):
             ended = state  # read once more: lines committed between the read above and the state
             continue
         await anyio.sleep(POLL_SECONDS)
+
+
+async def log_events(store: RunStore, run_id: str, *, node: str | None, after: int) -> AsyncIterator[dict[str, Any]]:
+    """SSE events for ``run_id``'s lines after seq ``after``, until the run ends and all are sent."""
+    async for item in follow_lines(store, run_id, node=node, after=after):
+        if isinstance(item, Ended):
+            yield {"event": "end", "data": json.dumps({"state": item.state})}
+            return
+        yield {"id": str(item.seq), "data": json.dumps(
+            {"node": item.node, "stream": item.stream, "line": item.line, "ts": item.ts.isoformat()})}
 
 
 def _read(store: RunStore, run_id: str, node: str | None, after: int) -> list[LogLine]:

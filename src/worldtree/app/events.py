@@ -1,0 +1,84 @@
+"""The server's event log, as the application sees it: what happened to runs and their nodes.
+
+Written by the operations themselves — :func:`worldtree.app.service.submit` and ``retry``
+(``run.queued``), the executor (``run.started``, ``node.state`` after the store committed the
+node's change, ``run.finished``) — and read by the SSE and WebSocket followers
+(:mod:`worldtree.server.routes_events`). The agents issue adds ``agent.*`` kinds through
+:func:`emit`. Recording an event is best effort: a store that refuses it must not fail the run
+whose state it already holds (the state is the truth; the event log is a feed of it).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from worldtree.errors import StoreError
+from worldtree.model.graph import ExecutionGraph
+from worldtree.model.records import LogLine, NodeEvent
+from worldtree.store.api import RunStore
+from worldtree.store.events import Event, event_log
+
+log = logging.getLogger("worldtree.events")
+
+#: Kinds of run events; node events are ``node.state``.
+RUN_QUEUED, RUN_STARTED, RUN_FINISHED, NODE_STATE = "run.queued", "run.started", "run.finished", "node.state"
+
+
+def emit(store: RunStore, kind: str, run_id: str | None, **data: Any) -> None:
+    """Record one event (best effort: a failure is logged, never raised)."""
+    emit_many(store, [(kind, run_id, data)])
+
+
+def emit_many(store: RunStore, items: list[tuple[str, str | None, dict[str, Any]]]) -> None:
+    try:
+        event_log(store).append(items)
+    except (StoreError, AttributeError) as exc:  # AttributeError: a store without SQL (tests' fakes)
+        log.warning("could not record %d event(s): %s", len(items), exc)
+
+
+def node_data(event: NodeEvent) -> dict[str, Any]:
+    """A node event's payload (the ``node.state`` event and the ``--json`` line agree)."""
+    body = event.as_json()
+    for key in ("event", "run_id"):
+        body.pop(key, None)
+    return body
+
+
+class NodeFeed:
+    """An engine listener recording every committed node state change as a ``node.state`` event.
+
+    It is the executor's console: :func:`worldtree.app.runs._show_committed` calls it after the
+    store committed the batch, so the event never announces a state the store does not have."""
+
+    def __init__(self, store: RunStore, executor: str | None = None) -> None:
+        self.store = store
+        self.executor = executor
+
+    def on_event(self, event: NodeEvent) -> None:
+        emit(self.store, NODE_STATE, event.run_id, **node_data(event))
+        # the server's log line for it (the writer's thread: the fields are given, not bound)
+        log.info("node %s %s", event.node, event.state, extra={
+            "run_id": event.run_id, "attempt": event.attempt, "node": event.node, "state": event.state,
+            "executor": self.executor})
+
+    def on_log(self, line: LogLine) -> None:
+        pass
+
+
+def node_feed(store: RunStore, executor: str | None = None) -> Any:
+    """A console factory (``ListenerFactory``) for executors: followers read the store and the event log."""
+
+    def factory(run_id: str, attempt: int, graph: ExecutionGraph, masker: Any) -> NodeFeed:
+        return NodeFeed(store, executor)
+
+    return factory
+
+
+def after(store: RunStore, after_id: int, *, run_id: str | None = None, limit: int = 1000) -> list[Event]:
+    """Events with ids above ``after_id`` (of one run, when given), oldest first."""
+    return event_log(store).after(after_id, run_id=run_id, limit=limit)
+
+
+def last_id(store: RunStore) -> int:
+    return event_log(store).last_id()
