@@ -87,7 +87,8 @@ async def test_apt_install_upgrade_remove_and_rollbacks(tmp_path: Path, apt_repo
     assert Path(f"/usr/share/{name}/version").read_text() == "1.0\n"
     plan, outcome = await run_playbook(present)
     assert outcome is not None and outcome.ok == 1
-    assert plan.steps()[0].applied is not None and plan.steps()[0].applied.render() == f"no change: {name} 1.0 installed"
+    applied = plan.steps()[0].applied
+    assert applied is not None and applied.render() == f"no change: {name} 1.0 installed"
 
     # latest: 1.1 appears in the source; the plan is unknown until the cache is updated; rollback pins 1.0
     build_deb(repo, name, "1.1")
