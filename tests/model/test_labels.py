@@ -97,6 +97,10 @@ def test_explain_names_the_first_failing_term(selector: LabelSelector, agent: st
     ({"match_expressions": [expr("a", "IN", "1"), expr("a", "in", "2")]}, "key 'a' appears twice with operator IN"),
     ({"match_labels": {"a": {"b": 1}}}, "must be a string, number or boolean"),
     ({"match_expressions": [{"key": "a", "operator": "IN", "values": ["x"], "extra": 1}]}, "xtra"),
+    ({"match_expressions": [expr("gpu\x1b[31m", "EXISTS")]}, "label key 'gpu\\x1b[31m' is not valid"),
+    ({"match_labels": {"a b": "x"}}, "label key 'a b' is not valid"),
+    ({"match_labels": {"env": "pro duction"}}, "which no agent's label can hold"),
+    ({"match_expressions": [expr("env", "IN", "a\nb")]}, "which no agent's label can hold"),
 ])
 def test_bad_selectors_are_refused(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError) as info:

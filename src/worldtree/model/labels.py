@@ -31,7 +31,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["OPERATORS", "LabelExpression", "LabelSelector", "Operator", "parse_labels", "parse_number"]
+__all__ = ["OPERATORS", "LabelExpression", "LabelSelector", "Operator", "check_key", "check_value", "parse_labels",
+           "parse_number"]
 
 Operator = Literal["IN", "NOT_IN", "EXISTS", "NOT_EXISTS", "GT", "LT"]
 OPERATORS: tuple[Operator, ...] = ("IN", "NOT_IN", "EXISTS", "NOT_EXISTS", "GT", "LT")
@@ -58,6 +59,22 @@ def _scalar(value: Any, what: str) -> str:
     raise ValueError(f"{what} must be a string, number or boolean, not {type(value).__name__}")
 
 
+def check_key(key: str) -> str:
+    """``key`` when agents could carry it (what ``parse_labels`` accepts); else ValueError saying why."""
+    if not _KEY.match(key):
+        raise ValueError(f"label key {key!r} is not valid; use letters, digits and . _ / - (starting and ending "
+                         "with a letter or digit, at most 128 characters)")
+    return key
+
+
+def check_value(key: str, value: str) -> str:
+    """``value`` when an agent's label could hold it: no spaces or control characters."""
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError(f"label {key!r}: the value {value!r} holds spaces or control characters, which no "
+                         "agent's label can hold")
+    return value
+
+
 class LabelExpression(BaseModel):
     """One ``{key, operator, values}`` term."""
 
@@ -66,6 +83,11 @@ class LabelExpression(BaseModel):
     key: str = Field(min_length=1)
     operator: Operator
     values: list[str] = Field(default_factory=list)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        return check_key(value)
 
     @field_validator("operator", mode="before")
     @classmethod
@@ -88,6 +110,8 @@ class LabelExpression(BaseModel):
 
     @model_validator(mode="after")
     def _arity(self) -> LabelExpression:
+        for value in self.values:
+            check_value(self.key, value)
         op = self.operator
         if op in ("EXISTS", "NOT_EXISTS") and self.values:
             raise ValueError(f"{self.key}: {op} takes no `values`; remove them")
@@ -149,7 +173,7 @@ class LabelSelector(BaseModel):
             return {}
         if not isinstance(value, dict):
             raise ValueError("match_labels must be a mapping of key: value")
-        return {str(k): _scalar(v, f"the value of {k!r}") for k, v in value.items()}
+        return {check_key(str(k)): check_value(str(k), _scalar(v, f"the value of {k!r}")) for k, v in value.items()}
 
     @field_validator("match_expressions", mode="before")
     @classmethod
@@ -218,11 +242,8 @@ def parse_labels(text: str) -> dict[str, str]:
         if not sep:
             raise ValueError(f"label {pair!r} has no '='; write key=value pairs separated by commas "
                              "(os=linux,gpu=true)")
-        if not _KEY.match(key):
-            raise ValueError(f"label key {key!r} is not valid; use letters, digits and . _ / - "
-                             "(starting and ending with a letter or digit, at most 128 characters)")
-        if any(c.isspace() or not c.isprintable() for c in value):
-            raise ValueError(f"label {key!r}: the value {value!r} holds spaces or control characters")
+        check_key(key)
+        check_value(key, value)
         if key in out:
             raise ValueError(f"label {key!r} is given twice; give each key once")
         out[key] = value
