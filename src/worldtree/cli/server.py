@@ -34,6 +34,13 @@ def serve(
     drain_seconds: Annotated[float, typer.Option(
         "--drain-seconds", envvar="WORLDTREE_DRAIN_SECONDS", min=0.0,
         help="On SIGTERM/Ctrl-C, how long runs under way may take to end; the rest are taken over later.")] = 25.0,
+    events: Annotated[str | None, typer.Option(
+        "--events", envvar="WORLDTREE_EVENTS",
+        help="GitOps: put webhook deliveries on NATS JetStream (nats://HOST:PORT[?stream=NAME]); "
+             "default: the store is the queue.")] = None,
+    public_url: Annotated[str | None, typer.Option(
+        "--public-url", envvar="WORLDTREE_PUBLIC_URL",
+        help="GitOps: this server's URL as users reach it (commit statuses link to its console).")] = None,
     auth: Annotated[bool | None, typer.Option(
         "--auth/--no-auth", envvar="WORLDTREE_AUTH",
         help="Require API tokens (`worldtree token create`). Default: on, except on a loopback address; "
@@ -72,7 +79,7 @@ def serve(
     from worldtree.server.app import ServerSettings, create_app
 
     app = create_app(ServerSettings(store_url=url, data_dir=data, executors=executors, lease_seconds=lease_seconds,
-                                    auth=auth, drain_seconds=drain_seconds,
+                                    auth=auth, drain_seconds=drain_seconds, events_url=events, public_url=public_url,
                                     poll_seconds=poll_seconds,
                                     **_grpc_settings(host, grpc_port, grpc_tls_cert, grpc_tls_key, jobs_on)))
     sock = _listen(host, port)  # bound before anything is printed: a busy port is a clear error

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ class Generator:
 
     def __init__(self, store: RunStore, config: service.ServiceConfig, secrets: SecretKeys, *, owner: str,
                  wake: threading.Event | None = None, lease_seconds: float = 120.0, poll_seconds: float = 1.0,
-                 on_run: Callable[[], None] | None = None) -> None:
+                 on_run: Callable[[], None] | None = None, sweep_after: float = 0.0) -> None:
         self.store = store
         self.gitops = gitops_store(store)
         self.config = config
@@ -104,6 +105,8 @@ class Generator:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.on_run = on_run
+        #: behind a broker, the store is only swept for deliveries older than this (a publish that failed)
+        self.sweep_after = sweep_after
 
     def serve(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -115,13 +118,17 @@ class Generator:
             except Exception:  # one bad delivery must not stop the consumer
                 log.exception("gitops consumer %s: internal error", self.owner)
                 worked = False
-            if not worked:
-                self.wake.wait(self.poll_seconds)
+            if not worked:  # until woken, the poll interval passes, or the server stops (checked twice a second)
+                deadline = time.monotonic() + self.poll_seconds
+                while not stop.is_set() and not self.wake.wait(min(0.5, max(0.0, deadline - time.monotonic()))):
+                    if time.monotonic() >= deadline:
+                        break
                 self.wake.clear()
 
     def handle_one(self, only: str | None = None) -> bool:
         """Claim one delivery (``only``: that one) and handle it; False when none could be claimed."""
-        delivery = self.gitops.claim_delivery(self.owner, self.lease_seconds, only=only)
+        delivery = self.gitops.claim_delivery(self.owner, self.lease_seconds, only=only,
+                                              older_than=0.0 if only else self.sweep_after)
         if delivery is None:
             return False
         try:
@@ -138,6 +145,12 @@ class Generator:
         if outcome.get("run_id") and self.on_run is not None:
             self.on_run()
         return True
+
+    def settle(self, row_id: str) -> bool:
+        """Handle the delivery a broker message names; whether it is settled (the message may be acked)."""
+        self.handle_one(only=row_id)
+        row = self.gitops.delivery(row_id)
+        return row is None or row.state in ("done", "skipped", "failed")
 
     def process(self, delivery: DeliveryRow) -> dict[str, Any]:
         """The delivery's outcome: ``finish_delivery`` keyword arguments."""

@@ -58,6 +58,10 @@ class ServerSettings:
     drain_seconds: float = 25.0
     #: check tokens and roles (off only on a loopback address: the CLI enforces it)
     auth: bool = True
+    #: GitOps: NATS JetStream for webhook deliveries (nats://host:port); None: the store is the queue
+    events_url: str | None = None
+    #: GitOps: the server's address as users reach it (commit statuses link to its console)
+    public_url: str | None = None
     #: queued runs running at once across every replica (None: only --executors bounds this replica)
     max_concurrent: int | None = None
     #: gRPC (agents, JobService) beside the REST API: port (0 picks a free one; None: no gRPC), host, TLS
@@ -113,7 +117,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         grpc_handle = grpc_server.start_for_app(store, settings)
         from worldtree.gitops import runtime as gitops_runtime  # webhook consumer, commit statuses, schedules
 
-        app.state.gitops = gitops_runtime.start(store, settings.data_dir, runtime.stop, runtime.wake, runtime.threads)
+        app.state.gitops = gitops_runtime.start(store, settings.data_dir, runtime.stop, runtime.wake, runtime.threads,
+                                                events_url=settings.events_url, public_url=settings.public_url)
         try:
             yield
         finally:

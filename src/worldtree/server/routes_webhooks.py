@@ -35,8 +35,8 @@ async def webhook(request: Request, provider: str) -> JSONResponse:
         result = await to_thread.run_sync(lambda: receive(runtime.store, gitops.secrets, provider, headers, body))
     except SignatureError as exc:
         return JSONResponse(error_body("unauthorized", str(exc)), status_code=401)
-    if result["status"] == "queued":
-        gitops.wake.set()
+    if result["status"] == "queued":  # on the queue (JetStream with --events) before the answer
+        await to_thread.run_sync(gitops.notify, result["id"], f"{provider}:{result['delivery']}")
         return JSONResponse(result, status_code=202)
     return JSONResponse(result, status_code=200)
 

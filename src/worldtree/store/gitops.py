@@ -95,9 +95,10 @@ class GitopsStore:
     # -- repositories ------------------------------------------------------------------------
     def add_repository(self, *, provider: str, name: str, clone_url: str, api_url: str | None, ci_file: str | None,
                        executor: str, webhook_secret: str, status_token: str | None) -> RepositoryRow:
-        row: dict[str, Any] = {"id": _id("repo"), "provider": provider, "name": name, "clone_url": clone_url, "api_url": api_url,
-               "ci_file": ci_file, "executor": executor, "webhook_secret": webhook_secret,
-               "status_token": status_token, "created_at": _now()}
+        row: dict[str, Any] = {
+            "id": _id("repo"), "provider": provider, "name": name, "clone_url": clone_url, "api_url": api_url,
+            "ci_file": ci_file, "executor": executor, "webhook_secret": webhook_secret,
+            "status_token": status_token, "created_at": _now()}
         try:
             with write_transaction(self.engine) as conn:
                 conn.execute(insert(git_repositories).values(**row))
@@ -153,14 +154,19 @@ class GitopsStore:
         query = select(*_DELIVERY_COLUMNS).order_by(git_deliveries.c.received_at.desc()).limit(limit)
         return [DeliveryRow(**r) for r in self._rows(query)]
 
-    def claim_delivery(self, owner: str, lease_seconds: float, *, only: str | None = None) -> DeliveryRow | None:
-        """One queued delivery (or one whose consumer's lease ran out), claimed; None when there is none."""
+    def claim_delivery(self, owner: str, lease_seconds: float, *, only: str | None = None,
+                       older_than: float = 0.0) -> DeliveryRow | None:
+        """One queued delivery (or one whose consumer's lease ran out), claimed; None when there is none.
+
+        ``older_than``: only deliveries received at least that many seconds ago (a sweep behind a broker)."""
         now = _now()
         ready = or_(git_deliveries.c.state == "queued",
                     and_(git_deliveries.c.state == "claimed", git_deliveries.c.lease_expires_at < now))
         query = select(git_deliveries.c.id, git_deliveries.c.tries).where(ready)
         if only is not None:
             query = query.where(git_deliveries.c.id == only)
+        if older_than:
+            query = query.where(git_deliveries.c.received_at <= now - timedelta(seconds=older_than))
         for candidate in self._rows(query.order_by(git_deliveries.c.received_at).limit(20)):
             with self._write("claim a delivery") as conn:
                 won = conn.execute(update(git_deliveries).where(
