@@ -137,7 +137,7 @@ async def _exercise(client: Client) -> None:
 async def test_pipeline_tools_locally_over_stdio(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'local.db'}"
     params = StdioServerParameters(command=sys.executable,
-                                   args=["-m", "worldtree.cli.main", "--store", store, "mcp"],
+                                   args=["-m", "worldtree.cli.main", "--store", store, "mcp", "--allow-local-runs"],
                                    env=_env(), cwd=str(tmp_path))
     async with Client(params) as client:
         await _exercise(client)
@@ -218,3 +218,30 @@ async def test_unreachable_server_is_a_tool_error(tmp_path: Path) -> None:
         result = await client.call_tool("runs.list", {})
         assert result.is_error and "cannot reach" in _text(result)
         assert _data(await client.call_tool("pipeline.validate", {"document": GOOD}))["ok"] is True
+
+
+def test_explain_a_queued_job_asks_which_agents_could_take_it(tmp_path: Path) -> None:
+    from worldtree.app.local_runs import LocalRuns
+    from worldtree.mcp.pipelines import explain_run
+    from worldtree.store import open_store
+
+    runs = LocalRuns(open_store(f"sqlite:///{tmp_path / 's.db'}"), tmp_path, executors=0)  # nobody claims it
+    try:
+        run_id = runs.submit(GOOD)["id"]
+        why = explain_run(runs, run_id, "build/main")
+        assert why["summary"] == f"run {run_id} is queued: no executor or agent has taken it yet"
+        (pending,) = why["pending"]
+        assert pending["job_id"] == f"{run_id}:build.main"
+        assert pending["agents"] == [] and pending["summary"], pending
+    finally:
+        runs.close()
+
+
+async def test_local_runs_need_the_operators_flag(tmp_path: Path) -> None:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "worldtree.cli.main", "--store",
+                                                                 f"sqlite:///{tmp_path / 's.db'}", "mcp"],
+                                   env=_env(), cwd=str(tmp_path))
+    async with Client(params) as client:
+        refused = await client.call_tool("runs.submit", {"document": GOOD})
+        assert refused.is_error and "--allow-local-runs" in _text(refused)
+        assert _data(await client.call_tool("runs.list", {}))["total"] == 0  # reading is fine

@@ -69,6 +69,12 @@ class LocalRuns:
     def cancel(self, run_id: str) -> dict[str, Any]:
         return service.cancel(self.store, run_id)
 
+    def explain_job(self, job_id: str) -> dict[str, Any]:
+        """Why a job (``RUN_ID:KEY``) is pending: :func:`worldtree.app.explain.explain`."""
+        from worldtree.app.explain import explain
+
+        return explain(self.store, job_id)
+
     def retry(self, run_id: str) -> dict[str, Any]:
         result = service.retry(self.store, run_id)
         self._wake.set()

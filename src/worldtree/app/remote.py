@@ -15,6 +15,7 @@ an error message.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -27,7 +28,7 @@ TIMEOUT = 30.0
 
 
 class RemoteRuns:
-    """Runs on a server: ``submit``, ``list_runs``, ``get_run``, ``logs``, ``cancel``, ``retry``.
+    """Runs on a server: ``submit``, ``list_runs``, ``get_run``, ``logs``, ``cancel``, ``retry``, ``explain_job``.
 
     Thread-safe (one ``httpx.Client``, which is); ``close`` when done.
     """
@@ -76,6 +77,10 @@ class RemoteRuns:
         if node:
             params["node"] = node
         return dict(self._call("GET", f"/api/v1/runs/{_segment(run_id)}/logs", params=params))
+
+    def explain_job(self, job_id: str) -> dict[str, Any]:
+        """Why a job (``RUN_ID:KEY``) is pending: the server's ``GET /api/v1/jobs/{id}/explain``."""
+        return dict(self._call("GET", f"/api/v1/jobs/{quote(job_id, safe=':')}/explain"))
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         return dict(self._call("POST", f"/api/v1/runs/{_segment(run_id)}/cancel"))

@@ -20,6 +20,9 @@ def mcp_command(
         help="Run the pipeline tools (runs.*) on this worldtree server instead of the local store.")] = "",
     token: Annotated[str | None, typer.Option(
         "--token", envvar="WORLDTREE_TOKEN", help="API token for --server (`worldtree token create`).")] = None,
+    allow_local_runs: Annotated[bool, typer.Option(
+        "--allow-local-runs", help="Without --server: let MCP clients run pipelines on this machine "
+                                   "(runs.submit, runs.retry).")] = False,
     artifacts: Annotated[str, typer.Option(
         "--artifacts", help="Directory whose stackflow.* files are served as resources (plan --out).")] = ".",
 ) -> None:
@@ -45,7 +48,7 @@ def mcp_command(
         # module-level state of `worldtree.cli.main` is a second, unset copy
         return LocalRuns(open_store(ctx.find_root().params.get("store")), os.path.abspath(".worldtree"))
 
-    runs = LazyRuns(open_runs)
+    runs = LazyRuns(open_runs, may_run=bool(server_url) or allow_local_runs)
     server = build_server(allow_apply=dangerously_allow_apply, runs=runs, artifacts_dir=artifacts)
     host, sep, port = http.rpartition(":")
     mcp_token = os.environ.get(TOKEN_ENV, "")

@@ -6,6 +6,10 @@ default) or :class:`worldtree.app.remote.RemoteRuns` (``worldtree mcp --server U
 :mod:`worldtree.app.service`'s data, so an assistant sees the same JSON either way, and the same
 JSON the REST API returns.
 
+Without ``--server``, ``runs.submit`` and ``runs.retry`` run commands on the MCP server's own
+machine, so they are refused unless it was started with ``--allow-local-runs`` (against a server,
+the server's roles decide: a token with the maintainer role).
+
 Errors: an argument that names nothing (an unknown run, a bad page, an unknown state) is a
 JSON-RPC ``invalid params`` error; a document that does not load is a tool error carrying its
 located messages (``pipeline.yaml:3:5: error: …``) so the assistant can fix it; an operation the
@@ -46,6 +50,7 @@ class Runs(Protocol):
     def logs(self, run_id: str, *, node: str | None = None, offset: int = 0,
              limit: int = 1000) -> dict[str, Any]: ...
     def cancel(self, run_id: str) -> dict[str, Any]: ...
+    def explain_job(self, job_id: str) -> dict[str, Any]: ...
     def retry(self, run_id: str) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
@@ -53,8 +58,10 @@ class Runs(Protocol):
 class LazyRuns:
     """Opens the runs backend on first use (a stack-only session never creates a store) and closes it once."""
 
-    def __init__(self, factory: Callable[[], Runs]) -> None:
+    def __init__(self, factory: Callable[[], Runs], *, may_run: bool = True) -> None:
+        """``may_run``: whether ``runs.submit`` and ``runs.retry`` may start work (False: refused)."""
         self._factory = factory
+        self.may_run = may_run
         self._runs: Runs | None = None
         self._lock = threading.Lock()
 
@@ -102,6 +109,7 @@ def register(server: MCPServer, runs: LazyRuns) -> None:
 
     @server.tool(name="runs.submit", description="Queue a pipeline document (YAML text) as a run; returns its id.")
     def submit(document: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+        _may_run(runs)
         with _translated():
             return runs.get().submit(document, env=env, filename="pipeline.yaml")
 
@@ -134,15 +142,23 @@ def register(server: MCPServer, runs: LazyRuns) -> None:
     @server.tool(name="runs.retry",
                  description="Queue a new attempt of a run that did not succeed (succeeded jobs are reused).")
     def retry(run_id: str) -> dict[str, Any]:
+        _may_run(runs)
         with _translated():
             return runs.get().retry(run_id)
 
     @server.tool(name="jobs.explain",
                  description="Why a run's jobs are in their state: for each job not succeeded (or the one "
-                             "named), its state, exit code, error or reason, and the tail of its log.")
+                             "named), its state, exit code, error or reason, and the tail of its log; for a "
+                             "pending job, why each agent can or cannot take it.")
     def explain(run_id: str, job: str | None = None) -> dict[str, Any]:
         with _translated():
             return explain_run(runs.get(), run_id, job)
+
+
+def _may_run(runs: LazyRuns) -> None:
+    if not runs.may_run:
+        raise ToolError("this MCP server runs pipelines on its own machine and was not allowed to: an operator "
+                        "starts it with --allow-local-runs, or with --server URL to run them on a worldtree server")
 
 
 _FINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out", "error"})
@@ -167,20 +183,41 @@ def validate_pipeline(document: str, filename: str, strict: bool) -> dict[str, A
 def explain_run(backend: Runs, run_id: str, job: str | None) -> dict[str, Any]:
     """What the run's record says about its jobs, in words, with each one's log tail.
 
-    Built only from ``get_run`` and ``logs``, so it works locally and against any server.
+    Built from ``get_run``, ``logs`` and ``explain_job`` (for pending jobs: which agents could take
+    them), so it works locally and against any server.
     """
     run = backend.get_run(run_id)
     nodes = run.get("nodes") or []
     if job is not None:
         chosen = [n for n in nodes if job in (n["id"], n["path"]) or str(n["path"]).startswith(job + "/")]
-        if not chosen:
+        if nodes and not chosen:
             raise UsageError(f"run {run['id']} has no job {job!r}; runs.get lists its jobs")
     else:
         chosen = [n for n in nodes if n["state"] != "succeeded"]
     jobs = [{"id": n["id"], "path": n["path"], "state": n["state"], "exit_code": n.get("exit_code"),
              "why": _why(n), "log_tail": _tail(backend, run["id"], n["id"])} for n in chosen]
-    return {"run_id": run["id"], "state": run["state"], "attempt": run.get("attempt"), "jobs": jobs,
-            "summary": _summary(run, jobs)}
+    out: dict[str, Any] = {"run_id": run["id"], "state": run["state"], "attempt": run.get("attempt"), "jobs": jobs,
+                           "summary": _summary(run, jobs)}
+    waiting = {_job_key(j["id"]) for j in jobs if j["state"] in ("pending", "queued")}
+    if not nodes and run["state"] == "queued":  # not claimed yet: no node has a state
+        out["summary"] = f"run {run['id']} is queued: no executor or agent has taken it yet"
+        waiting = {job.replace("/", ".")} if job else set()
+    if waiting:  # which agents could take them, and why not (worldtree.app.explain)
+        out["pending"] = [_pending(backend, f"{run['id']}:{key}") for key in sorted(waiting)]
+    return out
+
+
+def _job_key(node_id: str) -> str:
+    """A node's job as app.jobs names it: the id without the step, ``/`` as ``.``."""
+    return node_id.rsplit("/", 1)[0].replace("/", ".")
+
+
+def _pending(backend: Runs, job_id: str) -> dict[str, Any]:
+    try:
+        found = backend.explain_job(job_id)
+    except WorldtreeError as exc:  # e.g. a server without the agents feature
+        return {"job_id": job_id, "error": str(exc)}
+    return {"job_id": job_id, "summary": found.get("summary"), "agents": found.get("agents") or []}
 
 
 def _why(node: dict[str, Any]) -> str:
