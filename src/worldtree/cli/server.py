@@ -17,6 +17,7 @@ server_app = typer.Typer(help="Serve the REST API and run queued pipelines.", in
 
 @server_app.callback()
 def serve(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", envvar="WORLDTREE_HOST", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", envvar="WORLDTREE_PORT", min=0, max=65535,
                                       help="TCP port.")] = 8080,
@@ -34,6 +35,23 @@ def serve(
     drain_seconds: Annotated[float, typer.Option(
         "--drain-seconds", envvar="WORLDTREE_DRAIN_SECONDS", min=0.0,
         help="On SIGTERM/Ctrl-C, how long runs under way may take to end; the rest are taken over later.")] = 25.0,
+    config_file: Annotated[str | None, typer.Option(
+        "--config", envvar="WORLDTREE_CONFIG",
+        help="YAML file with the same keys as these flags (data_dir: ..., port: ...); flags and "
+             "WORLDTREE_* variables win over it.")] = None,
+    tls_cert: Annotated[str | None, typer.Option("--tls-cert", envvar="WORLDTREE_TLS_CERT",
+                                                 help="PEM certificate (chain): serve HTTPS and wss://.")] = None,
+    tls_key: Annotated[str | None, typer.Option("--tls-key", envvar="WORLDTREE_TLS_KEY",
+                                                help="PEM private key of --tls-cert.")] = None,
+    log_format: Annotated[str | None, typer.Option(
+        "--log-format", envvar="WORLDTREE_LOG_FORMAT",
+        help="json (one object per line on stderr) or console. Default: console on a terminal, else json.")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", envvar="WORLDTREE_LOG_LEVEL",
+                                           help="debug, info, warning or error.")] = "info",
+    max_concurrent: Annotated[int | None, typer.Option(
+        "--max-concurrent", envvar="WORLDTREE_MAX_CONCURRENT", min=1,
+        help="Queued runs running at once across every replica (checked in the store when a run is claimed; "
+             "give every replica the same). Default: no limit but each replica's --executors.")] = None,
     events: Annotated[str | None, typer.Option(
         "--events", envvar="WORLDTREE_EVENTS",
         help="GitOps: put webhook deliveries on NATS JetStream (nats://HOST:PORT[?stream=NAME]); "
@@ -60,6 +78,18 @@ def serve(
     """Serve ``/api/v1`` on HOST:PORT and run queued pipelines with N executors."""
     from worldtree.cli.main import _guard
 
+    if config_file is not None:  # the file fills in what no flag or variable set, then serve as if typed
+        from worldtree.cli.server_config import merged
+
+        values = _guard(lambda: merged(ctx, config_file))
+        serve(**{**values, "ctx": ctx, "config_file": None})
+        return
+    fmt = log_format or _default_log_format()
+    if fmt not in ("json", "console") or log_level not in ("debug", "info", "warning", "error"):
+        typer.echo(f"error: --log-format {fmt} --log-level {log_level}: expected json|console and "
+                   "debug|info|warning|error", err=True)
+        raise typer.Exit(2)
+    ssl_files = _tls(tls_cert, tls_key)
     if auth is None:
         auth = not _loopback(host)
     if not auth and not _loopback(host):
@@ -80,15 +110,46 @@ def serve(
 
     app = create_app(ServerSettings(store_url=url, data_dir=data, executors=executors, lease_seconds=lease_seconds,
                                     auth=auth, drain_seconds=drain_seconds, events_url=events, public_url=public_url,
-                                    poll_seconds=poll_seconds,
+                                    poll_seconds=poll_seconds, max_concurrent=max_concurrent,
                                     **_grpc_settings(host, grpc_port, grpc_tls_cert, grpc_tls_key, jobs_on)))
     sock = _listen(host, port)  # bound before anything is printed: a busy port is a clear error
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    typer.echo(f"worldtree server on http://{shown}:{bound}/ (console /console, API /api/v1, docs /docs; store {_display(url)}; "
-               f"{executors} executor(s); {'tokens required' if auth else 'no authentication'})", err=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    from worldtree.server.logging import banner, configure
+
+    configure(fmt, log_level)
+    scheme = "https" if ssl_files else "http"
+    banner(f"worldtree server on {scheme}://{shown}:{bound}/ (console /console, API /api/v1, docs /docs; store "
+           f"{_display(url)}; {executors} executor(s); {'tokens required' if auth else 'no authentication'})",
+           url=f"{scheme}://{shown}:{bound}/", executors=executors, max_concurrent=max_concurrent)
+    config = uvicorn.Config(app, log_config=None, log_level=log_level, access_log=True, lifespan="on",
+                            ssl_certfile=ssl_files[0] if ssl_files else None,
+                            ssl_keyfile=ssl_files[1] if ssl_files else None)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _default_log_format() -> str:
+    from worldtree.server.logging import default_format
+
+    return default_format()
+
+
+def _tls(cert: str | None, key: str | None) -> tuple[str, str] | None:
+    """The certificate and key files, checked (they load together) before anything starts; exit 2 if not."""
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        typer.echo("error: --tls-cert and --tls-key go together; give both for HTTPS", err=True)
+        raise typer.Exit(2)
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        typer.echo(f"error: --tls-cert {cert} --tls-key {key}: {getattr(exc, 'strerror', None) or exc}; "
+                   "give a PEM certificate and its private key", err=True)
+        raise typer.Exit(2) from None
+    return os.path.abspath(cert), os.path.abspath(key)
 
 
 def _grpc_settings(host: str, port: int | None, cert: str | None, key: str | None, jobs_on: str) -> dict[str, Any]:

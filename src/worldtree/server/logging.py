@@ -15,6 +15,7 @@ step's output, so secrets stay out; a path never holds one (tokens travel in hea
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -29,14 +30,17 @@ def default_format() -> str:
     return "console" if sys.stderr.isatty() else "json"
 
 
+_ACCESS = re.compile(r'^(?P<client>\S+) - "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})$')
+
+
 def _access_fields(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    """uvicorn's access record ``'%s - "%s %s HTTP/%s" %d'`` as fields instead of a sentence."""
-    record = event.get("_record")
-    if record is not None and record.name == "uvicorn.access" and isinstance(record.args, tuple) \
-            and len(record.args) == 5:
-        client, method, path, _version, status = record.args
-        event.update(client=client, method=method, path=path, status=status)
-        event["event"] = f"{method} {path} {status}"
+    """uvicorn's access line ``'client - "GET /path HTTP/1.1" 200'`` also as fields."""
+    event.pop("color_message", None)  # uvicorn's copy of the message with terminal colors
+    if event.get("logger") == "uvicorn.access" and isinstance(event.get("event"), str):
+        found = _ACCESS.match(event["event"])
+        if found:
+            event.update(client=found["client"], method=found["method"], path=found["path"],
+                         status=int(found["status"]))
     return event
 
 
