@@ -104,22 +104,39 @@ jobs:
 """
 
 
+TWO_STEPS = """
+name: moved
+jobs:
+  work:
+    labels: {pool: a}
+    steps:
+      - {name: make, command: "echo made-here > f.txt"}
+      - name: slow
+        retry: {max: 2, backoff: 0s}
+        command: "test -f f.txt || exit 7; echo started-$$; sleep 3; echo finished"
+"""
+
+
 @pytest.mark.slow
 def test_kill9_of_an_agent_mid_job_the_job_finishes_on_another(fleet: Fleet) -> None:
+    """The lost try fails; the next one runs on the other agent, where the job's earlier step runs
+    again first (the job restarts whole in a fresh workspace: step two finds step one's file)."""
     server = fleet.start_server()
     first = fleet.agent("first", "pool=a")
     fleet.registered(1)
-    run_id = server.submit(LONG)
+    run_id = server.submit(TWO_STEPS)
     first.wait_log("claimed job work")
     fleet.wait_for(lambda: any("started-" in x["line"] for x in logs(server, run_id)), message="step started")
     second = fleet.agent("second", "pool=a")
     first.signal(signal.SIGKILL)
     run = server.wait(run_id, timeout=60)
     assert run["state"] == "succeeded", (run, server.log(), second.log())
-    node = run["nodes"][0]
+    node = next(n for n in run["nodes"] if n["id"] == "work/slow")
     assert node["try"] == 2  # the lost try counted as failed, the second one ran on the other agent
     assert "claimed job work" in second.log()
-    assert [x["line"] for x in logs(server, run_id)].count("finished") == 1
+    lines = [x["line"] for x in logs(server, run_id)]
+    assert lines.count("finished") == 1
+    assert "[worldtree] job work moved to a new agent: running its step work/make again first" in lines
 
 
 @pytest.mark.slow

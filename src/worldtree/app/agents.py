@@ -343,10 +343,14 @@ class RunAgents:
         self.settings = settings
         self.graph_json = ctx.graph.model_dump_json()
         self._jobs: dict[str, str] = {}
+        self._job_locks: dict[str, asyncio.Lock] = {}
+        #: per job, the steps that succeeded on its agent, in order (run again when the job moves)
+        self._succeeded: dict[str, list[StepRequest]] = {}
         self._lock = asyncio.Lock()
         self._closed = False
 
-    async def _job_for(self, node: Node) -> str:
+    async def _job_for(self, node: Node) -> tuple[str, bool]:
+        """The agent job for ``node``'s job, and whether it was made just now (its agent was lost)."""
         async with self._lock:
             if not self._jobs and self.ctx.attempt > 1:  # a takeover: the dead attempt's jobs end here
                 await asyncio.to_thread(self.rows.end_older_attempts, self.ctx.run_id, self.ctx.attempt)
@@ -354,17 +358,40 @@ class RunAgents:
             if job_id is not None:
                 row = await asyncio.to_thread(self.rows.job, job_id)
                 if row is not None and row.state in ("queued", "claimed"):
-                    return job_id
+                    return job_id, False
             selector = node.selector.model_dump_json() if node.selector is not None else None
             job_id = await asyncio.to_thread(self.rows.create_job, run_id=self.ctx.run_id, attempt=self.ctx.attempt,
                                              job=node.job, selector=selector, graph=self.graph_json)
             _job_created[job_id] = time.time()
             self._jobs[node.job] = job_id
-            return job_id
+            return job_id, True
 
     async def execute(self, req: StepRequest, output: OutputSink) -> int:
+        """Run ``req`` on the agent holding the node's job. When that job had to move to a new agent
+        (its first one was lost), the steps of it that already succeeded run again there first, so
+        the new workspace holds what they made: the job restarts as a whole, as GitLab retries a job."""
         node = req.node
-        job_id = await self._job_for(node)
+        lock = self._job_locks.setdefault(node.job, asyncio.Lock())
+        async with lock:
+            job_id, fresh = await self._job_for(node)
+            done = self._succeeded.get(node.job, [])
+            if fresh and done:
+                for earlier in done:
+                    if earlier.node.id == node.id and earlier.purpose == req.purpose:
+                        continue
+                    output("stderr", f"[worldtree] job {node.job} moved to a new agent: running its step "
+                                     f"{earlier.node.id} again first")
+                    code = await self._task(job_id, earlier, lambda _s, _l: None)
+                    if code != 0:
+                        raise BackendError(f"job {node.job} moved to a new agent, where its earlier step "
+                                           f"{earlier.node.id} failed (exit {code})")
+        code = await self._task(job_id, req, output)
+        if code == 0 and req.purpose == "run":
+            self._succeeded.setdefault(node.job, []).append(req)
+        return code
+
+    async def _task(self, job_id: str, req: StepRequest, output: OutputSink) -> int:
+        node = req.node
         hidden = {name: req.env[name] for name in node.secrets if name in req.env}
         env = {k: v for k, v in req.env.items() if k not in hidden}
         task_id = await asyncio.to_thread(self.rows.add_task, job_id, node=node.id, command=req.command, env=env,

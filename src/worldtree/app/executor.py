@@ -22,6 +22,7 @@ from pathlib import Path
 import structlog
 
 from worldtree.app import agents, events
+from worldtree.app import agents
 from worldtree.app.runs import (
     RunOptions,
     RunResult,

@@ -152,9 +152,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(events_router)  # SSE /api/v1/events, /runs/{id}/events
     app.include_router(ws_router)  # seed 003's WebSocket protocol at /, /api/v1/ws/... twins
     app.state.settings = settings
-    from worldtree.server import routes_agents
-
-    app.include_router(routes_agents.router)  # /api/v1/agents
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     def prometheus() -> Response:
