@@ -22,7 +22,6 @@ from pathlib import Path
 import structlog
 
 from worldtree.app import agents, events
-from worldtree.app import agents
 from worldtree.app.runs import (
     RunOptions,
     RunResult,
