@@ -159,6 +159,9 @@ def test_a_failing_source_keeps_its_cache_and_limits_hold(tmp_path: Path, store:
     by_source = {r["source"]: r for r in sync_sources(rows)}
     assert f"larger than {MAX_BYTES} bytes" in by_source["big"]["error"]
     assert "404" in by_source["gone"]["error"]
+    add_source(rows, "evil", "git", f"ext::sh -c touch% {tmp_path}/pwned", None, None, priority=22)
+    assert "transport 'ext' not allowed" in {r["source"]: r for r in sync_sources(rows)}["evil"]["error"]
+    assert not (tmp_path / "pwned").exists()
     with pytest.raises(UsageError, match="one of local, git, http"):
         add_source(rows, "x", "ftp", "ftp://h/", None, None, 1)
     with pytest.raises(UsageError, match="source name"):

@@ -12,6 +12,7 @@ import hashlib
 import re
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -88,7 +89,9 @@ def git(uri: str, ref: str | None, path: str | None) -> list[Fetched]:
 
 def _git(args: list[str], uri: str) -> str:
     try:
-        proc = subprocess.run(["git", *args], capture_output=True, text=True, timeout=GIT_TIMEOUT,
+        # ext:: would run a command named in the uri: never, whatever the user's git config says
+        proc = subprocess.run(["git", "-c", "protocol.ext.allow=never", *args], capture_output=True, text=True,
+                              timeout=GIT_TIMEOUT,
                               env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin:/usr/local/bin"})
     except FileNotFoundError:
         raise UsageError("git sources need the git command; install git") from None
@@ -108,6 +111,7 @@ def http(uri: str, name: str | None) -> list[Fetched]:
     if not _NAME.match(skill or ""):
         raise UsageError(f"http source {shown(uri)}: cannot tell the skill's name; give --path NAME")
     body = bytearray()
+    deadline = time.monotonic() + HTTP_TIMEOUT  # for the whole body: a server dripping bytes is cut off too
     try:
         with httpx.stream("GET", uri, timeout=HTTP_TIMEOUT, follow_redirects=True) as response:
             if response.status_code != 200:
@@ -116,6 +120,8 @@ def http(uri: str, name: str | None) -> list[Fetched]:
                 body += chunk
                 if len(body) > MAX_BYTES:
                     raise UsageError(f"http source {shown(uri)}: larger than {MAX_BYTES} bytes; refused")
+                if time.monotonic() > deadline:
+                    raise UsageError(f"http source {shown(uri)}: took more than {HTTP_TIMEOUT:.0f} s; refused")
             version = response.headers.get("etag", "").strip('"')
     except httpx.HTTPError as exc:
         raise UsageError(f"http source {shown(uri)}: {type(exc).__name__}; check the URL") from None
