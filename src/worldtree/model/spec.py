@@ -291,6 +291,8 @@ class StageSpec(InheritedFields, SelectorFields):
 
 class ScheduleTrigger(SpecModel):
     cron: str
+    #: an IANA zone the cron is read in (default UTC); ``worldtree server`` fires it there
+    timezone: str | None = None
 
 
 class TriggerSpec(SpecModel):
