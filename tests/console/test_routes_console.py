@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.console.conftest import make_token
 
+from worldtree.app import tokens
 from worldtree.server.app import ServerSettings, create_app
 from worldtree.server.routes_console import ASSETS
+from worldtree.store import open_store
 from worldtree.testing.stores import sqlite_url
 
 
@@ -80,11 +81,13 @@ def test_every_module_the_page_imports_exists_and_vendored_code_has_its_license(
 def test_whoami_names_the_token_and_its_role(tmp_path: Path) -> None:
     for client, url in _client(tmp_path, auth=True):
         assert client.get("/api/v1/whoami").status_code == 401
+        store = open_store(url)
         for role in ("viewer", "maintainer", "admin"):
-            token = make_token(url, role)
+            _, token = tokens.create(store, role, name=f"console {role}")
             me = client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}).json()
             assert me["role"] == role and me["name"] == f"console {role}" and me["auth"] is True
             assert me["token_id"] and token not in str(me)
+        store.close()
 
 
 def test_whoami_without_authentication_may_do_everything(open_client: TestClient) -> None:

@@ -8,6 +8,8 @@ import { h, sleep } from "./dom.js";
 /** Lines kept in the page; older ones are dropped from view (the download still has them all). */
 const MAX_SHOWN = 5000;
 const EXPORT_PAGE = 10000;
+/** Terminal color and cursor sequences: shown as the text they decorate. */
+const ANSI = /\x1b\[[0-9;?]*[ -\/]*[@-~]/g;
 
 export class LogView {
   constructor(runId) {
@@ -33,6 +35,7 @@ export class LogView {
     this.controller?.abort();
     this.controller = new AbortController();
     this.node = node;
+    this.pending = [];
     this.title.textContent = node ? `Logs — ${node}` : "Logs — all steps";
     this.lines.replaceChildren();
     this.empty.hidden = false;
@@ -71,15 +74,31 @@ export class LogView {
     }
   }
 
+  /** Queue a line; lines are put on the page once per animation frame, so a flood of output
+   * costs one layout per frame, not one per line. */
   add(item) {
+    this.pending.push(item);
+    if (this.pending.length > 2 * MAX_SHOWN) this.pending.splice(0, this.pending.length - MAX_SHOWN);  // a hidden tab
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
+  }
+
+  flush() {
+    this.frame = 0;
+    const batch = this.pending.splice(0, this.pending.length).slice(-MAX_SHOWN);
+    if (!batch.length) return;
     this.empty.hidden = true;
-    const row = h("div", { class: `log-line ${item.stream === "stderr" ? "stderr" : ""}`, "data-node": item.node },
-      this.node ? null : h("span", { class: "log-node" }, item.node),
-      h("span", { class: "log-text" }, item.line));
-    row.hidden = Boolean(this.query) && !item.line.toLowerCase().includes(this.query);
     const stick = this.lines.scrollTop + this.lines.clientHeight >= this.lines.scrollHeight - 8;
-    this.lines.append(row);
-    while (this.lines.childElementCount > MAX_SHOWN) this.lines.firstElementChild.remove();
+    const rows = document.createDocumentFragment();
+    for (const item of batch) {
+      const text = item.line.replace(ANSI, "");
+      const row = h("div", { class: `log-line ${item.stream === "stderr" ? "stderr" : ""}`, "data-node": item.node },
+        this.node ? null : h("span", { class: "log-node" }, item.node),
+        h("span", { class: "log-text" }, text));
+      row.hidden = Boolean(this.query) && !text.toLowerCase().includes(this.query);
+      rows.append(row);
+    }
+    this.lines.append(rows);
+    for (let extra = this.lines.childElementCount - MAX_SHOWN; extra > 0; extra--) this.lines.firstElementChild.remove();
     if (stick) this.lines.scrollTop = this.lines.scrollHeight;
   }
 

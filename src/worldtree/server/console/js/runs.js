@@ -39,7 +39,10 @@ export function runsPage(view, { signal, navigate }) {
   // The API's query: the time inputs are local wall-clock times; the API wants zoned ISO times.
   const query = new URLSearchParams({ page: String(page), page_size: String(PAGE_SIZE) });
   for (const name of ["q", "state", "pipeline"]) if (params.get(name)) query.set(name, params.get(name));
-  for (const name of ["since", "until"]) if (params.get(name)) query.set(name, new Date(params.get(name)).toISOString());
+  for (const name of ["since", "until"]) {
+    const at = params.get(name) ? new Date(params.get(name)) : null;
+    if (at && !Number.isNaN(at.getTime())) query.set(name, at.toISOString());  // a mistyped address: no bound
+  }
   const needle = (params.get("q") || "").toLowerCase();
 
   watchRuns(query.toString(), (result) => {
