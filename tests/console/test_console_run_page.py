@@ -101,11 +101,27 @@ def test_dag_turns_green_as_steps_finish_and_logs_arrive_while_a_step_runs(sqlit
         page.click("[data-download=json]")
     exported = download.value.path().read_text()
     assert "build-first-line" in exported and "shipped" not in exported
-    # The document, as submitted.
+    with page.expect_download() as download:
+        page.click("[data-download=text]")
+    assert download.value.path().read_text() == "build-first-line\nbuild-last-line\n"
+    # The document, as submitted, and its copy button.
     assert page.locator("#run-yaml").inner_text().strip() == CHAIN.strip()
+    tab.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    page.click("#copy-yaml")
+    page.wait_for_selector("#copy-yaml:has-text('Copied')")
+    assert page.evaluate("() => navigator.clipboard.readText()") == CHAIN
     # Succeeded: nothing to cancel or retry.
     assert page.locator("#cancel-run").is_hidden() and page.locator("#retry-run").is_hidden()
     tab.screenshot("run-page-succeeded")
+    # Dark mode: the toggle flips the theme, the page follows, and it sticks across a reload.
+    light = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    page.click("#theme")
+    dark = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    assert page.evaluate("() => document.documentElement.dataset.theme") == "dark" and dark != light
+    page.reload()
+    page.wait_for_selector('.dag-node[data-state="succeeded"]')
+    assert page.evaluate("() => getComputedStyle(document.body).backgroundColor") == dark
+    tab.screenshot("run-page-dark")
 
 
 def test_cancel_button_cancels_a_running_run(sqlite_servers: Servers, console: Any) -> None:

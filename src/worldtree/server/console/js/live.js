@@ -51,9 +51,21 @@ export async function watchRun(runId, onRun, { signal, onError } = {}) {
   return poll(read, 1000, { signal, onError, until: (run) => FINAL.has(run?.state) });
 }
 
-/** Call `onPage(page)` with the runs matching `query` now and on every change, until `signal` aborts. */
-export async function watchRuns(query, onPage, { signal, onError } = {}) {
-  const read = coalesced(async () => { const page = await api(`/runs?${query}`, { signal }); onPage(page); return page; });
+/** Call `onPage(page)` with the runs matching `query` now and on every change, until `signal` aborts.
+ * With `pages` > 1 the following pages are read too and their items joined (for searching). */
+export async function watchRuns(query, onPage, { signal, onError, pages = 1 } = {}) {
+  const read = coalesced(async () => {
+    const page = await api(`/runs?${query}`, { signal });
+    const params = new URLSearchParams(query);
+    for (let number = Number(params.get("page") || 1) + 1; number <= pages && page.items.length < page.total; number++) {
+      params.set("page", String(number));
+      const more = await api(`/runs?${params}`, { signal });
+      if (!more.items.length) break;
+      page.items.push(...more.items);
+    }
+    onPage(page);
+    return page;
+  });
   if (await serverHas("/api/v1/events")) {
     const outcome = await followEvents("/events", read, { signal, onError, until: () => false });
     if (outcome !== "fallback") return;

@@ -6,6 +6,8 @@ import { watchRuns } from "./live.js";
 
 const STATES = ["", "queued", "running", "succeeded", "failed", "cancelled", "timed_out", "error"];
 const PAGE_SIZE = 25;
+/** How many of the newest runs a search looks through. */
+const SEARCHED = 1000;
 
 export function runsPage(view, { signal, navigate }) {
   const params = new URLSearchParams(location.search);
@@ -37,18 +39,24 @@ export function runsPage(view, { signal, navigate }) {
   }
 
   // The API's query: the time inputs are local wall-clock times; the API wants zoned ISO times.
-  const query = new URLSearchParams({ page: String(page), page_size: String(PAGE_SIZE) });
+  // A search reads the SEARCHED newest runs and pages through the matches here (the API's `q` is
+  // sent too, for servers that filter by it).
+  const needle = (params.get("q") || "").toLowerCase();
+  const query = needle ? new URLSearchParams({ page: "1", page_size: "200" })
+    : new URLSearchParams({ page: String(page), page_size: String(PAGE_SIZE) });
   for (const name of ["q", "state", "pipeline"]) if (params.get(name)) query.set(name, params.get(name));
   for (const name of ["since", "until"]) {
     const at = params.get(name) ? new Date(params.get(name)) : null;
     if (at && !Number.isNaN(at.getTime())) query.set(name, at.toISOString());  // a mistyped address: no bound
   }
-  const needle = (params.get("q") || "").toLowerCase();
 
   watchRuns(query.toString(), (result) => {
-    // The server filters by `q` where it supports it; this keeps the page right where it does not.
-    const items = result.items.filter((r) => !needle || r.id.toLowerCase().includes(needle) ||
-      (r.pipeline || "").toLowerCase().includes(needle));
+    let items = result.items;
+    if (needle) {
+      const matches = items.filter((r) => r.id.toLowerCase().includes(needle) || (r.pipeline || "").toLowerCase().includes(needle));
+      result = { ...result, total: matches.length };
+      items = matches.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
+    }
     replace(body, items.map((r) => h("tr", { "data-run": r.id, "data-state": r.state },
       h("td", {}, h("a", { href: `/console/runs/${r.id}`, "data-link": true }, h("code", {}, r.id))),
       h("td", {}, r.pipeline), h("td", {}, badge(r.state)), h("td", {}, String(r.attempt)),
@@ -59,5 +67,6 @@ export function runsPage(view, { signal, navigate }) {
       h("span", {}, ` page ${page} of ${pages} · ${result.total} run${result.total === 1 ? "" : "s"} `),
       h("button", { type: "button", class: "secondary", disabled: page >= pages, onclick: () => apply(page + 1) }, "Older ›"));
     status.textContent = items.length ? "" : "No runs match.";
-  }, { signal, onError: (error) => { status.textContent = error.message; } });
+    if (needle) status.textContent += ` Searched the ${result.items.length} newest runs.`;
+  }, { signal, pages: needle ? SEARCHED / 200 : 1, onError: (error) => { status.textContent = error.message; } });
 }
