@@ -56,6 +56,8 @@ def test_nothing_outside_the_console_directory_is_served(open_client: TestClient
                  "/console/js/%2e%2e/%2e%2e/%2e%2e/errors.py"):
         response = open_client.get(path)
         assert "APIRouter" not in response.text and "def " not in response.text, path
+    for path in ("/console/js/a%00.js", f"/console/js/{'a' * 5000}.js", "/console/vendor/%ff%fe.js"):
+        assert open_client.get(path).status_code == 404, path
 
 
 def test_every_module_the_page_imports_exists_and_vendored_code_has_its_license() -> None:

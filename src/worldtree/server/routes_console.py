@@ -74,7 +74,9 @@ def _asset(path: str) -> Path | None:
     if not path or Path(path).suffix not in _TYPES:
         return None
     root = ASSETS.resolve()
-    candidate = (root / path).resolve()
-    if not candidate.is_relative_to(root) or not candidate.is_file():
+    try:
+        candidate = (root / path).resolve()
+        found = candidate.is_relative_to(root) and candidate.is_file()
+    except (OSError, ValueError):  # a NUL byte, a name too long for the file system: no such asset
         return None
-    return candidate
+    return candidate if found else None
