@@ -16,6 +16,8 @@ import pytest
 from gitops_fakes import StatusHost, commit, github_headers, github_push, make_repo
 from tests.server.conftest import Server, Servers
 
+pytestmark = pytest.mark.slow  # real servers, git and runs: several seconds each
+
 SECRET = "webhook-s3cret"
 TOKEN = "status-token-123"
 CI = """\
@@ -126,6 +128,18 @@ def test_failing_commit_reports_failure_and_filters_skip(servers: Servers, tmp_p
     assert server.post("/api/v1/webhooks/github", content=body,
                        headers=github_headers(SECRET, body, "d-branch")).status_code == 202
     assert "feature" in _delivery(server, "d-branch")["detail"]
+    assert server.get("/api/v1/runs").json()["total"] == 1
+
+    # a broken ci.yaml: no run, and the commit says where the file is wrong
+    sha3 = commit(work, bare, {"ci.yaml": CI.replace("jobs:", "jobs:\n  b:\n    needs: [nope]\n    steps: [{run: x}]")})
+    body = github_push("acme/app", f"file://{bare}", sha3, paths=["ci.yaml"])
+    assert server.post("/api/v1/webhooks/github", content=body,
+                       headers=github_headers(SECRET, body, "d-broken")).status_code == 202
+    broken = _delivery(server, "d-broken")
+    assert broken["state"] == "failed" and broken["detail"].startswith("ci.yaml:8:"), broken
+    error = _statuses(status_host, 3)[2]
+    assert error.path == f"/repos/acme/app/statuses/{sha3}" and error.body["state"] == "error"
+    assert "nope" in error.body["description"] and len(error.body["description"]) <= 140
     assert server.get("/api/v1/runs").json()["total"] == 1
 
 

@@ -9,10 +9,10 @@ from sqlalchemy import create_engine, text
 from tests.server.conftest import Servers
 
 DOC = """\
-name: every-two-seconds
+name: every-second
 on:
   schedule:
-    - cron: "* * * * * */2"
+    - cron: "* * * * * *"
 jobs:
   a:
     steps:
@@ -22,14 +22,14 @@ jobs:
 
 @pytest.mark.slow
 def test_two_replicas_fire_each_tick_once(servers: Servers) -> None:
-    first = servers(executors=1)
-    second = servers(executors=1)
+    first = servers(executors=0)  # the runs need not run: what counts is how many are made
+    second = servers(executors=0)
     response = first.post("/api/v1/schedules", json={"name": "fast", "document": DOC})
     assert response.status_code == 201, response.text
     [listed] = second.get("/api/v1/schedules").json()["items"]
     assert listed["name"] == "fast#1" and len(listed["next"]) == 3
     deadline = time.monotonic() + 30
-    while first.get("/api/v1/runs").json()["total"] < 4:
+    while first.get("/api/v1/runs").json()["total"] < 3:
         assert time.monotonic() < deadline, first.log() + second.log()
         time.sleep(0.2)
     first.stop()
@@ -41,5 +41,5 @@ def test_two_replicas_fire_each_tick_once(servers: Servers) -> None:
             runs = conn.execute(text("SELECT id FROM runs")).fetchall()
     finally:
         engine.dispose()
-    assert len(runs) == len(ticks) >= 4  # one run per tick, never two
+    assert len(runs) == len(ticks) >= 3  # one run per tick, never two
     assert {t.run_id for t in ticks} == {r.id for r in runs}

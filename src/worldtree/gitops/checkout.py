@@ -27,6 +27,8 @@ from worldtree.app.workdir import MARKER
 from worldtree.errors import BackendError
 
 GIT_SECONDS = 300.0
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_REF = re.compile(r"^[A-Za-z0-9._/+@-]+$")
 
 
 class GitError(BackendError):
@@ -80,6 +82,11 @@ class Mirror:
 
     def fetch(self, sha: str | None, ref: str | None) -> str:
         """Fetch ``sha`` (else the tip of ``ref``) into the mirror; the commit's full sha."""
+        # both come from a payload: never let one read as a git option
+        if sha is not None and not _SHA.match(sha):
+            raise GitError(f"the event's commit {sha[:80]!r} is not a hex object id")
+        if ref is not None and not (ref.startswith("refs/") and _REF.match(ref)):
+            raise GitError(f"the event's ref {ref[:80]!r} is not a refs/... name")
         with self.locked():
             self._init()
             git_dir = str(self.path)

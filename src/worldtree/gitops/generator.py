@@ -167,12 +167,16 @@ class Generator:
             wanted = repo.ci_file or " or ".join(PIPELINE_FILES)
             return {"state": "skipped", "detail": f"commit {sha[:12]} has no {wanted}", "sha": sha, "ref": event.ref}
         path, document = found
-        on = raw_on(document, path)
-        self._register_schedules(repo, event, sha, on, path, delivery.payload)
-        decision = evaluate(on, event)
-        if not decision.run:
-            return {"state": "skipped", "detail": decision.why, "sha": sha, "ref": event.ref}
-        run_id, pipeline = self._submit(delivery.id, repo, mirror, sha, path, document, ci_env(event, sha))
+        try:
+            on = raw_on(document, path)
+            self._register_schedules(repo, event, sha, on, path, delivery.payload)
+            decision = evaluate(on, event)
+            if not decision.run:
+                return {"state": "skipped", "detail": decision.why, "sha": sha, "ref": event.ref}
+            run_id, pipeline = self._submit(delivery.id, repo, mirror, sha, path, document, ci_env(event, sha))
+        except (SpecError, UsageError) as exc:  # the commit's file is broken: say so on the commit
+            return {"state": "failed", "detail": _first_line(exc), "sha": sha, "ref": event.ref,
+                    "pipeline": path}
         log.info("gitops: %s %s %s → run %s", repo.name, event.kind, sha[:12], run_id)
         return {"state": "done", "detail": decision.why, "sha": sha, "ref": event.ref, "run_id": run_id,
                 "pipeline": pipeline}
@@ -217,3 +221,10 @@ class Generator:
                                      sha=sha)
             names.append(name)
         self.gitops.drop_schedules(repository_id=repo.id, keep=names)
+
+
+def _first_line(exc: Exception) -> str:
+    if isinstance(exc, SpecError) and exc.diagnostics:
+        errors = [d for d in exc.diagnostics if d.severity == "error"] or exc.diagnostics
+        return errors[0].render()
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

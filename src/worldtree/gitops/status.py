@@ -12,8 +12,9 @@ replicas do not both post it), and posts it:
 ``target_url`` is ``$WORLDTREE_PUBLIC_URL/console/runs/{id}``, ``context`` ``worldtree/<pipeline>``.
 A 5xx, 429 or network error is retried with exponential backoff (1 s … 60 s, 8 tries); another 4xx
 (a bad token, an unknown commit) is given up at once and logged. A run that finishes before its
-pending status was posted still gets pending first, then its result. The status token is
-decrypted only to build the request and never logged.
+pending status was posted still gets pending first, then its result. A commit whose pipeline
+file is broken gets ``error`` with the located message (``ci.yaml:4:7: …``) as its description.
+The status token is decrypted only to build the request and never logged.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ _DESCRIPTION = {"pending": "worldtree: running", "success": "worldtree: succeede
                 "failure": "worldtree: failed", "error": "worldtree: cancelled or errored"}
 
 
-def commit_state(run_state: str) -> str:
-    """The commit status a run in ``run_state`` shows."""
+def commit_state(run_state: str | None) -> str:
+    """The commit status a run in ``run_state`` shows (None: no run, the pipeline file was broken)."""
+    if run_state is None:
+        return "error"
     if run_state == "succeeded":
         return "success"
     if run_state in ("failed", "timed_out"):
@@ -101,7 +104,7 @@ class Reporter:
             if not self.gitops.claim_report(row.id, row.report_tries, self.timeout * 3):
                 continue
             try:
-                if row.reported is None and want != "pending":
+                if row.reported is None and want != "pending" and row.run_id:
                     self.post(repo, row, "pending")  # a fast run still shows pending first
                 self.post(repo, row, want)
             except PostError as exc:
@@ -127,17 +130,24 @@ class Reporter:
             raise PostError(f"{response.status_code} from {url}: {response.text[:200]}", retry=False)
 
     def request(self, repo: RepositoryRow, row: DeliveryRow, state: str) -> tuple[str, dict[str, str], dict[str, Any]]:
-        token = self.secrets.decrypt(repo.status_token or "")
+        try:
+            token = self.secrets.decrypt(repo.status_token or "")
+        except Exception:  # a key that changed: retrying cannot help, and the message names no secret
+            raise PostError(f"the status token of {repo.name} cannot be decrypted with this server's key; "
+                            "register the repository again", retry=False) from None
         api = repo.api_url or DEFAULT_API[repo.provider]
         if api is None:
             raise PostError(f"{repo.provider} repository {repo.name} has no --api-url for statuses", retry=False)
         context = f"worldtree/{row.pipeline or 'pipeline'}"
-        target = f"{self.public_url}/console/runs/{row.run_id}"
+        target = f"{self.public_url}/console/runs/{row.run_id}" if row.run_id else f"{self.public_url}/console"
+        description = _DESCRIPTION[state] if row.run_id else f"worldtree: {row.detail or 'the pipeline file is broken'}"
+        if len(description) > 140:  # GitHub refuses longer ones
+            description = description[:137] + "..."
         sha = row.sha or ""
         if repo.provider == "gitlab":
             url = f"{api}/projects/{quote(repo.name, safe='')}/statuses/{sha}"
             body = {"state": _GITLAB_STATE[state], "name": context, "target_url": target,
-                    "description": _DESCRIPTION[state]}
+                    "description": description}
             if row.ref and row.ref.startswith(("refs/heads/", "refs/tags/")):
                 body["ref"] = row.ref.split("/", 2)[2]
             return url, {"PRIVATE-TOKEN": token}, body
@@ -145,4 +155,4 @@ class Reporter:
         auth = f"Bearer {token}" if repo.provider == "github" else f"token {token}"
         headers = {"Authorization": auth, "Accept": "application/vnd.github+json"}
         return url, headers, {"state": state, "target_url": target, "context": context,
-                              "description": _DESCRIPTION[state]}
+                              "description": description}

@@ -194,17 +194,21 @@ class GitopsStore:
         return str(found[0]["id"]) if found else None
 
     # -- commit statuses ---------------------------------------------------------------------
-    def unreported(self, *, limit: int = 50) -> list[tuple[DeliveryRow, str, str]]:
-        """Deliveries with a run whose last posted status is not final, due now; each with its run's state
-        and the repository id."""
+    def unreported(self, *, limit: int = 50) -> list[tuple[DeliveryRow, str | None, str]]:
+        """Deliveries whose commit should show something new, due now: those with a run whose last posted
+        status is not final (with the run's state), and those that failed before a run with a known commit
+        (state None: the pipeline file was broken). Each with the repository id."""
         now = _now()
+        has_run = git_deliveries.c.run_id.is_not(None)
+        failed_early = and_(git_deliveries.c.run_id.is_(None), git_deliveries.c.state == "failed",
+                            git_deliveries.c.sha.is_not(None))
         query = (select(*_DELIVERY_COLUMNS, runs.c.state.label("run_state"))
-                 .join(runs, runs.c.id == git_deliveries.c.run_id)
-                 .where(git_deliveries.c.run_id.is_not(None),
+                 .outerjoin(runs, runs.c.id == git_deliveries.c.run_id)
+                 .where(or_(and_(has_run, runs.c.id.is_not(None)), failed_early),
                         or_(git_deliveries.c.reported.is_(None), git_deliveries.c.reported.not_in(FINAL_REPORTS)),
                         # pending already shown and still under way: nothing new (keeps the page for news)
                         or_(git_deliveries.c.reported.is_(None), git_deliveries.c.reported != "pending",
-                            runs.c.state.not_in(("pending", "running"))),
+                            runs.c.state.is_(None), runs.c.state.not_in(("pending", "running"))),
                         or_(git_deliveries.c.report_after.is_(None), git_deliveries.c.report_after <= now))
                  .order_by(git_deliveries.c.received_at).limit(limit))
         out = []
