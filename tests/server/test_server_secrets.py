@@ -11,8 +11,11 @@ import pytest
 from cryptography.fernet import Fernet
 from tests.server.conftest import Server, Servers
 
+pytestmark = pytest.mark.slow  # real server processes: several seconds each
+
 VALUE = "hunter2-Zq8vX-only-in-memory"
-DOC = """name: uses-secret
+DIGEST = hashlib.sha256(VALUE.encode()).hexdigest()
+DOC = f"""name: uses-secret
 secrets: [DEPLOY_TOKEN]
 stages:
   - name: build
@@ -20,8 +23,10 @@ stages:
       - name: main
         steps:
           - name: show
-            command: echo "token is $DEPLOY_TOKEN"; test "$(printf %%s "$DEPLOY_TOKEN" | sha256sum | cut -c1-64)" = %s
-""" % hashlib.sha256(VALUE.encode()).hexdigest()
+            command: >-
+              echo "token is $DEPLOY_TOKEN";
+              test "$(printf %s "$DEPLOY_TOKEN" | sha256sum | cut -c1-64)" = {DIGEST}
+"""
 
 
 def _call(server: Server, method: str, path: str, **kw: object) -> httpx.Response:
