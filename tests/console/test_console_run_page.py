@@ -3,6 +3,9 @@ log lines appear while it still runs, the cancel button cancels, a viewer has no
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -173,5 +176,15 @@ def test_a_viewer_sees_no_cancel_button_and_a_maintainer_does(sqlite_servers: Se
         other.goto(f"{server.url}/console/runs/{run_id}")
         other.wait_for_selector("#cancel-run:visible")
         assert maintainer not in other.content()
+        # The viewer's token is revoked while its page is open: the page falls back to sign-in.
+        me = page.evaluate("() => fetch('/api/v1/whoami', {headers: {Authorization: "
+                           "'Bearer ' + sessionStorage.getItem('worldtree.token')}}).then(r => r.json())")
+        token_id = me["token_id"]
+        revoke = subprocess.run([sys.executable, "-m", "worldtree.cli.main", "token", "revoke", token_id, "--store",
+                                 sqlite_servers.store], capture_output=True, text=True, timeout=60,
+                                env={k: v for k, v in os.environ.items() if not k.startswith("WORLDTREE_")})
+        assert revoke.returncode == 0, revoke.stderr
+        page.wait_for_selector("#token", timeout=20_000)
+        assert page.evaluate("() => sessionStorage.getItem('worldtree.token')") is None
     finally:
         server.post(f"/api/v1/runs/{run_id}/cancel", headers={"Authorization": f"Bearer {maintainer}"})

@@ -34,6 +34,8 @@ export async function api(path, { method = "GET", body, contentType, raw = false
   if (!response.ok) {
     let parsed = null;
     try { parsed = await response.json(); } catch { /* not JSON: keep the status */ }
+    // A token revoked or expired while the page is open: the shell shows the sign-in form.
+    if (response.status === 401) window.dispatchEvent(new CustomEvent("worldtree:unauthorized"));
     throw new ApiError(response.status, parsed);
   }
   if (raw) return response;

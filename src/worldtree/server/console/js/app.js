@@ -112,6 +112,12 @@ document.addEventListener("click", (event) => {
   navigate(link.getAttribute("href"));
 });
 window.addEventListener("popstate", route);
+window.addEventListener("worldtree:unauthorized", () => {
+  if (!who) return;  // already signed out (or signing in)
+  who = null;
+  setToken(null);
+  identify().then(route, () => route());
+});
 
 identify().then(route, (error) => {
   replace(view, h("h2", {}, "The server cannot be reached"), h("p", { class: "error" }, error.message));
