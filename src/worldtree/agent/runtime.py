@@ -278,7 +278,9 @@ class Agent:
         if first is grpc.aio.EOF:
             raise ConnectionError("the server closed the agent channel")
         while True:
-            free = 0 if self.draining else max(0, self.config.capacity - self._active())
+            # the server counts this agent's load itself (a step that ends frees a slot while this
+            # fetch waits), so ask for up to the whole capacity; a draining agent asks for none
+            free = 0 if self.draining else self.config.capacity
             await call.write(stream_pb2.AgentChannelRequest(fetch=apb.FetchJobRequest(
                 agent_id=self.agent_id, max_jobs=free, wait_seconds=self.config.fetch_wait, leases=self._leases())))
             resp = await call.read()
