@@ -4,9 +4,6 @@ these tests skip, loudly, with the reason."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,10 +95,23 @@ def sqlite_servers(tmp_path: Path) -> Iterator[Servers]:
 
 
 def make_token(store: str, role: str) -> str:
-    """A token made by `worldtree token create` on ``store`` (printed once, on stdout)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORLDTREE_")}
-    proc = subprocess.run([sys.executable, "-m", "worldtree.cli.main", "token", "create", "--role", role,
-                           "--name", f"console {role}", "--store", store], env=env, capture_output=True, text=True,
-                          timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
+    """A token on ``store`` (migrated first, as the server would), named ``console ROLE``."""
+    from worldtree.app import tokens
+    from worldtree.store import open_store
+
+    opened = open_store(store)
+    try:
+        return tokens.create(opened, role, name=f"console {role}")[1]
+    finally:
+        opened.close()
+
+
+def revoke_token(store: str, token_id: str) -> None:
+    from worldtree.app import tokens
+    from worldtree.store import open_store
+
+    opened = open_store(store)
+    try:
+        tokens.revoke(opened, token_id)
+    finally:
+        opened.close()

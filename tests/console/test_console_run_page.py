@@ -3,14 +3,11 @@ log lines appear while it still runs, the cancel button cancels, a viewer has no
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from typing import Any
 
 import pytest
-from tests.console.conftest import make_token
+from tests.console.conftest import make_token, revoke_token
 from tests.server.conftest import Servers
 
 pytestmark = pytest.mark.slow
@@ -180,10 +177,7 @@ def test_a_viewer_sees_no_cancel_button_and_a_maintainer_does(sqlite_servers: Se
         me = page.evaluate("() => fetch('/api/v1/whoami', {headers: {Authorization: "
                            "'Bearer ' + sessionStorage.getItem('worldtree.token')}}).then(r => r.json())")
         token_id = me["token_id"]
-        revoke = subprocess.run([sys.executable, "-m", "worldtree.cli.main", "token", "revoke", token_id, "--store",
-                                 sqlite_servers.store], capture_output=True, text=True, timeout=60,
-                                env={k: v for k, v in os.environ.items() if not k.startswith("WORLDTREE_")})
-        assert revoke.returncode == 0, revoke.stderr
+        revoke_token(sqlite_servers.store, token_id)
         page.wait_for_selector("#token", timeout=20_000)
         assert page.evaluate("() => sessionStorage.getItem('worldtree.token')") is None
     finally:
