@@ -245,7 +245,17 @@ async def _connect(plan: ApplyPlan, names: list[str], inventory: Inventory | Non
             diags.append(Diagnostic("error", "unreachable", f"{exc}; nothing was changed on any host",
                                     plan.playbook.file, *plan.playbook.hosts_at))
             return None
-        return HostPlan(name, SshConnection(pool, targets[name]), facts)
+        conn: Connection = SshConnection(pool, targets[name])
+        spec = inventory.host(name)
+        if spec.become:
+            from worldtree.ops.become import become_connection
+
+            try:
+                conn = become_connection(conn, spec, plan.secrets, name, inventory.source)
+            except SpecError as exc:
+                diags.extend(exc.diagnostics)
+                return None
+        return HostPlan(name, conn, facts)
 
     found = await asyncio.gather(*(one(n) for n in targets))
     plan.hosts = [h for h in found if h is not None]

@@ -103,8 +103,9 @@ class Connection(ABC):
         """Remove a file, a link or an empty directory."""
 
     @abstractmethod
-    async def run(self, command: ShellCommand, *, timeout: float | None = None) -> CommandResult:
-        """Run ``command`` under ``sh -c`` on the host."""
+    async def run(self, command: ShellCommand, *, timeout: float | None = None,
+                  stdin: bytes | None = None) -> CommandResult:
+        """Run ``command`` under ``sh -c`` on the host (``stdin``: bytes fed to it, then end of file)."""
 
     async def chown(self, path: str, uid: int, gid: int) -> None:
         """Give ``path`` (not a link's target) owner ``uid`` and group ``gid`` (-1 keeps one)."""
@@ -163,15 +164,26 @@ class LocalConnection(Connection):
 
         await asyncio.to_thread(rm)
 
-    async def run(self, command: ShellCommand, *, timeout: float | None = None) -> CommandResult:
+    async def run(self, command: ShellCommand, *, timeout: float | None = None,
+                  stdin: bytes | None = None) -> CommandResult:
         proc = await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", command.render(), stdin=asyncio.subprocess.DEVNULL,
+            "/bin/sh", "-c", command.render(),
+            stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
         stdout, stderr = proc.stdout, proc.stderr
         assert stdout is not None and stderr is not None
 
+        async def feed() -> None:
+            if stdin is not None and proc.stdin is not None:
+                try:
+                    proc.stdin.write(stdin)
+                    await proc.stdin.drain()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the command did not read it all
+                proc.stdin.close()
+
         async def finish() -> tuple[bytes, bytes]:
-            out, err = await asyncio.gather(read_bounded(stdout), read_bounded(stderr))
+            out, err, _ = await asyncio.gather(read_bounded(stdout), read_bounded(stderr), feed())
             await proc.wait()
             return out, err
 

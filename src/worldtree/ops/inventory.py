@@ -66,6 +66,23 @@ class HostDefaults(_Model):
     host_key_checking: bool | None = None
     known_hosts: str | None = None
     connect_timeout: float | None = Field(default=None, gt=0)
+    #: a bastion: the name of another inventory host this one is reached through (OpenSSH's ProxyJump)
+    proxy_jump: str | None = None
+    #: run commands and file changes as ``become_user`` through ``sudo`` (docs/ops.md "become")
+    become: bool | None = None
+    become_user: str | None = None
+    #: ``${SECRET_NAME}`` of the sudo password (never a literal, like ``password``)
+    become_password: str | None = None
+    #: the sudo program (Ansible's ``become_exe``)
+    become_exe: str | None = None
+
+    @field_validator("become_password")
+    @classmethod
+    def _become_password_is_reference(cls, value: str | None) -> str | None:
+        if value is not None and not REF.fullmatch(value):
+            raise ValueError("an inventory never holds a password: write `${SECRET_NAME}` and pass the secret "
+                             "with --secrets-file or the environment")
+        return value
 
     @field_validator("password")
     @classmethod
@@ -174,19 +191,30 @@ class Inventory(_Model):
     def names(self) -> list[str]:
         return [*self.hosts, *self.groups]
 
-    def target(self, name: str, env: Mapping[str, str] | None = None) -> SshTarget:
-        """Where host ``name`` is reached, its ``${SECRET}`` password expanded from ``env``."""
+    def target(self, name: str, env: Mapping[str, str] | None = None, _trail: tuple[str, ...] = ()) -> SshTarget:
+        """Where host ``name`` is reached, its ``${SECRET}`` password expanded from ``env`` (and its
+        ``proxy_jump`` host as the target's ``jump``)."""
         spec = self.host(name)
         password = expand_required(spec.password, env or {}, f"inventory host {name!r}") if spec.password \
             else None
+        jump = None
+        if spec.proxy_jump and spec.proxy_jump != name:  # `defaults: {proxy_jump: b}` does not make b jump to b
+            if spec.proxy_jump in (*_trail, name):
+                raise SpecError([Diagnostic("error", "inventory", f"proxy_jump cycle in inventory {self.source}: "
+                                            f"{' -> '.join((*_trail, name, spec.proxy_jump))}", self.source)])
+            jump = self.target(spec.proxy_jump, env, (*_trail, name))
         return SshTarget(address=spec.address or name, port=spec.port, user=spec.user, password=password,
                          key_file=spec.key_file, label=name, host_key_checking=spec.host_key_checking,
-                         known_hosts=spec.known_hosts, connect_timeout=spec.connect_timeout)
+                         known_hosts=spec.known_hosts, connect_timeout=spec.connect_timeout, jump=jump)
 
     def engine_url(self, name: str) -> str:
         """The ``ssh://`` URL of host ``name`` (no secret: a password stays a ``${NAME}``), so a
         fanned-out graph runs without the inventory file (retry, agents)."""
         spec = self.host(name)
+        if spec.proxy_jump and spec.proxy_jump != name:
+            raise SpecError([Diagnostic("error", "inventory", f"host {name!r} has proxy_jump, which jobs with "
+                                        "`hosts:` do not support yet; use `worldtree apply` for hosts behind a "
+                                        "bastion", self.source)])
         address = spec.address or name
         host = f"[{address}]" if ":" in address else quote(address, safe="")
         userinfo = quote(spec.user, safe="") if spec.user else ""
@@ -262,7 +290,11 @@ def _check_names(inv: Inventory, positions: Positions, filename: str) -> list[Di
     def err(path: tuple[Any, ...], message: str) -> None:
         diags.append(Diagnostic("error", "inventory", message, filename, *_at(positions, path)))
 
-    for name in inv.hosts:
+    for name, spec in inv.hosts.items():
+        jump = spec.proxy_jump or inv.defaults.proxy_jump
+        if jump is not None and jump != name and jump not in inv.hosts:
+            err(("hosts", name, "proxy_jump"), f"host {name!r}: proxy_jump names unknown host {jump!r}"
+                f"{_suggest(jump, list(inv.hosts))}; the bastion must be a host of this inventory")
         if not _NAME.match(name):
             err(("hosts", name, "__key__"), f"host name {name!r}: use letters, digits, `_ . : -`")
         if name in inv.groups:

@@ -140,7 +140,8 @@ class SshConnection(Connection):
         except asyncssh.SFTPError as exc:
             raise self._fail(f"remove {path}", exc) from None
 
-    async def run(self, command: ShellCommand, *, timeout: float | None = None) -> CommandResult:
+    async def run(self, command: ShellCommand, *, timeout: float | None = None,
+                  stdin: bytes | None = None) -> CommandResult:
         """Run ``command``; with ``timeout`` the host's ``timeout`` utility stops it and its children
         (closing a channel leaves a remote process running), and the wait here gives up a little later
         in case the host has no such utility."""
@@ -149,8 +150,11 @@ class SshConnection(Connection):
             line = f"timeout -k 2 {timeout:g} sh -c {shlex.quote(line)}"
 
         async def go(conn: asyncssh.SSHClientConnection) -> CommandResult:
-            proc = await open_channel(conn, lambda: conn.create_process(line, stdin=asyncssh.DEVNULL,
-                                                                        encoding=None))
+            proc = await open_channel(conn, lambda: conn.create_process(
+                line, stdin=asyncssh.DEVNULL if stdin is None else asyncssh.PIPE, encoding=None))
+            if stdin is not None:
+                proc.stdin.write(stdin)
+                proc.stdin.write_eof()
             try:
                 out, err = await asyncio.gather(read_bounded(proc.stdout), read_bounded(proc.stderr))
                 await proc.wait_closed()

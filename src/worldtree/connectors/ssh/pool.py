@@ -172,9 +172,15 @@ class SshPool:
         return kwargs
 
     async def _connect(self, target: SshTarget) -> asyncssh.SSHClientConnection:
+        options = self.options(target)
+        if target.jump is not None:  # a bastion: the connection runs through one to the jump host
+            try:
+                options["tunnel"] = await self.connection(target.jump)
+            except BackendError as exc:
+                raise BackendError(f"ssh {target.label}: through proxy_jump {target.jump.label}: {exc}") from None
         try:
             async with self._handshakes:
-                conn = await asyncssh.connect(target.address, **self.options(target))
+                conn = await asyncssh.connect(target.address, **options)
         except (TimeoutError, Exception) as exc:
             raise translate_error(exc, target, self.secret_values) from None
         self.opened += 1

@@ -54,20 +54,22 @@ class SshTarget:
     host_key_checking: bool | None = None
     known_hosts: str | None = None
     connect_timeout: float | None = None
+    #: a bastion: this target is reached through an SSH connection to ``jump`` (OpenSSH's ProxyJump)
+    jump: SshTarget | None = None
 
     def pool_key(self) -> tuple[object, ...]:
         """Equal for targets that may share one connection (a hash stands in for secrets)."""
         material = (self.password or "").encode() + b"\0" + (self.private_key or b"")
         secret = hashlib.sha256(material).hexdigest()
         return (self.address, self.port, self.user, self.key_file, secret, self.host_key_checking,
-                self.known_hosts)
+                self.known_hosts, self.jump.pool_key() if self.jump else None)
 
     def secrets(self) -> list[str]:
         """Strings that must never appear in a message about this target."""
         out = [self.password] if self.password else []
         if self.private_key:
             out.append(self.private_key.decode("utf-8", "replace"))
-        return out
+        return out + (self.jump.secrets() if self.jump else [])
 
 
 def parse_engine_url(url: str, env: Mapping[str, str] | None = None) -> SshTarget:
