@@ -98,7 +98,8 @@ class Executor:
             events.emit(self.store, events.RUN_STARTED, run_id, attempt=lease.attempt, executor=self.name,
                         owner=lease.owner)
             reuse = _reusable(graph, record.nodes) if seen else None
-            log.info("executor %s: run %s attempt %d", self.name, run_id, lease.attempt)
+            log.info("executor %s: run %s attempt %d", self.name, run_id, lease.attempt,
+                     extra={"run_id": run_id, "attempt": lease.attempt, "executor": self.name})
             # A cancel made while the run waited: delivered before anything starts. (A claim clears
             # the request of an earlier attempt; a queued retry or takeover must still honour it.)
             started = time.monotonic()

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
-from click.core import ParameterSource
+import typer
 
 from worldtree.compile.diagnostics import Diagnostic
 from worldtree.compile.yaml_source import YamlSourceError, load_yaml
@@ -22,7 +21,7 @@ from worldtree.errors import SpecError, UsageError
 NOT_IN_FILE = frozenset({"config_file", "ctx"})
 
 
-def merged(ctx: click.Context, path: str) -> dict[str, Any]:
+def merged(ctx: typer.Context, path: str) -> dict[str, Any]:
     """``ctx.params`` with the file's values for every parameter left at its default."""
     try:
         with open(path, encoding="utf-8") as handle:
@@ -53,13 +52,15 @@ def merged(ctx: click.Context, path: str) -> dict[str, Any]:
             problems.append(Diagnostic("error", "config", f"unknown setting {key!r}; one of: {known}", path,
                                        line, col))
             continue
-        try:
-            converted = param.type_cast_value(ctx, value) if value is not None else None
-        except click.BadParameter as exc:
+        raw = value if value is None or isinstance(value, bool) else str(value)
+        try:  # the flag's own conversion and range check
+            converted = param.process_value(ctx, raw) if raw is not None else None  # type: ignore[attr-defined]
+        except typer.BadParameter as exc:
             vline, vcol = positions.get((key,), (line, col)) or (line, col)
-            problems.append(Diagnostic("error", "config", f"{key}: {exc.message}", path, vline, vcol))
+            problems.append(Diagnostic("error", "config", f"{key}: {value!r}: {exc.message}", path, vline, vcol))
             continue
-        if ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None):
+        source = ctx.get_parameter_source(name)
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
             values[name] = converted
     if problems:
         raise SpecError(problems)
