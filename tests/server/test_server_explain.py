@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -79,3 +80,23 @@ def test_explain_over_rest_and_cli(servers: Servers) -> None:
     assert json.loads(local.stdout) == body
     bad = _cli(f"{run_id}:nope", "--server", server.url)
     assert bad.returncode == 2 and "has no job 'nope'" in bad.stderr
+
+
+@pytest.mark.slow
+def test_a_job_handed_to_agents_but_not_taken_is_pending(servers: Servers) -> None:
+    """The executor dispatches the job to the agents (its node is running, to a backend that waits for
+    an agent); explain still calls it pending, and says why: no agent at all."""
+    server = servers()
+    run_id = server.submit(DOC)
+    server.wait(run_id, until=lambda r: r["state"] == "running")
+    deadline = time.monotonic() + 30
+    while True:  # bounded: until the agents feature has queued the job for an agent
+        body = server.get(f"/api/v1/jobs/{run_id}:build.compile/explain").json()
+        if body["summary"].startswith("no agent is registered") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert body["state"] == "pending", body
+    assert body["summary"] == ("no agent is registered (label selector cpu-cores GT [8]); start one with "
+                               "`worldtree agent --server HOST:PORT`")
+    assert server.get(f"/api/v1/jobs/{run_id}:build.compile").json()["state"] == "pending"
+    assert server.post(f"/api/v1/runs/{run_id}/cancel").status_code in (200, 202)

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from worldtree.app.jobs import job_key as _job_key
-from worldtree.app.jobs import job_state, parse_job_id, resolve
+from worldtree.app.jobs import parse_job_id, placement, resolve, state_of
 from worldtree.app.service import _state
 from worldtree.errors import UsageError
 from worldtree.model.graph import ExecutionGraph, Node
@@ -99,7 +99,7 @@ def explain(store: RunStore, job_id: str) -> dict[str, Any]:
     selector = nodes[0].selector
     states = {n.node: n.state for n in record.nodes}
     run_state = _state(record.state)
-    state = job_state([states.get(n.id, NodeState.PENDING) for n in nodes], run_state)
+    state = state_of(record, nodes, placement(store, record))
     lines = explain_job(selector, _agents(store))
     if state not in ("queued", "pending"):
         summary = f"the job is not pending: it is {state}"

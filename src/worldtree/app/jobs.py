@@ -30,6 +30,7 @@ from worldtree.errors import SpecError, UsageError
 from worldtree.model.graph import ExecutionGraph, Node, slug
 from worldtree.model.records import LogLine, RunRecord
 from worldtree.model.states import NodeState
+from worldtree.store.agent_snapshots import Placement
 from worldtree.store.api import RunStore
 
 __all__ = ["JOB_STATES", "SORT_KEYS", "cancel", "count_lines", "create", "get", "job_artifacts", "job_key", "job_nodes",
@@ -146,7 +147,8 @@ def list_jobs(store: RunStore, *, run: str | None = None, state: str | None = No
         for n in graph.nodes:
             if n.kind == "step":
                 groups.setdefault(job_key(n), []).append(n)
-        views.extend(_view(store, record, graph, nodes) for nodes in groups.values())
+        where = placement(store, record)
+        views.extend(_view(store, record, graph, nodes, where) for nodes in groups.values())
     views = [v for v in views if (state is None or v["state"] == state)
              and (executor is None or executor in (v["executor"] or ""))]
     views.sort(key=lambda v: (str(v[key] or ""), v["id"]), reverse=sort_desc)
@@ -222,10 +224,26 @@ def job_state(states: list[str], run_state: str) -> str:
     return "cancelled" if run_state == "cancelled" else "skipped"  # the run ended before the job started
 
 
-def _view(store: RunStore, record: RunRecord, graph: ExecutionGraph, nodes: list[Node]) -> dict[str, Any]:
-    from worldtree.store.agent_snapshots import job_owners
+def placement(store: RunStore, record: RunRecord) -> Placement:
+    """Who runs what in the run's latest attempt (executors, agents, jobs waiting for an agent)."""
+    from worldtree.store.agent_snapshots import placement as read
     from worldtree.store.server_data import engine_of
 
+    return read(engine_of(store), record.run_id, record.attempt)
+
+
+def state_of(record: RunRecord, nodes: list[Node], where: Placement) -> str:
+    """The job's state: :func:`job_state` of its nodes, except that a job handed to agents that no
+    agent holds yet is ``pending`` (its node is dispatched, to a backend that waits for an agent)."""
+    records = {n.node: n.state for n in record.nodes}
+    state = job_state([records.get(n.id, NodeState.PENDING) for n in nodes], service._state(record.state))
+    return "pending" if state == "running" and nodes[0].job in where.waiting else state
+
+
+def _view(store: RunStore, record: RunRecord, graph: ExecutionGraph, nodes: list[Node],
+          where: Placement | None = None) -> dict[str, Any]:
+    """The job as plain data; ``where`` (:func:`placement`) read once per run by a caller listing many jobs."""
+    where = where if where is not None else placement(store, record)
     records = {n.node: n for n in record.nodes}
     by_id = graph.by_id()
     mine = {n.id for n in nodes}
@@ -238,15 +256,14 @@ def _view(store: RunStore, record: RunRecord, graph: ExecutionGraph, nodes: list
                            "error": (r.error or r.reason) if r else None, "try": r.try_number if r else 0,
                            "started_at": service._iso(r.started_at) if r else None,
                            "finished_at": service._iso(r.finished_at) if r else None})
-    states = [str(v["state"]) for v in node_views]
     started = [v["started_at"] for v in node_views if v["started_at"]]
     finished = [v["finished_at"] for v in node_views if v["finished_at"]]
-    owners, attempt_owner = job_owners(engine_of(store), record.run_id, record.attempt, [n.id for n in nodes])
+    ran_by = [where.owners[n.id] for n in nodes if n.id in where.owners]
     return {
         "id": f"{record.run_id}:{job_key(first)}", "run_id": record.run_id, "key": job_key(first),
         "name": first.job, "stage": first.stage, "pipeline": record.name,
-        "state": job_state(states, service._state(record.state)), "attempt": record.attempt,
-        "executor": owners[0] if owners else (attempt_owner if started else None),
+        "state": state_of(record, nodes, where), "attempt": record.attempt,
+        "executor": ran_by[0] if ran_by else (where.attempt_owner if started else None),
         "exit_code": next((v["exit_code"] for v in reversed(node_views) if v["exit_code"] is not None), None),
         "created_at": service._iso(record.created_at), "started_at": min(started) if started else None,
         "finished_at": max(finished) if len(finished) == len(nodes) else None,

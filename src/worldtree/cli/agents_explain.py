@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import typer
 
-from worldtree.cli.client import ClientError, TokenOpt, _fail, _request
+from worldtree.cli.client import ClientError, TokenOpt, _fail
 
 agents_app = typer.Typer(help="Agents of a worldtree server: why a job waits for one.", no_args_is_help=True)
 
@@ -48,8 +47,20 @@ def explain_command(job_id: JobIdArg, server: OptionalServer = None, token: Toke
 
 
 def _remote(server: str, job_id: str, token: str | None) -> dict[str, Any]:
-    result: dict[str, Any] = _request("GET", server, f"/api/v1/jobs/{quote(job_id, safe='/:')}/explain", token).json()
-    return result
+    """``GET /api/v1/jobs/{id}/explain`` through the HTTP client MCP uses too (``app.remote``)."""
+    from worldtree.app.remote import RemoteRuns
+    from worldtree.errors import UsageError, WorldtreeError
+
+    try:
+        remote = RemoteRuns(server, token)
+    except UsageError as exc:
+        raise ClientError(str(exc), 2) from None
+    try:
+        return remote.explain_job(job_id)
+    except WorldtreeError as exc:
+        raise ClientError(str(exc), exc.exit_code) from None
+    finally:
+        remote.close()
 
 
 def _local(store_url: str | None, job_id: str) -> dict[str, Any]:

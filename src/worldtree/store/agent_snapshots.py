@@ -18,10 +18,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from worldtree.errors import StoreError
 from worldtree.store.agents_tables import agent_jobs, agents
 
-__all__ = ["AgentJobRef", "AgentSnapshot", "agent_job", "agent_snapshots", "job_owners"]
+__all__ = ["AgentJobRef", "AgentSnapshot", "Placement", "agent_job", "agent_snapshots", "placement"]
 
 #: ``agent_jobs.state`` values during which the job holds one slot of its agent's capacity
 _HOLDING = ("claimed",)
+#: ``agent_jobs.state`` values of a job handed to agents that no agent holds
+_WAITING = ("queued", "lost")
 
 
 @dataclass(frozen=True)
@@ -90,20 +92,36 @@ def _labels(text: str) -> dict[str, str]:
 
 
 
-def job_owners(engine: Engine, run_id: str, attempt: int, nodes: list[str]) -> tuple[list[str], str | None]:
-    """Who ran a job: the owners of its nodes' claims (an agent's name, or ``pid@host``) in node
-    order, and the owner of the run's attempt (the executor that drove it)."""
+@dataclass(frozen=True)
+class Placement:
+    """Where one attempt of a run stands with executors and agents."""
+
+    #: each claimed node's owner: an agent's name when an agent claimed it, else ``pid@host``
+    owners: dict[str, str] = field(default_factory=dict)
+    #: the owner of the attempt (the executor driving the run)
+    attempt_owner: str | None = None
+    #: names of the jobs handed to agents that no agent holds yet (queued, or lost with their agent)
+    waiting: frozenset[str] = frozenset()
+
+
+def placement(engine: Engine, run_id: str, attempt: int) -> Placement:
+    """Who runs what in one attempt of a run, in one read."""
     from worldtree.store.tables import attempts, node_states
 
     try:
         with engine.connect() as conn:
-            rows = dict(conn.execute(select(node_states.c.node, node_states.c.owner).where(
+            rows = conn.execute(select(node_states.c.node, node_states.c.owner).where(
                 node_states.c.run_id == run_id, node_states.c.attempt == attempt,
-                node_states.c.node.in_(nodes))).all())
+                node_states.c.owner.is_not(None))).all()
             owner = conn.execute(select(attempts.c.owner).where(attempts.c.run_id == run_id,
                                                                  attempts.c.number == attempt)).scalar()
-            names = dict(conn.execute(select(agents.c.id, agents.c.name)).all())
+            waiting = frozenset(str(j) for j in conn.execute(select(agent_jobs.c.job).where(
+                agent_jobs.c.run_id == run_id, agent_jobs.c.attempt == attempt,
+                agent_jobs.c.state.in_(_WAITING))).scalars())
+            ids = {str(r[1]) for r in rows}
+            names = dict(conn.execute(select(agents.c.id, agents.c.name).where(agents.c.id.in_(ids))).all()) \
+                if ids else {}
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read who ran run {run_id}: {exc.__class__.__name__}: {exc}") from None
-    found = [str(rows[n]) for n in nodes if rows.get(n)]
-    return [str(names.get(o, o)) for o in found], owner
+        raise StoreError(f"cannot read who runs run {run_id}: {exc.__class__.__name__}: {exc}") from None
+    return Placement(owners={str(node): str(names.get(o, o)) for node, o in rows}, attempt_owner=owner,
+                     waiting=waiting)
