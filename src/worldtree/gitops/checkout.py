@@ -92,7 +92,7 @@ class Mirror:
             git_dir = str(self.path)
             _git("--git-dir", git_dir, "worktree", "prune", check=False)
             if sha and _git("--git-dir", git_dir, "cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode == 0:
-                return sha
+                return self._resolve(sha)  # an annotated tag's object id peels to its commit
             if sha:
                 tried = _git("--git-dir", git_dir, "fetch", "--quiet", "--no-tags", "--depth", "1", self.clone_url, sha,
                              check=False)
@@ -103,7 +103,7 @@ class Mirror:
             _git("--git-dir", git_dir, "fetch", "--quiet", "--no-tags", "--depth", "1", self.clone_url,
                  f"+{ref}:refs/worldtree/fetched")
             tip = self._resolve("refs/worldtree/fetched")
-            if sha and tip != sha:
+            if sha and tip != self._resolve_or_none(sha):
                 raise GitError(f"{ref} of {_safe(self.clone_url)} is now {tip[:12]}, not {sha[:12]}, and the server "
                                "does not serve commits by sha; the event's commit cannot be built")
             return tip
@@ -111,6 +111,11 @@ class Mirror:
     def _resolve(self, what: str) -> str:
         return _git("--git-dir", str(self.path), "rev-parse", "--verify", f"{what}^{{commit}}"
                     ).stdout.decode().strip()
+
+    def _resolve_or_none(self, what: str) -> str | None:
+        done = _git("--git-dir", str(self.path), "rev-parse", "--verify", "--quiet", f"{what}^{{commit}}",
+                    check=False)
+        return done.stdout.decode().strip() if done.returncode == 0 else None
 
     def read(self, sha: str, path: str) -> str | None:
         """The file at ``path`` in commit ``sha`` (None when it has none)."""
