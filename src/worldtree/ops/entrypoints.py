@@ -25,12 +25,20 @@ from types import ModuleType
 from worldtree.ops.operation import Operation, OpError
 from worldtree.ops.registry import OPERATIONS
 
-__all__ = ["BUILTIN", "GROUP", "load_entry_points", "load_local_ops", "load_user_ops"]
+__all__ = ["BUILTIN", "GROUP", "OpsFileError", "load_entry_points", "load_local_ops", "load_user_ops"]
 
 GROUP = "worldtree.operations"
 
 #: the names worldtree itself ships; user classes may not take them
 BUILTIN = frozenset(OPERATIONS)
+
+class OpsFileError(OpError):
+    """A local operations file that cannot be imported: where (file, line) and why."""
+
+    def __init__(self, file: str, line: int, message: str) -> None:
+        super().__init__(f"{file}:{line}:1: error: {message}")
+        self.file, self.line, self.message = file, line, message
+
 
 _loaded_groups = False
 _loaded_dirs: set[Path] = set()
@@ -92,10 +100,12 @@ def load_local_ops(base_dir: str | Path) -> list[str]:
             spec.loader.exec_module(module)
         except Exception as exc:
             del sys.modules[module_name]
-            line = next((f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__))
+            line = next((f.lineno or 1 for f in reversed(traceback.extract_tb(exc.__traceback__))
                          if f.filename == str(file)), 1)
-            raise OpError(f"{file}:{line}:1: error: cannot import this operations file: "
-                          f"{type(exc).__name__}: {exc}") from None
+            if isinstance(exc, SyntaxError) and exc.filename == str(file):
+                line = exc.lineno or 1
+            raise OpsFileError(str(file), line, f"cannot import this operations file: {type(exc).__name__}: {exc}") \
+                from None
         for cls in _operations_in(module):
             _add(cls, str(file))
             added.append(cls.name)

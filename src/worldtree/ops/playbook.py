@@ -18,6 +18,8 @@ from typing import Any
 from worldtree.compile.diagnostics import Diagnostic
 from worldtree.compile.yaml_source import Positions, YamlSourceError, load_yaml
 from worldtree.errors import SpecError
+from worldtree.ops.entrypoints import OpsFileError, load_user_ops
+from worldtree.ops.operation import OpError
 from worldtree.ops.registry import OPERATIONS
 from worldtree.ops.templates import shown_path
 
@@ -119,6 +121,12 @@ def load_playbook(path: str | Path) -> Playbook:
     """Read and check a playbook; SpecError listing every problem, located."""
     source = Path(path)
     data, positions, shown, diags = _read(source, "playbook")
+    try:
+        load_user_ops(source.resolve().parent)  # entry-point operations and those of ./ops/*.py
+    except OpsFileError as exc:
+        raise SpecError([*diags, Diagnostic("error", "operations", exc.message, exc.file, exc.line, 1)]) from None
+    except OpError as exc:
+        raise SpecError([*diags, Diagnostic("error", "operations", str(exc), shown)]) from None
 
     def err(message: str, *where: Any) -> None:
         at = positions.get(tuple(where)) or (1, 1)
