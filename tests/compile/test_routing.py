@@ -109,6 +109,17 @@ def test_bad_selectors_are_located_errors() -> None:
     ]
 
 
+def test_labels_shorthand_errors_are_one_line_each() -> None:
+    got = errors("jobs:\n  a: {run: x, labels: [gpu]}\n  b: {run: x, labels: {env: {x: 1}}}\n"
+                 "  c: {run: x, label_selector: {match_expression: []}}\n")
+    assert got == [
+        "p.yaml:2:23: error: jobs.a.labels: labels must be a mapping of key: value (e.g. {env: production})",
+        "p.yaml:3:23: error: jobs.b.labels: the value of 'env' must be a string, number or boolean, not dict",
+        "p.yaml:4:31: error: jobs.c.label_selector: unknown key `match_expression`; did you mean "
+        "`match_expressions`?",
+    ]
+
+
 def test_bad_idp_urls_are_located_errors() -> None:
     got = errors("jobs:\n  a:\n    steps:\n      - {engine: 'idp://id:${T}@host:99999', command: x}\n"
                  "      - {engine: 'idp://id:${T}@', command: y}\n")

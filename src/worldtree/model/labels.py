@@ -25,6 +25,7 @@ server, so the same object decides routing and explains why a job waits.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from typing import Any, Literal
@@ -56,7 +57,8 @@ def _scalar(value: Any, what: str) -> str:
         return "true" if value else "false"
     if isinstance(value, str | int | float):
         return str(value)
-    raise ValueError(f"{what} must be a string, number or boolean, not {type(value).__name__}")
+    raise ValueError(f"{what} must be a string, number or boolean, not "
+                     f"{'null' if value is None else type(value).__name__}")
 
 
 def check_key(key: str) -> str:
@@ -75,10 +77,27 @@ def check_value(key: str, value: str) -> str:
     return value
 
 
+def _known_keys(value: Any, known: tuple[str, ...], what: str) -> Any:
+    """Refuse a key the model does not have, with a did-you-mean: a misspelt term silently dropped
+    would let a job run on any agent."""
+    if isinstance(value, dict):
+        for key in value:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+                hint = f"did you mean `{close[0]}`?" if close else f"{what} takes {', '.join(known)}"
+                raise ValueError(f"unknown key `{key}`; {hint}")
+    return value
+
+
 class LabelExpression(BaseModel):
     """One ``{key, operator, values}`` term."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        return _known_keys(value, ("key", "operator", "values"), "an expression")
 
     key: str = Field(min_length=1)
     operator: Operator
@@ -166,6 +185,11 @@ class LabelSelector(BaseModel):
     match_labels: dict[str, str] = Field(default_factory=dict)
     match_expressions: list[LabelExpression] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        return _known_keys(value, ("match_labels", "match_expressions"), "a label selector")
+
     @field_validator("match_labels", mode="before")
     @classmethod
     def _match_labels(cls, value: Any) -> Any:
@@ -192,6 +216,13 @@ class LabelSelector(BaseModel):
                                  "match_expressions; merge their values into one expression")
             seen.add((expr.key, expr.operator))
         return self
+
+    @classmethod
+    def check_labels(cls, value: Any) -> dict[str, str]:
+        """The ``labels:`` shorthand's mapping as strings; ValueError saying what is wrong."""
+        if not isinstance(value, dict):
+            raise ValueError("labels must be a mapping of key: value (e.g. {env: production})")
+        return {check_key(str(k)): check_value(str(k), _scalar(v, f"the value of {k!r}")) for k, v in value.items()}
 
     @classmethod
     def from_labels(cls, labels: dict[str, Any]) -> LabelSelector:

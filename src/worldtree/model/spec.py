@@ -143,7 +143,12 @@ class SelectorFields(SpecModel):
     """
 
     label_selector: LabelSelector | None = None
-    labels: dict[str, str | int | float | bool] | None = None
+    labels: dict[str, str] | None = None
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> Any:
+        return None if value is None else LabelSelector.check_labels(value)
 
     @model_validator(mode="after")
     def _one_selector(self) -> SelectorFields:
