@@ -54,7 +54,7 @@ def merged(ctx: typer.Context, path: str) -> dict[str, Any]:
             continue
         raw = value if value is None or isinstance(value, bool) else str(value)
         try:  # the flag's own conversion and range check
-            converted = param.process_value(ctx, raw) if raw is not None else None  # type: ignore[attr-defined]
+            converted = param.process_value(ctx, raw) if raw is not None else None
         except typer.BadParameter as exc:
             vline, vcol = positions.get((key,), (line, col)) or (line, col)
             problems.append(Diagnostic("error", "config", f"{key}: {value!r}: {exc.message}", path, vline, vcol))

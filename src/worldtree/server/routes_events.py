@@ -202,7 +202,7 @@ async def _run_frames(app: FastAPI, store: RunStore, run_id: str, after: int) ->
         while True:
             timeout = FINISH_GRACE_SECONDS if service.is_final(state) else None
             event: Event | None = None
-            with anyio.move_on_after(timeout):  # type: ignore[arg-type]
+            with anyio.move_on_after(timeout):
                 event = await _next(stream)
             if event is None:  # final, and no more events within the grace (or the stream ended)
                 break

@@ -131,7 +131,7 @@ def engine_of(store: Any) -> Engine:
     engine = getattr(store, "_engine", None)
     if engine is None:
         raise UsageError(f"the store {type(store).__name__} has no SQL engine")
-    return engine  # type: ignore[no-any-return]
+    return engine
 
 
 def group_runs(engine: Engine, group: str) -> list[tuple[str, str, bool]]:
