@@ -22,9 +22,10 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "worldtree"
 #: Lower ranks never import higher ones (docs/architecture.md, "Layers"). Beside app: exec plugins
 #: and Argo (export/submit use the model, the command builder and the condition evaluator); stacks
-#: apply through plugins; the server and the MCP server are clients of the app and stack layers.
+#: apply through plugins; gitops (webhooks, statuses, schedules) submits through the app layer; the
+#: server and the MCP server are clients of the app, stack and gitops layers.
 RANK = {"errors": 0, "api": 0, "model": 1, "compile": 2, "connectors": 3, "ops": 4, "store": 5, "backends": 5,
-        "engine": 6, "app": 7, "agent": 8, "plugins": 7, "argo": 7, "gitops": 7, "testing": 8, "stack": 8, "server": 9,
+        "engine": 6, "app": 7, "agent": 8, "plugins": 7, "argo": 7, "gitops": 8, "testing": 8, "stack": 8, "server": 9,
         "skills": 8, "mcp": 9, "cli": 10}
 
 
