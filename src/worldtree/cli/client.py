@@ -11,10 +11,15 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
-from typing import Annotated, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+
+if TYPE_CHECKING:
+    from worldtree.app.remote import RemoteRuns
+
+T = TypeVar("T")
 
 client_app = typer.Typer(help="Submit and follow runs on a worldtree server.", no_args_is_help=True)
 
@@ -43,6 +48,7 @@ def _auth(token: str | None) -> dict[str, str]:
 
 
 def _request(method: str, server: str, path: str, token: str | None, **kwargs: Any) -> Any:
+    """A raw API call for routes :class:`~worldtree.app.remote.RemoteRuns` does not cover (agents, …)."""
     import httpx
 
     try:
@@ -52,6 +58,28 @@ def _request(method: str, server: str, path: str, token: str | None, **kwargs: A
     if response.status_code >= 400:
         raise _api_error(response, path)
     return response
+
+
+def _remote(server: str, token: str | None, call: Callable[[RemoteRuns], T]) -> T:
+    """One call through :class:`worldtree.app.remote.RemoteRuns` (the HTTP client MCP shares);
+    its errors as exit codes: 2 for what the caller can fix, 1 for a server that failed."""
+    from worldtree.app.remote import RemoteRuns
+    from worldtree.errors import SpecError, UsageError, WorldtreeError
+
+    try:
+        remote = RemoteRuns(server, token)
+    except UsageError as exc:
+        raise ClientError(str(exc), 2) from None
+    try:
+        return call(remote)
+    except SpecError:
+        raise
+    except UsageError as exc:
+        raise ClientError(str(exc), 2) from None
+    except WorldtreeError as exc:
+        raise ClientError(str(exc), 1) from None
+    finally:
+        remote.close()
 
 
 def _api_error(response: Any, path: str) -> ClientError:
@@ -88,23 +116,14 @@ def _run(file: str, server: str, env_pairs: list[str], detach: bool, token: str 
         if not sep or not name:
             raise ClientError(f"--env {pair!r}: write NAME=value", 2)
         env[name] = value
-    import httpx
+    from worldtree.errors import SpecError
 
     try:
-        response = httpx.post(server.rstrip("/") + "/api/v1/runs", json={"document": document, "env": env},
-                              headers=_auth(token), timeout=60.0)
-    except httpx.HTTPError as exc:
-        raise ClientError(f"cannot reach {server}: {exc}; is `worldtree server` running there?") from None
-    if response.status_code == 422:
-        body = response.json().get("error", {})
-        for diag in body.get("details") or []:
-            if "line" in diag:
-                typer.echo(f"{file}:{diag['line']}:{diag['col']}: {diag.get('severity', 'error')}: "
-                           f"{diag['message']}", err=True)
+        run_id = _remote(server, token, lambda remote: remote.submit(document, env=env, filename=file))["id"]
+    except SpecError as exc:
+        for diag in exc.diagnostics:
+            typer.echo(diag.render(), err=True)
         return 2
-    if response.status_code >= 400:
-        raise _api_error(response, "/api/v1/runs")
-    run_id = response.json()["id"]
     if detach:
         typer.echo(run_id)
         return 0
@@ -186,11 +205,12 @@ def logs(run_id: str, server: ServerOpt,
             state = _follow(server, run_id, node, token)
             raise typer.Exit(0 if state == "succeeded" else 1)
         offset = 0
+
+        def page_after(after: int) -> dict[str, Any]:
+            return _remote(server, token, lambda remote: remote.logs(run_id, node=node, offset=after, limit=10_000))
+
         for _ in range(100_000):  # bounded: 10,000 lines a page
-            params: dict[str, Any] = {"offset": offset, "limit": 10_000}
-            if node:
-                params["node"] = node
-            page = _request("GET", server, f"/api/v1/runs/{run_id}/logs", token, params=params).json()
+            page = page_after(offset)
             for line in page["items"]:
                 typer.echo(f"{line['node']} | {line['line']}")
             if not page["items"]:
@@ -204,11 +224,8 @@ def logs(run_id: str, server: ServerOpt,
 def runs(server: ServerOpt, state: Annotated[str | None, typer.Option("--state")] = None,
          page: int = 1, page_size: int = 50, token: TokenOpt = None) -> None:
     """List the server's runs, newest first."""
-    params: dict[str, Any] = {"page": page, "page_size": page_size}
-    if state:
-        params["state"] = state
     try:
-        body = _request("GET", server, "/api/v1/runs", token, params=params).json()
+        body = _remote(server, token, lambda remote: remote.list_runs(page=page, page_size=page_size, state=state))
     except ClientError as exc:
         _fail(exc)
     for item in body["items"]:
@@ -220,7 +237,7 @@ def runs(server: ServerOpt, state: Annotated[str | None, typer.Option("--state")
 def cancel(run_id: str, server: ServerOpt, token: TokenOpt = None) -> None:
     """Ask the server to cancel a queued or running run."""
     try:
-        _request("POST", server, f"/api/v1/runs/{run_id}/cancel", token)
+        _remote(server, token, lambda remote: remote.cancel(run_id))
     except ClientError as exc:
         _fail(exc)
     typer.echo(f"cancel requested for {run_id}", err=True)
@@ -230,7 +247,7 @@ def cancel(run_id: str, server: ServerOpt, token: TokenOpt = None) -> None:
 def retry(run_id: str, server: ServerOpt, token: TokenOpt = None) -> None:
     """Queue a new attempt of a run that did not succeed (succeeded steps are reused)."""
     try:
-        _request("POST", server, f"/api/v1/runs/{run_id}/retry", token)
+        _remote(server, token, lambda remote: remote.retry(run_id))
     except ClientError as exc:
         _fail(exc)
     typer.echo(f"retry queued for {run_id}", err=True)
