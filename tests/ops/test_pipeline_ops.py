@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import tree
 
 
@@ -24,6 +25,7 @@ def pipeline(tmp_path: Path, steps: str, on_failure: str = "stop") -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_op_step_changes_then_reports_no_change(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
@@ -49,6 +51,7 @@ def test_op_step_changes_then_reports_no_change(tmp_path: Path) -> None:
     assert tree(root) == after
 
 
+@pytest.mark.slow
 def test_on_failure_rollback_restores_byte_for_byte(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
@@ -116,6 +119,7 @@ def test_unknown_op_and_bad_with_are_located(tmp_path: Path) -> None:
     assert proc.stderr.startswith("q.yaml:4:9: error: jobs.j.steps[0]: `with` gives the arguments of an `op`")
 
 
+@pytest.mark.slow
 def test_template_and_secret_masked(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
@@ -137,6 +141,7 @@ def test_template_and_secret_masked(tmp_path: Path) -> None:
     assert f"change: create {root}/***" in proc.stdout
 
 
+@pytest.mark.slow
 def test_operation_from_local_ops_folder(tmp_path: Path) -> None:
     (tmp_path / "ops").mkdir()
     (tmp_path / "ops" / "stamp.py").write_text('''

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 OP = '''
 from worldtree.ops.operation import Args, Operation, Planned
 
@@ -47,6 +49,7 @@ def apply(cwd: Path, *args: str, pythonpath: Path | None = None) -> subprocess.C
                           capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_local_ops_folder_and_entry_point(tmp_path: Path) -> None:
     (tmp_path / "ops").mkdir()
     (tmp_path / "ops" / "stamp.py").write_text(OP.format(name="site.stamp"))
