@@ -150,6 +150,15 @@ def test_a_broken_stack_is_a_recorded_tick_not_a_crash(tmp_path: Path) -> None:
         opened.close()
 
 
+def test_plan_directories_are_one_safe_segment() -> None:
+    from worldtree.stack.agent import _dir_name
+
+    assert _dir_name("svc-plus", "") == "svc-plus" and _dir_name("svc-plus", "prod") == "svc-plus.prod"
+    for name in ("../../etc", "a/b", ".hidden"):
+        made = _dir_name(name, "")
+        assert "/" not in made and not made.startswith(".") and made != _dir_name(name + "x", "")
+
+
 def test_interval() -> None:
     assert [parse_interval(t) for t in ("90", "30s", "10m", "1h")] == [90, 30, 600, 3600]
     for bad in ("", "0", "ten", "5x"):

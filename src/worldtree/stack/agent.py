@@ -23,7 +23,9 @@ and the next tick tries again; only a store that cannot be reached ends the agen
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,7 +114,7 @@ def tick(store: RunStore, state: StackState, options: AgentOptions) -> dict[str,
     leader = state.rows.holder(key)
     say("validate/stack", f"stack {name} is valid; leader: {leader}{' (this agent)' if token else ''}")
     skills = options.skills()
-    out = options.out / f"{name}{'.' + env if env else ''}"
+    out = options.out / _dir_name(name, env)
     plans = write_plans(loaded, "all", out, store=store, skills=skills)
     digest = next(iter(plans.values()))["digest"]
     say("plan/all", f"planned {', '.join(plans)} in {out} (digest {digest})")
@@ -138,6 +140,15 @@ def tick(store: RunStore, state: StackState, options: AgentOptions) -> dict[str,
     if "apply" in result:
         state.rows.remember(name, env, "last_apply", {"at": at, "holder": options.holder, **result["apply"]})
     return result
+
+
+def _dir_name(name: str, env: str) -> str:
+    """``<stack>[.<env>]`` as one safe path segment (the names are the user's text: no ``..``, no ``/``)."""
+    raw = f"{name}.{env}" if env else name
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", raw).lstrip(".") or "stack"
+    if safe != raw:
+        safe += "-" + hashlib.sha256(raw.encode()).hexdigest()[:8]
+    return safe
 
 
 def _why_not_apply(options: AgentOptions, token: str | None, leader: str | None) -> str:
