@@ -111,3 +111,21 @@ def test_a_held_phase_lease_refuses_a_second_applier(tmp_path: Path, store: Any)
     rows.release(lease_key(loaded, "dns"), token)
     assert apply_plans(loaded, "dns", tmp_path / "p", _options(tmp_path, store))["dns"]["ok"] is True
     assert rows.holder(lease_key(loaded, "dns")) is None  # released after the apply
+
+
+def test_the_lease_of_an_applier_killed_on_this_host_is_taken_over(tmp_path: Path, store: Any) -> None:
+    import socket
+    import subprocess
+
+    loaded = load_stack(EXAMPLES / "vercel-www.yaml")
+    write_plans(loaded, "dns", tmp_path / "p", store=store)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    rows = StackState(store).rows
+    assert rows.acquire(lease_key(loaded, "dns"), f"{socket.gethostname()}:{gone.pid}", 3600) is not None
+    assert apply_plans(loaded, "dns", tmp_path / "p", _options(tmp_path, store))["dns"]["ok"] is True
+    # one on another host (or alive here) is not
+    write_plans(loaded, "dns", tmp_path / "p", store=store)
+    assert rows.acquire(lease_key(loaded, "dns"), "elsewhere:1", 3600) is not None
+    with pytest.raises(UsageError, match=r"\(elsewhere:1\)"):
+        apply_plans(loaded, "dns", tmp_path / "p", _options(tmp_path, store))

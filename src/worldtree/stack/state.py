@@ -30,8 +30,9 @@ from worldtree.store.api import RunStore
 from worldtree.store.server_data import engine_of
 from worldtree.store.stacks import StackRows
 
-#: How long an apply's lease on a phase lasts without renewal; an apply outliving it is refused
-#: nothing, but another applier may then start (plugin timeouts default to 600 s: one phase fits).
+#: How long an apply's lease on a phase lasts (it is not renewed: plugin timeouts default to 600 s,
+#: so one phase fits). An applier killed on this host is replaced at once (its pid is gone); one
+#: on another host holds the phase until the lease ends.
 APPLY_LEASE_SECONDS = 3600.0
 
 
@@ -86,6 +87,8 @@ class StackState:
             for phase in phases:
                 key = lease_key(loaded, phase)
                 token = self.rows.acquire(key, who, APPLY_LEASE_SECONDS)
+                if token is None and _dead_here(self.rows.holder(key)):  # kill -9'd on this host
+                    token = self.rows.acquire(key, who, APPLY_LEASE_SECONDS, replacing=self.rows.holder(key))
                 if token is None:
                     raise UsageError(f"another apply of stack {loaded.stack.name} env {loaded.env or '(none)'} "
                                      f"phase {phase} is running ({self.rows.holder(key) or 'just finished'}); "
@@ -95,6 +98,20 @@ class StackState:
         finally:
             for key, token in reversed(taken):
                 self.rows.release(key, token)
+
+
+def _dead_here(holder: str | None) -> bool:
+    """Whether ``holder`` (``host:pid``) is a process of this host that no longer exists."""
+    host, _, pid = (holder or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def lease_key(loaded: LoadedStack, phase: str) -> str:

@@ -96,8 +96,11 @@ class StackRows:
                                                     run_id=run_id, applied_at=_now()))
 
     # -- leases ----------------------------------------------------------------------------------
-    def acquire(self, key: str, holder: str, seconds: float) -> str | None:
-        """Take (or renew, for the same holder) the lease ``key`` for ``seconds``; its token, or None."""
+    def acquire(self, key: str, holder: str, seconds: float, *, replacing: str | None = None) -> str | None:
+        """Take (or renew, for the same holder) the lease ``key`` for ``seconds``; its token, or None.
+
+        ``replacing``: also take it while ``replacing`` holds it (the caller knows that holder is dead).
+        """
         token = secrets.token_hex(16)
         now = _now()
         expires = now + timedelta(seconds=seconds)
@@ -108,7 +111,7 @@ class StackRows:
                 if row is None:
                     conn.execute(insert(stack_leases).values(key=key, holder=holder, token=token, expires_at=expires))
                     return token
-                if row.holder != holder and row.expires_at > now:
+                if row.holder not in (holder, replacing) and row.expires_at > now:
                     return None
                 done = conn.execute(update(stack_leases)
                                     .where(stack_leases.c.key == key, stack_leases.c.token == row.token)
