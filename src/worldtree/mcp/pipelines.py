@@ -35,6 +35,8 @@ from worldtree.store.api import RunStore
 
 #: Lines of a job's log ``jobs.explain`` quotes (its tail).
 EXPLAIN_TAIL = 20
+#: Jobs ``jobs.explain`` describes at most (each costs log reads); ``more_jobs`` counts the rest.
+EXPLAIN_JOBS = 50
 #: Log pages ``jobs.explain`` reads at most to find that tail (1,000 lines a page).
 EXPLAIN_PAGES = 20
 
@@ -195,9 +197,11 @@ def explain_run(backend: Runs, run_id: str, job: str | None) -> dict[str, Any]:
     else:
         chosen = [n for n in nodes if n["state"] != "succeeded"]
     jobs = [{"id": n["id"], "path": n["path"], "state": n["state"], "exit_code": n.get("exit_code"),
-             "why": _why(n), "log_tail": _tail(backend, run["id"], n["id"])} for n in chosen]
+             "why": _why(n), "log_tail": _tail(backend, run["id"], n["id"])} for n in chosen[:EXPLAIN_JOBS]]
     out: dict[str, Any] = {"run_id": run["id"], "state": run["state"], "attempt": run.get("attempt"), "jobs": jobs,
                            "summary": _summary(run, jobs)}
+    if len(chosen) > EXPLAIN_JOBS:
+        out["more_jobs"] = len(chosen) - EXPLAIN_JOBS  # name one with `job` to see it
     waiting = {_job_key(j["id"]) for j in jobs if j["state"] in ("pending", "queued")}
     if not nodes and run["state"] == "queued":  # not claimed yet: no node has a state
         out["summary"] = f"run {run['id']} is queued: no executor or agent has taken it yet"
