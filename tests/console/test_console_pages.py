@@ -51,6 +51,10 @@ def test_submit_with_a_bad_document_shows_the_error_at_its_line(sqlite_servers: 
     tab.screenshot("submit-then-run")
 
 
+def servers_run_attempt(server: Any, run_id: str) -> int:
+    return int(server.wait(run_id)["attempt"])
+
+
 def _console_pass(servers: Servers, console: Any) -> None:
     """The runs list sees a run appear and end without a reload; filters narrow it; its page draws."""
     server = servers()
@@ -78,8 +82,13 @@ def _console_pass(servers: Servers, console: Any) -> None:
     page.wait_for_selector(".log-line:has-text('alpha-line')")
     page.goto(f"{server.url}/console/runs/{second}")
     page.wait_for_selector('.dag-node[data-state="failed"]')
-    page.wait_for_selector("#retry-run:visible")
     assert page.locator("#cancel-run").is_hidden()
+    # Retry: a new attempt of the same run, followed on the same page until it ends.
+    page.click("#retry-run:visible")
+    page.wait_for_selector(".run-message:has-text('Retry queued')")
+    page.wait_for_selector(".run-meta dd:text-is('2')", timeout=30_000)
+    page.wait_for_selector('.run-state [data-state="failed"]', timeout=30_000)
+    assert servers_run_attempt(server, second) == 2
     # Queue page: the counts come from the server.
     page.goto(f"{server.url}/console/queue")
     page.wait_for_selector('[data-stat="failed"] .stat-value')

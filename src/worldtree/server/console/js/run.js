@@ -79,8 +79,8 @@ export async function runPage(view, runId, { who, signal }) {
     button.disabled = true;
     message.textContent = "";
     try {
-      const result = await api(`/runs/${encodeURIComponent(id)}/${what}`, { method: "POST" });
-      message.textContent = what === "cancel" ? "Cancel requested." : `Attempt ${result.attempt} queued.`;
+      await api(`/runs/${encodeURIComponent(id)}/${what}`, { method: "POST" });
+      message.textContent = what === "cancel" ? "Cancel requested." : "Retry queued: a new attempt starts soon.";
       if (what === "retry") { logs.follow(logs.node); follow(); }
     } catch (error) {
       message.textContent = error instanceof ApiError ? error.message : String(error);
