@@ -5,12 +5,14 @@ byte, located errors for unknown operations and bad ``with:``, secrets masked, l
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import tree
+from sshd_farm import Farm
 
 
 def wt(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -113,7 +115,8 @@ def test_unknown_op_and_bad_with_are_located(tmp_path: Path) -> None:
         assert "p.yaml:10:22: error: 'relative' is not an absolute path" in proc.stderr
         assert ("p.yaml:10:32: error: unknown argument 'colour' of file.directory; "
                 "it takes owner, group, path, mode") in proc.stderr
-        assert "p.yaml:12:13: error: an `op:` step runs on the host target" in proc.stderr
+        assert ("p.yaml:12:13: error: an `op:` step runs on this machine or over ssh://; it cannot run on engine "
+                "'docker'") in proc.stderr
     proc = wt(tmp_path, "validate", "q.yaml")
     assert proc.returncode == 2
     assert proc.stderr.startswith("q.yaml:4:9: error: jobs.j.steps[0]: `with` gives the arguments of an `op`")
@@ -190,3 +193,30 @@ class Stamp(Operation):
     assert third.returncode == 1
     broken = f"{tmp_path / 'ops' / 'broken.py'}:2:1: error: cannot import this operations file"
     assert broken in third.stdout + third.stderr
+
+
+@pytest.mark.slow
+def test_op_step_over_an_ssh_engine(tmp_path: Path, farm: Farm, user_root: Path) -> None:
+    """engine: ssh://... : the operation runs here and changes the farm host over SFTP; rollback too."""
+    server = farm.servers[0]
+    target = user_root / "remote.conf"
+    target.write_text("before\n")
+    os.chown(target, pwd.getpwnam(farm.user).pw_uid, -1)
+    before = tree(user_root)
+    engine = (f"ssh://{farm.user}@127.0.0.1:{server.port}?key_file={farm.client_key}"
+              f"&known_hosts={farm.known_hosts}")
+    step = f"""      - name: conf
+        op: file.file
+        engine: "{engine}"
+        with: {{path: {target}, content: "after\\n", mode: "0640"}}
+"""
+    pipeline(tmp_path, step + "      - name: boom\n        command: \"false\"\n", on_failure="rollback")
+    proc = wt(tmp_path, "run", "p.yaml")
+    assert proc.returncode == 1 and "file.file: change: update" in proc.stdout, proc.stdout + proc.stderr
+    assert "file.file: rolled back" in proc.stdout and tree(user_root) == before
+    pipeline(tmp_path, step)
+    first = wt(tmp_path, "run", "p.yaml")
+    assert first.returncode == 0 and target.read_text() == "after\n", first.stdout + first.stderr
+    assert target.stat().st_uid == pwd.getpwnam(farm.user).pw_uid  # written by the farm's user: over SSH
+    second = wt(tmp_path, "run", "p.yaml")
+    assert f"file.file: no change: {target} has this content and mode 0640" in second.stdout

@@ -85,9 +85,13 @@ def _job_nodes(spec: PipelineSpec, entry: JobEntry, scopes: dict[str, Scope],
         node_id = f"{job_key}/{slug(step_name)}"
         retry = step.retry or job.retry
         command, rollback = _command(step), step.rollback
+        target = _target(step, levels, job.runner, job.hosts)
         if step.op is not None:
-            command, op_rollback = op_commands(step, source)
+            engine = _pick(*levels, attr="engine")
+            command, op_rollback = op_commands(step, source, str(engine) if engine is not None else None)
             rollback = rollback if rollback is not None else op_rollback
+            # the operation runs here and reaches an ssh:// engine itself (SFTP), as `worldtree apply` does
+            target = Target(kind="host", runner=job.runner)
         out.append(Node(
             id=node_id,
             path="/".join(path_parts),
@@ -107,7 +111,7 @@ def _job_nodes(spec: PipelineSpec, entry: JobEntry, scopes: dict[str, Scope],
             condition=step.if_ or job.if_,
             precheck=step.precheck,
             rollback=rollback,
-            target=_target(step, levels, job.runner, job.hosts),
+            target=target,
             needs=[previous] if previous else [],
             selector=node_selector(job, stage, spec),
         ))

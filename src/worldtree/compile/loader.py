@@ -377,7 +377,7 @@ def _pick_engine(step: Any, entry: JobEntry, spec: PipelineSpec) -> str | None:
         if level is not None and level.engine is not None:
             return str(level.engine)
     if entry.job.hosts:
-        return "ssh"
+        return "hosts: (fan-out)"
     images = (step.image, entry.job.image, entry.stage.image if entry.stage else None, spec.image)
     return "docker" if any(images) else None
 

@@ -33,7 +33,8 @@ OpChecker = Callable[[str, dict[str, Any]], list[Problem]]
 
 _checker: OpChecker | None = None
 
-#: engines an ``op:`` step may name: the operations run through this machine's Python
+#: engines an ``op:`` step may name: the operation runs through this machine's Python, on this
+#: machine or over SSH (``ssh://`` URLs: it connects itself, files over SFTP)
 HOST_ENGINES = (None, "host")
 
 
@@ -47,23 +48,26 @@ def check_op(step: StepSpec, engine: str | None) -> list[Problem]:
     """Problems of one ``op:`` step, each with its path under the step."""
     assert step.op is not None
     out: list[Problem] = []
-    if engine not in HOST_ENGINES:
-        out.append((("op",), f"an `op:` step runs on the host target; it cannot run on engine {engine!r} "
-                              "(remove `engine`, or use `worldtree apply` with an inventory for SSH hosts)", False))
+    if engine not in HOST_ENGINES and not (engine or "").startswith("ssh://"):
+        out.append((("op",), f"an `op:` step runs on this machine or over ssh://; it cannot run on engine "
+                              f"{engine!r} (remove `engine`/`image`, or use `worldtree apply` with an inventory)",
+                    False))
     if _checker is not None:
         out.extend(_checker(step.op, dict(step.with_ or {})))
     return out
 
 
-def op_commands(step: StepSpec, source: str | None) -> tuple[str, str]:
+def op_commands(step: StepSpec, source: str | None, engine: str | None = None) -> tuple[str, str]:
     """The node's command and rollback lines for an ``op:`` step.
 
-    The spec travels as one JSON argument (quoted for the shell): the operation, its arguments and
-    the folder relative ``src:`` paths start from (the pipeline file's).
+    The spec travels as one JSON argument (quoted for the shell): the operation, its arguments,
+    the folder relative ``src:`` paths start from (the pipeline file's) and the ``ssh://`` engine
+    to connect to (``${NAME}`` parts stay references, expanded from the step's environment).
     """
     assert step.op is not None
     base = os.path.dirname(os.path.abspath(source)) if source else os.getcwd()
-    spec = json.dumps({"op": step.op, "with": step.with_ or {}, "base_dir": base},
+    remote = engine if engine and engine.startswith("ssh://") else None
+    spec = json.dumps({"op": step.op, "with": step.with_ or {}, "base_dir": base, "engine": remote},
                       sort_keys=True, separators=(",", ":"))
     head = f"{shlex.quote(sys.executable)} -m worldtree.ops.pipeline_step"
     return f"{head} run {shlex.quote(spec)}", f"{head} rollback {shlex.quote(spec)}"

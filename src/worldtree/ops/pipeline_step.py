@@ -18,12 +18,14 @@ bad arguments, unset ``${NAME}``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import pickle
 import re
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from pydantic import ValidationError
 
 from worldtree.compile.op_steps import Problem, set_op_checker
 from worldtree.errors import WorldtreeError
-from worldtree.ops.connection import LocalConnection
+from worldtree.ops.connection import Connection, LocalConnection
 from worldtree.ops.entrypoints import load_user_ops
 from worldtree.ops.operation import OpContext, Operation, OpError, RollbackUnavailable
 from worldtree.ops.registry import OPERATIONS
@@ -166,15 +168,40 @@ def _save(path: Path, record: Any) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.asynccontextmanager
+async def _connection(spec: dict[str, Any], env: dict[str, str], secrets: Secrets) -> AsyncIterator[Connection]:
+    """This machine, or the step's ``ssh://`` engine (its ``${NAME}`` parts from the environment,
+    masked like every other secret)."""
+    engine = spec.get("engine")
+    if not engine:
+        yield LocalConnection()
+        return
+    from worldtree.connectors.ssh.pool import SshPool
+    from worldtree.connectors.ssh.target import parse_engine_url
+    from worldtree.ops.ssh_connection import SshConnection
+
+    target = parse_engine_url(str(engine), env)
+    for value in target.secrets():
+        secrets.used[f"engine:{len(secrets.used)}"] = value
+    pool = SshPool(None)
+    conn = SshConnection(pool, target)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+        await pool.close()
+
+
 async def _run(spec_text: str, env: dict[str, str], secrets: Secrets) -> int:
-    op = build_operation(json.loads(spec_text), env, secrets)
-    conn = LocalConnection()
-    state = await op.precheck(conn)
-    planned = op.plan(state)
-    print(f"{op.name}: {mask(planned.render(), secrets.values())}", flush=True)
-    if planned.kind == "none":
-        return 0
-    record = await op.run(conn, state)
+    spec = json.loads(spec_text)
+    op = build_operation(spec, env, secrets)
+    async with _connection(spec, env, secrets) as conn:
+        state = await op.precheck(conn)
+        planned = op.plan(state)
+        print(f"{op.name}: {mask(planned.render(), secrets.values())}", flush=True)
+        if planned.kind == "none":
+            return 0
+        record = await op.run(conn, state)
     path = _record_path(env, spec_text)
     if path is not None:
         _save(path, record)
@@ -183,14 +210,16 @@ async def _run(spec_text: str, env: dict[str, str], secrets: Secrets) -> int:
 
 
 async def _rollback(spec_text: str, env: dict[str, str], secrets: Secrets) -> int:
-    op = build_operation(json.loads(spec_text), env, secrets)
+    spec = json.loads(spec_text)
+    op = build_operation(spec, env, secrets)
     path = _record_path(env, spec_text)
     if path is None or not path.exists():
         print(f"{op.name}: nothing to roll back (this run's step changed nothing)", flush=True)
         return 0
     with path.open("rb") as fh:
         record = pickle.load(fh)  # written by _save above, in a 0700 directory of this user
-    await op.rollback(LocalConnection(), record)
+    async with _connection(spec, env, secrets) as conn:
+        await op.rollback(conn, record)
     path.unlink()
     print(f"{op.name}: rolled back", flush=True)
     return 0
