@@ -51,7 +51,7 @@ def test_submit_with_a_bad_document_shows_the_error_at_its_line(sqlite_servers: 
     tab.screenshot("submit-then-run")
 
 
-def servers_run_attempt(server: Any, run_id: str) -> int:
+def _final_attempt(server: Any, run_id: str) -> int:
     return int(server.wait(run_id)["attempt"])
 
 
@@ -88,7 +88,7 @@ def _console_pass(servers: Servers, console: Any) -> None:
     page.wait_for_selector(".run-message:has-text('Retry queued')")
     page.wait_for_selector(".run-meta dd:text-is('2')", timeout=30_000)
     page.wait_for_selector('.run-state [data-state="failed"]', timeout=30_000)
-    assert servers_run_attempt(server, second) == 2
+    assert _final_attempt(server, second) == 2
     # Queue page: the counts come from the server.
     page.goto(f"{server.url}/console/queue")
     page.wait_for_selector('[data-stat="failed"] .stat-value')

@@ -63,7 +63,8 @@ export async function runPage(view, runId, { who, signal }) {
       run.finished_at ? [h("dt", {}, "finished"), h("dd", {}, when(run.finished_at))] : null,
       h("dt", {}, "duration"), h("dd", {}, duration(run.started_at, run.finished_at)),
       run.cancel_reason ? [h("dt", {}, "cancelled"), h("dd", {}, run.cancel_reason)] : null);
-    const states = {};
+    // A node the latest attempt has not reached yet is pending (after a retry, not its old state).
+    const states = Object.fromEntries(graph.nodes.map((node) => [node.id, "pending"]));
     for (const node of run.nodes || []) states[node.id] = node.state;
     dag.update(states);
     if (cancel) cancel.hidden = FINAL.has(run.state);
