@@ -97,7 +97,12 @@ def test_create_get_log_cancel_and_errors(grpc_server: tuple[job_pb2_grpc.JobSer
     assert [j.job_id for j in by_status.jobs] == [made.job_id]
     retried = stub.RetryJob(jpb.RetryJobRequest(job_id=slow.job_id), metadata=md)
     assert retried.new_job_id == slow.job_id and "attempt 2" in retried.message
-    stub.CancelJob(jpb.CancelJobRequest(job_id=slow.job_id), metadata=md)
+    again = _until(lambda: stub.GetJob(jpb.GetJobRequest(job_id=slow.job_id), metadata=viewer).job,
+                   lambda job: job.status == apb.JOB_STATUS_RUNNING)
+    assert again.attempt == 2
+    # cancel once it runs: store.lifecycle.request_cancel reads, then updates; an executor claiming the
+    # requeued run in between makes it refuse (409 / FAILED_PRECONDITION), a race outside JobService
+    assert stub.CancelJob(jpb.CancelJobRequest(job_id=slow.job_id), metadata=md).success
 
     # errors: one status code per kind, with words a user can act on
     assert _code(lambda: stub.GetJob(jpb.GetJobRequest(job_id=made.job_id), metadata=_auth("wt_bogus")))[0] == \
