@@ -159,6 +159,13 @@ def test_bad_signature_unknown_repo_ping_and_the_repos_api(servers: Servers, tmp
     assert server.post("/api/v1/webhooks/github", content=tampered,
                        headers=github_headers(SECRET, body, "d-bad")).status_code == 401
     assert server.get("/api/v1/deliveries").json()["items"] == []  # nothing stored
+    for headers in ({k: v for k, v in github_headers(SECRET, body, "x").items() if k != "X-GitHub-Delivery"},
+                    {k: v for k, v in github_headers(SECRET, body, "x").items() if k != "X-GitHub-Event"}):
+        assert server.post("/api/v1/webhooks/github", content=body, headers=headers).status_code == 422
+    broken = body.replace(b'"after"', b'"later"')  # signed, but no commit in it
+    response = server.post("/api/v1/webhooks/github", content=broken, headers=github_headers(SECRET, broken, "x"))
+    assert response.status_code == 422 and "after" in response.json()["error"]["message"]
+    assert server.get("/api/v1/deliveries").json()["items"] == []
 
     other = github_push("someone/else", "file:///nowhere", sha)
     response = server.post("/api/v1/webhooks/github", content=other, headers=github_headers(SECRET, other, "d-x"))

@@ -29,6 +29,10 @@ class SignatureError(WorldtreeError):
     """The webhook's signature (or token) is missing or wrong: 401, nothing stored."""
 
 
+class KeyMismatchError(WorldtreeError):
+    """The repository's webhook secret was stored with another key than this server's (500, said so)."""
+
+
 def receive(store: RunStore, secrets: SecretKeys, provider: str, headers: Mapping[str, str],
             body: bytes) -> dict[str, Any]:
     """Accept one delivery: ``{"status": "queued"|"duplicate"|"ignored"|"pong", ...}``.
@@ -44,7 +48,13 @@ def receive(store: RunStore, secrets: SecretKeys, provider: str, headers: Mappin
     if repo is None:
         shown = f"{provider} repository {name}" if name else f"the repository of this {provider} payload"
         raise NotFoundError(f"{shown} is not registered; `worldtree repo add` it first")
-    if not verify(provider, secrets.decrypt(repo.webhook_secret), body, headers):
+    try:
+        secret = secrets.decrypt(repo.webhook_secret)
+    except Exception:  # cryptography's InvalidToken: another key; the message names no secret
+        raise KeyMismatchError(f"the webhook secret of {repo.name} was stored with another key than this server's "
+                               "($WORLDTREE_SECRET_KEY or <data dir>/secret.key); run `worldtree repo add` with "
+                               "the server's --data-dir or key") from None
+    if not verify(provider, secret, body, headers):
         raise SignatureError(f"the {provider} webhook signature is missing or wrong; set the webhook's secret to "
                              f"the one registered for {repo.name}")
     delivery_id = headers.get(DELIVERY_HEADER[provider], "").strip()

@@ -12,8 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from worldtree.app.service import NotFoundError
 from worldtree.errors import UsageError
-from worldtree.gitops.gateway import MAX_BODY_BYTES, SignatureError, receive
+from worldtree.gitops.gateway import MAX_BODY_BYTES, KeyMismatchError, SignatureError, receive
 from worldtree.gitops.repos import gitops_store
 from worldtree.server.auth import require
 from worldtree.server.errors import error_body
@@ -24,7 +25,7 @@ router = APIRouter(tags=["gitops"])
 @router.post("/api/v1/webhooks/{provider}", openapi_extra={"x-authenticated-by": "webhook signature"})
 async def webhook(request: Request, provider: str) -> JSONResponse:
     """A webhook delivery: 202 ``queued``, 200 ``duplicate``/``ignored``/``pong``; 401 bad signature; 404 unknown
-    repository."""
+    repository; 422 no delivery id or an unusable payload."""
     from anyio import to_thread
 
     body = await _body(request)
@@ -35,6 +36,12 @@ async def webhook(request: Request, provider: str) -> JSONResponse:
         result = await to_thread.run_sync(lambda: receive(runtime.store, gitops.secrets, provider, headers, body))
     except SignatureError as exc:
         return JSONResponse(error_body("unauthorized", str(exc)), status_code=401)
+    except NotFoundError:
+        raise  # 404 through the shared translation
+    except UsageError as exc:  # no delivery id, a payload without the fields needed
+        return JSONResponse(error_body("invalid_payload", str(exc)), status_code=422)
+    except KeyMismatchError as exc:
+        return JSONResponse(error_body("secret_key_mismatch", str(exc)), status_code=500)
     if result["status"] == "queued":  # on the queue (JetStream with --events) before the answer
         await to_thread.run_sync(gitops.notify, result["id"], f"{provider}:{result['delivery']}")
         return JSONResponse(result, status_code=202)
