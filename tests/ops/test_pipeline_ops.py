@@ -8,6 +8,7 @@ import os
 import pwd
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,13 @@ def test_on_failure_rollback_restores_byte_for_byte(tmp_path: Path) -> None:
       - name: boom
         command: "false"
 """, on_failure="rollback")
+    records = tmp_path / "state" / "worldtree" / "op-records"
+    (records / "old-run").mkdir(parents=True)
+    (records / "recent-run").mkdir()
+    os.utime(records / "old-run", (time.time() - 8 * 86400,) * 2)
     proc = wt(tmp_path, "run", "p.yaml")
     assert proc.returncode == 1
+    assert not (records / "old-run").exists() and (records / "recent-run").exists()  # week-old records pruned
     assert "file.file: changed" in proc.stdout and "file.line: changed" in proc.stdout
     assert proc.stdout.count("rolled back") >= 3, proc.stdout
     assert tree(root) == before

@@ -65,7 +65,8 @@ def op_commands(step: StepSpec, source: str | None, engine: str | None = None) -
     to connect to (``${NAME}`` parts stay references, expanded from the step's environment).
     """
     assert step.op is not None
-    base = os.path.dirname(os.path.abspath(source)) if source else os.getcwd()
+    # no file (a document submitted to the server): relative paths start from the step's workspace
+    base = os.path.dirname(os.path.abspath(source)) if source else None
     remote = engine if engine and engine.startswith("ssh://") else None
     spec = json.dumps({"op": step.op, "with": step.with_ or {}, "base_dir": base, "engine": remote},
                       sort_keys=True, separators=(",", ":"))

@@ -1,11 +1,12 @@
 """The process an ``op:`` pipeline step runs: ``python -m worldtree.ops.pipeline_step run|rollback SPEC``.
 
-``run`` prechecks the operation on this machine, prints the plan line (it lands in the step's
-log), stops there when the plan says ``no change`` (exit 0, nothing touched), else runs it and
-keeps the rollback record under ``$XDG_STATE_HOME/worldtree/op-records/RUN_ID/`` (mode 0700; the
-record may hold a file's previous bytes). ``rollback`` (the node's rollback command, which the
-engine runs when the pipeline says ``on_failure: rollback``) restores from that record; a step
-that changed nothing has no record and nothing to undo.
+``run`` prechecks the operation on this machine (or on the step's ``ssh://`` engine, over SFTP),
+prints the plan line (it lands in the step's log), stops there when the plan says ``no change``
+(exit 0, nothing touched), else runs it and keeps the rollback record under
+``$XDG_STATE_HOME/worldtree/op-records/RUN_ID/`` (mode 0700; the record may hold a file's
+previous bytes; records of runs untouched for 7 days are pruned). ``rollback`` (the node's
+rollback command, which the engine runs when the pipeline says ``on_failure: rollback``)
+restores from that record; a step that changed nothing has no record and nothing to undo.
 
 Importing this module also installs the load-time checker of ``op:`` steps
 (:func:`worldtree.compile.op_steps.set_op_checker`): unknown operations and bad ``with:``
@@ -24,7 +25,9 @@ import json
 import os
 import pickle
 import re
+import shutil
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -158,9 +161,29 @@ def _record_path(env: dict[str, str], spec_text: str) -> Path | None:
     return state / "worldtree" / "op-records" / re.sub(r"[^\w.-]", "_", run_id) / f"{safe}-{digest}.pickle"
 
 
+#: records of runs untouched for this long are removed when a new one is written: a run that
+#: succeeded never reads its records again, and they may hold whole files
+KEEP_SECONDS = 7 * 86400
+
+
+def _prune(records: Path) -> None:
+    now = time.time()
+    try:
+        runs = list(records.iterdir())
+    except OSError:
+        return
+    for run in runs:
+        try:
+            if now - run.stat().st_mtime > KEEP_SECONDS:
+                shutil.rmtree(run, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def _save(path: Path, record: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path.parent, 0o700)
+    _prune(path.parent.parent)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
