@@ -148,3 +148,12 @@ def test_pipelines_through_jobservice(grpc_server: tuple[job_pb2_grpc.JobService
     assert [p.name for p in stub.ListPipelines(jpb.ListPipelinesRequest(), metadata=md).pipelines] == ["nightly"]
     stopped = stub.StopPipeline(jpb.StopPipelineRequest(run_id="nightly"), metadata=md)
     assert stopped.message == "cancel requested for 0 run(s) of pipeline nightly"
+
+    files = stub.CreateJob(jpb.CreateJobRequest(name="files", commands=["mkdir -p out", "printf hi > out/r.txt"],
+                                                artifacts=jpb.ArtifactConfig(paths=["out/*"], expire_in="1d")),
+                           metadata=md)
+    _until(lambda: stub.GetJob(jpb.GetJobRequest(job_id=files.job_id), metadata=md).job,
+           lambda j: j.status == apb.JOB_STATUS_SUCCESS)
+    found = stub.ListJobArtifacts(jpb.ListJobArtifactsRequest(job_id=files.job_id), metadata=md).artifacts
+    assert [(a.name, a.path, a.size) for a in found] == [("r.txt", "out/r.txt", 2)]
+    assert found[0].expire_at_ms - found[0].created_at_ms == 86_400_000
