@@ -104,3 +104,21 @@ def test_an_empty_group_is_refused_where_it_is_written(servers: Servers) -> None
     assert bad.status_code == 422
     assert any(d["line"] == 1 for d in bad.json()["error"]["details"])
     assert server.get("/api/v1/runs").json()["total"] == 0
+
+
+@pytest.mark.slow
+def test_a_run_of_another_group_does_not_starve_behind_a_long_queue(servers: Servers, tmp_path: Path) -> None:
+    server = servers(executors=2)
+    gate = tmp_path / "gate"
+    hold = f"for i in $(seq 600); do [ -f {gate} ] && exit 0; sleep 0.05; done; exit 9"
+    first = server.submit(_grouped("deploy", hold.replace("seq 600", "seq 1800"), "prod"))
+    server.wait(first, lambda r: r["state"] == "running")
+    behind = [server.submit(_grouped("deploy", "true", "prod")) for _ in range(21)]  # more than a round's 20
+    other = server.submit(_grouped("deploy", "echo other", "staging"))
+    assert server.wait(other)["state"] == "succeeded"
+    assert server.run(first)["state"] == "running"
+    for run_id in behind:  # a queued run whose cancel was requested is let through at once
+        assert server.post(f"/api/v1/runs/{run_id}/cancel").status_code == 202
+    assert {server.wait(run_id)["state"] for run_id in behind} == {"cancelled"}
+    gate.touch()
+    assert server.wait(first)["state"] == "succeeded"

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import structlog
 
@@ -83,36 +84,57 @@ class Executor:
                 self.wake.clear()
 
     def run_one(self) -> bool:
-        """Claim one queued run and run it to its end; False when nothing could be claimed."""
-        for run_id, seen in self.store.claimable_runs(limit=20):
-            record = self.store.get_run(run_id)
-            if record is None:
-                continue
-            graph = _load_graph(record.graph_json)
-            try:  # the claim, if --max-concurrent and the run's concurrency group allow it now
-                lease = admission.claim(admission.engine_of(self.store), run_id, node_ids=[n.id for n in graph.nodes],
-                                        expect_attempt=seen, lease_seconds=self.lease_seconds,
-                                        max_concurrent=self.max_concurrent)
-            except (ConflictError, admission.Waiting):  # another executor won it, or it must wait
-                continue
-            events.emit(self.store, events.RUN_STARTED, run_id, attempt=lease.attempt, executor=self.name,
-                        owner=lease.owner)
-            reuse = _reusable(graph, record.nodes) if seen else None
-            log.info("executor %s: run %s attempt %d", self.name, run_id, lease.attempt,
-                     extra={"run_id": run_id, "attempt": lease.attempt, "executor": self.name})
-            # A cancel made while the run waited: delivered before anything starts. (A claim clears
-            # the request of an earlier attempt; a queued retry or takeover must still honour it.)
-            started = time.monotonic()
-            # every log line of this run (this thread, and the run's event loop, which copies the context)
-            with structlog.contextvars.bound_contextvars(run_id=run_id, attempt=lease.attempt, executor=self.name):
-                result = self._run(record.run_id, graph, record.workdir, record.options, lease, reuse,
-                                   takeover=bool(seen), cancel_reason=record.cancel_reason)
-            events.emit(self.store, events.RUN_FINISHED, run_id, attempt=lease.attempt, state=str(result.state),
-                        executor=self.name)
-            if self.on_result is not None:
-                self.on_result(result, time.monotonic() - started)
-            return True
+        """Claim one queued run and run it to its end; False when nothing could be claimed.
+
+        The oldest 20 queued runs are tried in order; when every one of them waits behind its
+        concurrency group, the oldest 200 (a run of another group must not starve behind them).
+        ``--max-concurrent`` reached ends the round: no other run could start either."""
+        for limit in (20, 200):
+            candidates = self.store.claimable_runs(limit=limit)
+            held = 0
+            for run_id, seen in candidates:
+                outcome = self._claim(run_id, seen)
+                if outcome == "ran":
+                    return True
+                if outcome == "full":  # --max-concurrent reached
+                    return False
+                held += outcome == "held"
+            if not candidates or held < len(candidates):  # (the store's limit also counts live runs it skips)
+                return False
         return False
+
+    def _claim(self, run_id: str, seen: int) -> Literal["ran", "lost", "held", "full"]:
+        """Claim ``run_id`` and run it to its end (``ran``); ``lost``: another executor won it (or it is
+        gone); ``held``: its concurrency group holds it back; ``full``: ``--max-concurrent`` is reached."""
+        record = self.store.get_run(run_id)
+        if record is None:
+            return "lost"
+        graph = _load_graph(record.graph_json)
+        try:  # the claim, if --max-concurrent and the run's concurrency group allow it now
+            lease, cancel_reason = admission.claim(
+                admission.engine_of(self.store), run_id, node_ids=[n.id for n in graph.nodes], expect_attempt=seen,
+                lease_seconds=self.lease_seconds, max_concurrent=self.max_concurrent)
+        except ConflictError:  # another executor (of any replica) won it
+            return "lost"
+        except admission.Waiting as why:
+            return "full" if str(why).startswith("max-concurrent") else "held"
+        events.emit(self.store, events.RUN_STARTED, run_id, attempt=lease.attempt, executor=self.name,
+                    owner=lease.owner)
+        reuse = _reusable(graph, record.nodes) if seen else None
+        log.info("executor %s: run %s attempt %d", self.name, run_id, lease.attempt,
+                 extra={"run_id": run_id, "attempt": lease.attempt, "executor": self.name})
+        # A cancel made while the run waited: delivered before anything starts. (A claim clears
+        # the request of an earlier attempt; a queued retry or takeover must still honour it.)
+        started = time.monotonic()
+        # every log line of this run (this thread, and the run's event loop, which copies the context)
+        with structlog.contextvars.bound_contextvars(run_id=run_id, attempt=lease.attempt, executor=self.name):
+            result = self._run(record.run_id, graph, record.workdir, record.options, lease, reuse,
+                               takeover=bool(seen), cancel_reason=cancel_reason)
+        events.emit(self.store, events.RUN_FINISHED, run_id, attempt=lease.attempt, state=str(result.state),
+                    executor=self.name)
+        if self.on_result is not None:
+            self.on_result(result, time.monotonic() - started)
+        return "ran"
 
     def _run(self, run_id: str, graph: ExecutionGraph, workdir_path: str, stored: dict[str, object],
              lease: AttemptLease, reuse: dict[str, int] | None, *, takeover: bool,

@@ -97,8 +97,11 @@ def blocker(tx: Tx, run_id: str, *, max_concurrent: int | None, now: datetime,
 
 
 def claim(engine: Engine, run_id: str, *, node_ids: list[str], expect_attempt: int | None, lease_seconds: float,
-          max_concurrent: int | None) -> AttemptLease:
-    """``start_attempt`` if the limits allow it now: Waiting (why) if not, ConflictError if another won."""
+          max_concurrent: int | None) -> tuple[AttemptLease, str | None]:
+    """``start_attempt`` if the limits allow it now: Waiting (why) if not, ConflictError if another won.
+
+    Also returns the cancel requested while the run was queued, read in the claim's transaction
+    (the claim clears it: read earlier, a cancel made in between would be lost)."""
     now = datetime.now(UTC)
     try:
         with write_transaction(engine) as conn:
@@ -108,7 +111,10 @@ def claim(engine: Engine, run_id: str, *, node_ids: list[str], expect_attempt: i
             why = blocker(tx, run_id, max_concurrent=max_concurrent, now=now)
             if why is not None:
                 raise Waiting(why)
-            return lifecycle.start_attempt(tx, run_id, node_ids, expect_attempt, lease_seconds, now)
+            requested = tx.rows("SELECT cancel_requested_at, cancel_reason FROM runs WHERE id = :run_id",
+                                {"run_id": run_id})
+            cancel = (requested[0][1] or "cancel requested") if requested and requested[0][0] is not None else None
+            return lifecycle.start_attempt(tx, run_id, node_ids, expect_attempt, lease_seconds, now), cancel
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot claim run {run_id}: {reason(exc)}") from exc
 
