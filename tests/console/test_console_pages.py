@@ -4,6 +4,7 @@ document's errors at their line; the runs list updates live and filters, a faile
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -135,3 +136,19 @@ def test_queue_page_shows_waiting_runs_and_cancels_one(sqlite_servers: Servers, 
     assert server.wait(busy, timeout=30)["state"] == "cancelled"
     assert server.wait(waiting, timeout=30)["state"] == "cancelled"
     page.wait_for_selector(".runs td:has-text('Nothing queued or running.')")
+
+
+def test_log_downloads_read_every_page_of_a_long_log(sqlite_servers: Servers, console: Any) -> None:
+    server = sqlite_servers()
+    tab = console(server)
+    run_id = server.submit(pipeline(("many", "seq 1 10007"), name="long"))
+    assert server.wait(run_id)["state"] == "succeeded"
+    page = tab.open(f"/console/runs/{run_id}")
+    page.wait_for_selector('.dag-node[data-state="succeeded"]')
+    with page.expect_download() as text:
+        page.click("[data-download=text]")
+    assert text.value.path().read_text() == "".join(f"{n}\n" for n in range(1, 10008))
+    with page.expect_download() as as_json:
+        page.click("[data-download=json]")
+    items = json.loads(as_json.value.path().read_text())
+    assert [item["line"] for item in items] == [str(n) for n in range(1, 10008)]

@@ -279,8 +279,9 @@ def _routes(app: FastAPI, settings: ServerSettings) -> None:
              format: Annotated[str, Query(pattern="^(json|text)$")] = "json") -> Response | dict[str, Any]:
         """Lines after seq ``offset``: JSON ``{items, next_offset}``, or ``format=text`` for export."""
         full, lines = service.logs(_runtime(request).store, run_id, node=node, offset=offset, limit=limit)
-        if format == "text":
-            return PlainTextResponse("".join(f"{line.line}\n" for line in lines))
+        if format == "text":  # X-Next-Offset: where the next page starts (an export reads page by page)
+            return PlainTextResponse("".join(f"{line.line}\n" for line in lines),
+                                     headers={"X-Next-Offset": str(lines[-1].seq if lines else offset)})
         return {"run_id": full, "items": [service.line_json(line) for line in lines],
                 "next_offset": lines[-1].seq if lines else offset}
 

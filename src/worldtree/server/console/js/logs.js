@@ -109,26 +109,37 @@ export class LogView {
     }
   }
 
-  /** Download the log as text (the lines, as the REST `format=text` export writes them) or as
-   * JSON (`{seq, node, stream, line, ts}` items), read in JSON pages so no length is too long. */
+  /** Download the log through the REST export, page by page so no length is too long: `format=text`
+   * (the lines; the server's X-Next-Offset header says where the next page starts) or JSON
+   * (`{seq, node, stream, line, ts}` items, whose `next_offset` does the same). */
   async export(format) {
     const node = this.node ? `&node=${encodeURIComponent(this.node)}` : "";
-    const base = `/runs/${encodeURIComponent(this.runId)}/logs?limit=${EXPORT_PAGE}${node}`;
-    const items = [];
+    const base = `/runs/${encodeURIComponent(this.runId)}/logs?limit=${EXPORT_PAGE}&format=${format}${node}`;
+    const parts = [];
     let offset = 0;
     try {
-      for (;;) {  // JSON pages carry next_offset; a short page is the last one
-        const page = await api(`${base}&offset=${offset}`);
-        items.push(...page.items);
-        if (page.items.length < EXPORT_PAGE) break;
-        offset = page.next_offset;
+      for (;;) {
+        if (format === "json") {
+          const page = await api(`${base}&offset=${offset}`);
+          parts.push(...page.items);
+          if (page.items.length < EXPORT_PAGE) break;
+          offset = page.next_offset;
+        } else {
+          const response = await api(`${base}&offset=${offset}`, { raw: true });
+          const text = await response.text();
+          parts.push(text);
+          const next = Number(response.headers.get("X-Next-Offset"));
+          const count = (text.match(/\n/g) || []).length;
+          if (count < EXPORT_PAGE || !Number.isFinite(next) || next <= offset) break;
+          offset = next;
+        }
       }
     } catch (error) {
       this.status.textContent = `download failed: ${error.message}`;
       return;
     }
     const stem = `${this.runId}${this.node ? "-" + this.node.replaceAll("/", "_") : ""}`;
-    if (format === "json") download(`${stem}.json`, JSON.stringify(items, null, 2), "application/json");
-    else download(`${stem}.log`, items.map((i) => `${i.line}\n`).join(""), "text/plain");
+    if (format === "json") download(`${stem}.json`, JSON.stringify(parts, null, 2), "application/json");
+    else download(`${stem}.log`, parts.join(""), "text/plain");
   }
 }
