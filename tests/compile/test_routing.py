@@ -54,7 +54,7 @@ def test_nearest_level_wins_whole() -> None:
     own = LabelSelector(match_labels={"gpu": "true"})
     assert nodes["build/own/step-1"].selector == own
     assert nodes["build/own/step-2"].selector == own  # every step of the job carries it
-    assert nodes["build/any/step-1"].selector is None  # `labels: {}` = any agent, stops inheritance
+    assert nodes["build/any/step-1"].selector is None  # `labels: {}` clears the inherited selector
     assert nodes["test/inherits-pipeline/step-1"].selector == LabelSelector(match_labels={"os": "linux"})
 
 

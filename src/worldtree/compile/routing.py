@@ -18,7 +18,8 @@ __all__ = ["idp_target_fields", "node_selector"]
 def node_selector(*levels: SelectorFields | None) -> LabelSelector | None:
     """The selector of the innermost level that sets one (job -> stage -> pipeline), whole: a job's
     ``label_selector`` replaces its stage's rather than adding to it, as every inherited field
-    does. An empty selector (``labels: {}``) means "any agent" and stops the inheritance."""
+    does. An empty selector (``labels: {}``) clears an inherited one: the node gets none, and runs as
+    a job without a selector does (the server's executors, or any agent with ``--jobs-on agents``)."""
     for level in levels:
         if level is not None and level.selector is not None:
             return None if level.selector.is_empty() else level.selector
