@@ -18,9 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.server.conftest import Server, Servers, free_port
-from tests.server.conftest import servers as servers  # noqa: F401  (the fixture, on both stores)
+from tests.server.conftest import servers as servers
 
 HEARTBEAT = 0.5
 AGENT_ENV = {"WORLDTREE_AGENT_HEARTBEAT_SECONDS": str(HEARTBEAT), "WORLDTREE_AGENT_MISSED_HEARTBEATS": "3"}
@@ -89,7 +88,7 @@ class Fleet:
         return f"127.0.0.1:{self.grpc_port}"
 
     def start_server(self, *args: str, env: dict[str, str] | None = None, **kw: Any) -> Server:
-        self.server = self.servers(args=["--grpc-port", str(self.grpc_port), *args],
+        self.server = self.servers(args=["--grpc-port", str(self.grpc_port), "--drain-seconds", "1", *args],
                                    env={**AGENT_ENV, **(env or {})}, **kw)
         return self.server
 
@@ -119,7 +118,7 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(servers: Servers, tmp_path: Path) -> Iterator[Fleet]:  # noqa: F811
+def fleet(servers: Servers, tmp_path: Path) -> Iterator[Fleet]:
     made = Fleet(servers, tmp_path)
     try:
         yield made

@@ -5,14 +5,16 @@ Every test runs on SQLite and PostgreSQL (the ``servers`` fixture).
 
 from __future__ import annotations
 
-import os
+import json
 import signal
 import time
+from pathlib import Path
 
+import httpx
 import psutil
 import pytest
-
 from tests.agents.conftest import Fleet, logs
+from tests.server.test_server_streams import _events
 
 pytestmark = pytest.mark.slow  # real server and agent processes: several seconds each
 
@@ -66,30 +68,28 @@ def test_jobs_run_on_the_agents_their_selectors_pick_with_their_logs(fleet: Flee
     server.post(f"/api/v1/runs/{waiting}/cancel")
     assert server.wait(waiting, timeout=30)["state"] == "cancelled"
 
-
-def test_labels_patch_and_drain_through_rest(fleet: Fleet) -> None:
-    server = fleet.start_server()
-    fleet.agent("one", "os=linux")
-    fleet.registered(1)
-    agent_id = _agent_of(fleet, "one")
-    body = server.get(f"/api/v1/agents/{agent_id}").json()
-    assert body["status"] == "idle" and body["online"]
-    import httpx
-
-    merged = httpx.patch(f"{server.url}/api/v1/agents/{agent_id}/labels", json={"labels": {"gpu": "true"}}).json()
-    assert merged["labels"] == {"os": "linux", "gpu": "true"}
+    # labels change at run time (merge, replace); a drained agent takes no new job
+    agent_id = _agent_of(fleet, "small")
+    assert server.get(f"/api/v1/agents/{agent_id}").json()["status"] == "idle"
+    merged = httpx.patch(f"{server.url}/api/v1/agents/{agent_id}/labels", json={"labels": {"zone": "a"}}).json()
+    assert merged["labels"] == {"os": "linux", "cpu-cores": "4", "zone": "a"}
     replaced = httpx.patch(f"{server.url}/api/v1/agents/{agent_id}/labels",
-                           json={"labels": {"zone": "a"}, "mode": "replace"}).json()
-    assert replaced["labels"] == {"zone": "a"}
+                           json={"labels": {"zone": "b"}, "mode": "replace"}).json()
+    assert replaced["labels"] == {"zone": "b"}
     assert server.post(f"/api/v1/agents/{agent_id}/drain").json()["draining"] is True
     missing = server.get("/api/v1/agents/agent-nope")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
-    # drained: a job for it is not taken
-    run_id = server.submit("name: d\njobs:\n  x: {labels: {zone: a}, steps: [echo hi]}\n")
+    drained = server.submit("name: d\njobs:\n  x: {labels: {zone: b}, steps: [echo hi]}\n")
     time.sleep(1.0)
-    assert server.run(run_id)["state"] == "running"
-    server.post(f"/api/v1/runs/{run_id}/cancel")
-    server.wait(run_id, timeout=30)
+    assert server.run(drained)["state"] == "running" and "claimed job x" not in small.log()
+    server.post(f"/api/v1/runs/{drained}/cancel")
+    server.wait(drained, timeout=30)
+
+    # SIGTERM drains: holding no job, the agent unregisters and exits 0
+    big.signal(signal.SIGTERM)
+    assert big.proc is not None and big.proc.wait(timeout=15) == 0
+    assert "unregistered" in big.log()
+    assert server.get(f"/api/v1/agents/{_agent_of(fleet, 'big')}").json()["status"] == "offline"
 
 
 LONG = """
@@ -113,7 +113,7 @@ jobs:
       - {name: make, command: "echo made-here > f.txt"}
       - name: slow
         retry: {max: 2, backoff: 0s}
-        command: "test -f f.txt || exit 7; echo started-$$; sleep 3; echo finished"
+        command: "test -f f.txt || exit 7; echo started-$$; sleep 2; echo finished"
 """
 
 
@@ -161,42 +161,12 @@ def test_sigstop_partition_requeues_and_the_stale_report_is_refused(fleet: Fleet
     assert [x["line"] for x in logs(server, run_id)].count("finished") == 1
 
 
-def test_cancel_reaches_the_agents_process_tree(fleet: Fleet) -> None:
-    server = fleet.start_server()
-    fleet.agent("runner", "pool=a")
-    fleet.registered(1)
-    run_id = server.submit("name: c\njobs:\n  w:\n    labels: {pool: a}\n    steps:\n"
-                           "      - {name: s, command: 'sh -c \"sleep 1000\" & echo child=$!; wait'}\n")
-    fleet.wait_for(lambda: any(x["line"].startswith("child=") for x in logs(server, run_id)), message="child pid")
-    pid = int(next(x["line"] for x in logs(server, run_id) if x["line"].startswith("child="))[6:])
-    assert psutil.pid_exists(pid)
-    started = time.monotonic()
-    assert server.post(f"/api/v1/runs/{run_id}/cancel").status_code in (200, 202)
-    fleet.wait_for(lambda: not _alive(pid), timeout=10, message=f"pid {pid} still alive")
-    took = time.monotonic() - started
-    assert server.wait(run_id, timeout=30)["state"] == "cancelled"
-    assert took < 8, took
-
-
 def _alive(pid: int) -> bool:
     try:
         proc = psutil.Process(pid)
         return proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def test_a_second_signal_is_not_needed_to_exit_an_idle_agent(fleet: Fleet) -> None:
-    """SIGTERM drains: with no job held, the agent unregisters and exits 0."""
-    server = fleet.start_server()
-    agent = fleet.agent("idle", "pool=a")
-    fleet.registered(1)
-    agent.signal(signal.SIGTERM)
-    assert agent.proc is not None and agent.proc.wait(timeout=15) == 0
-    assert "unregistered" in agent.log()
-    items = server.get("/api/v1/agents").json()["items"]
-    assert items[0]["status"] == "offline"
-    assert os.path.isdir(agent.workdir)
 
 
 @pytest.mark.slow
@@ -212,3 +182,37 @@ def test_server_restart_under_a_running_agent_the_agent_reconnects_and_the_run_f
     assert run["state"] == "succeeded", (run, server.log(), agent.log())
     assert "registered again" in agent.log() or "connection" in agent.log()
     assert agent.proc is not None and agent.proc.poll() is None  # the agent lived through it
+
+
+def test_live_follower_sees_agent_lines_and_cancel_reaches_the_process_tree(fleet: Fleet, tmp_path: Path) -> None:
+    server = fleet.start_server()
+    fleet.agent("talker", "pool=a")
+    fleet.registered(1)
+    gate = tmp_path / "gate"
+    wait = f"echo first; for i in $(seq 300); do [ -f {gate} ] && break; sleep 0.05; done; [ -f {gate} ] || exit 9"
+    run_id = server.submit(f"name: live\njobs:\n  w:\n    labels: {{pool: a}}\n    steps:\n"
+                           f"      - {{name: talk, command: {json.dumps(wait + '; echo second')}}}\n")
+    seen = []
+    for event, _, data in _events(server, run_id):
+        if event == "end":
+            assert json.loads(data) == {"state": "succeeded"}
+            break
+        line = json.loads(data)["line"]
+        seen.append(line)
+        if line == "first":
+            assert server.run(run_id)["nodes"][0]["state"] == "running"
+            gate.touch()
+    assert seen == ["first", "second"]
+
+    # cancel reaches the agent's process tree: the step's background child is gone too
+    run_id = server.submit("name: c\njobs:\n  w:\n    labels: {pool: a}\n    steps:\n"
+                           "      - {name: s, command: 'sh -c \"sleep 1000\" & echo child=$!; wait'}\n")
+    fleet.wait_for(lambda: any(x["line"].startswith("child=") for x in logs(server, run_id)), message="child pid")
+    pid = int(next(x["line"] for x in logs(server, run_id) if x["line"].startswith("child="))[6:])
+    assert psutil.pid_exists(pid)
+    started = time.monotonic()
+    assert server.post(f"/api/v1/runs/{run_id}/cancel").status_code in (200, 202)
+    fleet.wait_for(lambda: not _alive(pid), timeout=10, message=f"pid {pid} still alive")
+    took = time.monotonic() - started
+    assert server.wait(run_id, timeout=30)["state"] == "cancelled"
+    assert took < 8, took

@@ -8,9 +8,9 @@ from __future__ import annotations
 import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
 from tests.agents.conftest import Fleet
 from tests.server.test_server_auth import _token
+
 from worldtree.api.agent.v1 import agent_pb2 as apb
 from worldtree.api.agent.v1 import agent_pb2_grpc
 from worldtree.api.job.v1 import stream_pb2, stream_pb2_grpc

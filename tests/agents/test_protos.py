@@ -43,6 +43,7 @@ def test_services_and_messages_are_named_as_the_issue_says() -> None:
         "StreamJobLog", "UploadJobLog", "StreamJobStatus", "StreamPipelineStatus", "StreamAgentStatus",
         "AgentChannel", "StreamEvents"]
     assert {v.name for v in agent_pb2.JobStatus.DESCRIPTOR.values} >= {
-        f"JOB_STATUS_{s}" for s in "PENDING QUEUED RUNNING SUCCESS FAILED CANCELLED TIMEOUT SKIPPED".split()}
+        f"JOB_STATUS_{s}"
+        for s in ["PENDING", "QUEUED", "RUNNING", "SUCCESS", "FAILED", "CANCELLED", "TIMEOUT", "SKIPPED"]}
     assert {v.name for v in stream_pb2.EventType.DESCRIPTOR.values} >= {
         "EVENT_TYPE_AGENT_REGISTERED", "EVENT_TYPE_AGENT_UNREGISTERED", "EVENT_TYPE_AGENT_OFFLINE"}

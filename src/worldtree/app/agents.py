@@ -341,7 +341,6 @@ class RunAgents:
         self.rows = rows
         self.ctx = ctx
         self.settings = settings
-        self.graph_json = ctx.graph.model_dump_json()
         self._jobs: dict[str, str] = {}
         self._job_locks: dict[str, asyncio.Lock] = {}
         #: per job, the steps that succeeded on its agent, in order (run again when the job moves)
@@ -360,8 +359,9 @@ class RunAgents:
                 if row is not None and row.state in ("queued", "claimed"):
                     return job_id, False
             selector = node.selector.model_dump_json() if node.selector is not None else None
+            graph = self.ctx.graph.model_copy(update={"nodes": [n for n in self.ctx.graph.nodes if n.job == node.job]})
             job_id = await asyncio.to_thread(self.rows.create_job, run_id=self.ctx.run_id, attempt=self.ctx.attempt,
-                                             job=node.job, selector=selector, graph=self.graph_json)
+                                             job=node.job, selector=selector, graph=graph.model_dump_json())
             _job_created[job_id] = time.time()
             self._jobs[node.job] = job_id
             return job_id, True

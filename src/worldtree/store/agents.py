@@ -111,8 +111,13 @@ def _agent(row: Any, running: int = 0) -> AgentRow:
 
 
 def _job(row: Any) -> JobRow:
-    return JobRow(row.id, row.run_id, row.attempt, row.job, row.selector, row.graph, row.state, row.agent_id,
-                  int(row.lease_token), row.lease_until, int(row.acked_line), row.error)
+    """A job row; ``graph`` is "" unless it was selected (only a claim hands it out)."""
+    return JobRow(row.id, row.run_id, row.attempt, row.job, row.selector, getattr(row, "graph", ""), row.state,
+                  row.agent_id, int(row.lease_token), row.lease_until, int(row.acked_line), row.error)
+
+
+#: every column but the graph (a run's whole graph can be large; it is read once, by the claim)
+_JOB_LIGHT = [c for c in agent_jobs.c if c.name != "graph"]
 
 
 def _task(row: Any) -> TaskRow:
@@ -274,13 +279,13 @@ class AgentRows:
 
     def job(self, job_id: str) -> JobRow | None:
         def body(conn: Connection) -> JobRow | None:
-            row = conn.execute(select(agent_jobs).where(agent_jobs.c.id == job_id)).first()
+            row = conn.execute(select(*_JOB_LIGHT).where(agent_jobs.c.id == job_id)).first()
             return None if row is None else _job(row)
         return self._read("read an agent job", body)
 
     def jobs(self, *, run_id: str | None = None, states: tuple[str, ...] | None = None) -> list[JobRow]:
         def body(conn: Connection) -> list[JobRow]:
-            query = select(agent_jobs).order_by(agent_jobs.c.created_at)
+            query = select(*_JOB_LIGHT).order_by(agent_jobs.c.created_at)
             if run_id is not None:
                 query = query.where(agent_jobs.c.run_id == run_id)
             if states is not None:
@@ -298,7 +303,7 @@ class AgentRows:
         """One look for the coordinator: the task, its job, and the job's lines after ``after_line``."""
         def body(conn: Connection) -> tuple[TaskRow | None, JobRow | None, list[LineRow]]:
             trow = conn.execute(select(agent_tasks).where(agent_tasks.c.id == task_id)).first()
-            jrow = conn.execute(select(agent_jobs).where(agent_jobs.c.id == job_id)).first()
+            jrow = conn.execute(select(*_JOB_LIGHT).where(agent_jobs.c.id == job_id)).first()
             lines = conn.execute(select(agent_log_lines.c.line, agent_log_lines.c.task_id, agent_log_lines.c.stream,
                                         agent_log_lines.c.content)
                                  .where(agent_log_lines.c.job_id == job_id, agent_log_lines.c.line > after_line)
@@ -337,7 +342,11 @@ class AgentRows:
     # -- agent side ---------------------------------------------------------------------------------
     def claimable(self, limit: int = 50) -> list[JobRow]:
         """Queued jobs, oldest first (the caller filters by selector and claims)."""
-        return self.jobs(states=("queued",))[:limit]
+        def body(conn: Connection) -> list[JobRow]:
+            query = (select(*_JOB_LIGHT).where(agent_jobs.c.state == "queued")
+                     .order_by(agent_jobs.c.created_at).limit(limit))
+            return [_job(r) for r in conn.execute(query)]
+        return self._read("list queued agent jobs", body)
 
     def claim(self, job_id: str, agent_id: str, lease_seconds: float) -> JobRow | None:
         """Compare-and-set queued -> claimed; the claimed row (with its new token) or None if lost."""
@@ -366,7 +375,7 @@ class AgentRows:
                 conn.execute(update(agent_tasks).where(agent_tasks.c.id == row.id, agent_tasks.c.state == "queued")
                              .values(state="sent"))
                 if row.job_id not in jobs:
-                    jrow = conn.execute(select(agent_jobs).where(agent_jobs.c.id == row.job_id)).first()
+                    jrow = conn.execute(select(*_JOB_LIGHT).where(agent_jobs.c.id == row.job_id)).first()
                     jobs[row.job_id] = _job(jrow)
                 out.append((_task(row), jobs[row.job_id]))
             stops = [r.id for r in conn.execute(
