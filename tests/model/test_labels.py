@@ -136,3 +136,11 @@ def test_parse_labels() -> None:
 def test_parse_labels_errors(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_labels(text)
+
+
+def test_label_errors_are_usage_errors() -> None:
+    """Raised directly (agent CLI, UpdateLabels) they render as exit 2 / HTTP 400, not as crashes."""
+    from worldtree.errors import UsageError
+
+    with pytest.raises(UsageError, match="label key 'a b' is not valid"):
+        parse_labels("a b=c")

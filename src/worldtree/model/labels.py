@@ -32,14 +32,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["OPERATORS", "LabelExpression", "LabelSelector", "Operator", "check_key", "check_value", "parse_labels",
-           "parse_number"]
+from worldtree.errors import UsageError
+
+__all__ = ["OPERATORS", "LabelError", "LabelExpression", "LabelSelector", "Operator", "check_key", "check_value",
+           "parse_labels", "parse_number"]
 
 Operator = Literal["IN", "NOT_IN", "EXISTS", "NOT_EXISTS", "GT", "LT"]
 OPERATORS: tuple[Operator, ...] = ("IN", "NOT_IN", "EXISTS", "NOT_EXISTS", "GT", "LT")
 _PREFIX = "LABEL_OPERATOR_"
 #: label keys and values: what the agent CLI and the API accept (printable, no separators)
 _KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,126}[A-Za-z0-9])?$")
+
+
+class LabelError(UsageError):
+    """A label key or value no agent can carry. A ``ValueError`` too (pydantic reports it where it
+    validates), and a :class:`UsageError` (exit 2, HTTP 400, INVALID_ARGUMENT) where it is raised
+    directly (``worldtree agent --labels``, UpdateLabels)."""
 
 
 def parse_number(text: str) -> float | None:
@@ -64,7 +72,7 @@ def _scalar(value: Any, what: str) -> str:
 def check_key(key: str) -> str:
     """``key`` when agents could carry it (what ``parse_labels`` accepts); else ValueError saying why."""
     if not _KEY.match(key):
-        raise ValueError(f"label key {key!r} is not valid; use letters, digits and . _ / - (starting and ending "
+        raise LabelError(f"label key {key!r} is not valid; use letters, digits and . _ / - (starting and ending "
                          "with a letter or digit, at most 128 characters)")
     return key
 
@@ -72,7 +80,7 @@ def check_key(key: str) -> str:
 def check_value(key: str, value: str) -> str:
     """``value`` when an agent's label could hold it: no spaces or control characters."""
     if any(c.isspace() or not c.isprintable() for c in value):
-        raise ValueError(f"label {key!r}: the value {value!r} holds spaces or control characters, which no "
+        raise LabelError(f"label {key!r}: the value {value!r} holds spaces or control characters, which no "
                          "agent's label can hold")
     return value
 
@@ -85,7 +93,7 @@ def _known_keys(value: Any, known: tuple[str, ...], what: str) -> Any:
             if key not in known:
                 close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
                 hint = f"did you mean `{close[0]}`?" if close else f"{what} takes {', '.join(known)}"
-                raise ValueError(f"unknown key `{key}`; {hint}")
+                raise LabelError(f"unknown key `{key}`; {hint}")
     return value
 
 
@@ -260,7 +268,7 @@ class LabelSelector(BaseModel):
 def parse_labels(text: str) -> dict[str, str]:
     """``os=linux,gpu=true,cpu-cores=16`` -> a dict, for ``worldtree agent --labels``.
 
-    ValueError saying what is wrong: a pair without ``=``, an empty or malformed key, a key twice.
+    LabelError (a ValueError) saying what is wrong: a pair without ``=``, an empty or malformed key, a key twice.
     Values may be empty (``tier=``) but hold no ``,`` (it separates pairs).
     """
     out: dict[str, str] = {}
@@ -271,11 +279,11 @@ def parse_labels(text: str) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         key, value = key.strip(), value.strip()
         if not sep:
-            raise ValueError(f"label {pair!r} has no '='; write key=value pairs separated by commas "
+            raise LabelError(f"label {pair!r} has no '='; write key=value pairs separated by commas "
                              "(os=linux,gpu=true)")
         check_key(key)
         check_value(key, value)
         if key in out:
-            raise ValueError(f"label {key!r} is given twice; give each key once")
+            raise LabelError(f"label {key!r} is given twice; give each key once")
         out[key] = value
     return out
