@@ -176,3 +176,32 @@ async def test_proxy_jump_through_a_farm_host(farm: Farm, user_root: Path, tmp_p
     with pytest.raises(SpecError) as info:
         await run_playbook(path, inventory.replace(f"proxy_jump: {first.name}", "proxy_jump: nosuch"))
     assert "proxy_jump names unknown host 'nosuch'" in str(info.value)
+
+
+async def test_task_level_become(tmp_path: Path, become_user: str, monkeypatch: pytest.MonkeyPatch,
+                                 request: pytest.FixtureRequest) -> None:
+    """``become``/``become_user`` on a task: only that task goes through sudo (here the stand-in,
+    first on PATH, without a password: ``sudo -n``)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _, log = fake_sudo(bin_dir)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    root = Path(tempfile.mkdtemp(prefix="wt-become-", dir="/tmp"))
+    root.chmod(0o777)
+    request.addfinalizer(lambda: shutil.rmtree(root, ignore_errors=True))
+    path = tmp_path / "play.yaml"
+    path.write_text(f"hosts: local\ntasks:\n"
+                    f"  - {{name: mine, op: file.file, with: {{path: {root}/mine, content: a}}}}\n"
+                    f"  - name: theirs\n    op: file.file\n    become: true\n    become_user: {become_user}\n"
+                    f"    with: {{path: {root}/theirs, content: b}}\n")
+    plan, outcome = await run_playbook(path)
+    assert outcome is not None and outcome.changed == 2, [s.error for s in plan.steps()]
+    assert (root / "mine").stat().st_uid == os.geteuid()
+    assert (root / "theirs").stat().st_uid == pwd.getpwnam(become_user).pw_uid
+    assert f"-n -H -u {become_user} -- sh -c" in log.read_text()
+    plan, outcome = await run_playbook(path)
+    assert outcome is not None and outcome.ok == 2
+    path.write_text(path.read_text().replace("become: true", "become: yes-please"))
+    with pytest.raises(SpecError) as info:
+        await run_playbook(path)
+    assert "play.yaml:6:13: error: `become` is true or false" in str(info.value)

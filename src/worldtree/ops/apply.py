@@ -66,6 +66,35 @@ class HostPlan:
     facts: dict[str, Any]
     steps: list[Step] = field(default_factory=list)
     handlers: list[Step] = field(default_factory=list)
+    #: the inventory host's sudo settings (user, password, program), for tasks that say ``become``
+    become: tuple[str, str | None, str] = ("root", None, "sudo")
+    _as: dict[tuple[bool, str], Connection] = field(default_factory=dict)
+
+    def conn_for(self, task: TaskSpec) -> Connection:
+        """The connection ``task`` runs through: the host's, or one through sudo (or without it)
+        when the task's ``become``/``become_user`` differ from the host's."""
+        if task.become is None and task.become_user is None:
+            return self.conn
+        from worldtree.ops.become import BecomeConnection
+
+        login = self.conn.inner if isinstance(self.conn, BecomeConnection) else self.conn
+        wanted = task.become if task.become is not None else isinstance(self.conn, BecomeConnection)
+        if not wanted:
+            return login
+        user = task.become_user or (self.conn.user if isinstance(self.conn, BecomeConnection) else self.become[0])
+        if isinstance(self.conn, BecomeConnection) and self.conn.user == user:
+            return self.conn
+        key = (True, user)
+        if key not in self._as:
+            self._as[key] = BecomeConnection(login, user, self.become[1], self.become[2])
+        return self._as[key]
+
+    async def close(self) -> None:
+        for conn in [*self._as.values(), self.conn]:
+            try:
+                await conn.close()
+            except Exception:  # closing is best effort; the pool closes the connections
+                pass
 
 
 @dataclass
@@ -84,10 +113,7 @@ class ApplyPlan:
 
     async def close(self) -> None:
         for host in self.hosts:
-            try:
-                await host.conn.close()
-            except Exception:  # closing is best effort; the pool closes the connections
-                pass
+            await host.close()
         if self.pool is not None:
             await self.pool.close()
 
@@ -247,15 +273,18 @@ async def _connect(plan: ApplyPlan, names: list[str], inventory: Inventory | Non
             return None
         conn: Connection = SshConnection(pool, targets[name])
         spec = inventory.host(name)
-        if spec.become:
-            from worldtree.ops.become import become_connection
+        from worldtree.ops.become import become_settings
 
-            try:
-                conn = become_connection(conn, spec, plan.secrets, name, inventory.source)
-            except SpecError as exc:
-                diags.extend(exc.diagnostics)
-                return None
-        return HostPlan(name, conn, facts)
+        try:
+            settings = become_settings(spec, plan.secrets, name, inventory.source)
+        except SpecError as exc:
+            diags.extend(exc.diagnostics)
+            return None
+        if spec.become:
+            from worldtree.ops.become import BecomeConnection
+
+            conn = BecomeConnection(conn, *settings)
+        return HostPlan(name, conn, facts, become=settings)
 
     found = await asyncio.gather(*(one(n) for n in targets))
     plan.hosts = [h for h in found if h is not None]
@@ -270,7 +299,7 @@ async def _plan_host(host: HostPlan, limiter: asyncio.Semaphore) -> list[Diagnos
     async with limiter:
         for step in host.steps:
             try:
-                state = await step.op.precheck(host.conn)
+                state = await step.op.precheck(host.conn_for(step.task))
                 planned = step.op.plan(state)
             except (OpError, WorldtreeError, OSError) as exc:
                 diags.append(step.task.diagnostic(f"task {step.task.name!r} on {host.name}: {exc}", code="plan"))
@@ -331,12 +360,13 @@ async def apply_plan(plan: ApplyPlan, *, on_failure: OnFailure = "stop", forks: 
 
 async def _run_step(host: HostPlan, step: Step) -> None:
     try:
-        state = await step.op.precheck(host.conn)
+        conn = host.conn_for(step.task)
+        state = await step.op.precheck(conn)
         step.applied = planned = step.op.plan(state)
         if planned.kind == "none":
             step.status = "ok"
             return
-        step.record = await step.op.run(host.conn, state)
+        step.record = await step.op.run(conn, state)
         step.status = "changed"
     except (OpError, WorldtreeError, OSError) as exc:
         step.status = "failed"
@@ -383,7 +413,7 @@ async def _rollback_host(host: HostPlan, limiter: asyncio.Semaphore, emit: Emit 
             if step.status != "changed":
                 continue
             try:
-                await step.op.rollback(host.conn, step.record)
+                await step.op.rollback(host.conn_for(step.task), step.record)
                 step.rollback = "rolled back"
             except RollbackUnavailable as exc:
                 step.rollback = f"rollback unavailable: {exc}"

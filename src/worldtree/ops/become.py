@@ -31,7 +31,7 @@ from worldtree.ops.inventory import HostSpec
 from worldtree.ops.operation import OpError
 from worldtree.ops.secrets import Secrets
 
-__all__ = ["BecomeConnection", "become_connection"]
+__all__ = ["BecomeConnection", "become_settings"]
 
 
 class BecomeConnection(Connection):
@@ -152,9 +152,10 @@ def _refused(stderr: str) -> bool:
                                    "no password was provided", "is not in the sudoers"))
 
 
-def become_connection(inner: Connection, spec: HostSpec, secrets: Secrets, host: str, source: str) -> BecomeConnection:
-    """The inventory host's ``become`` settings around ``inner``; its password's ``${NAME}`` is read
-    through ``secrets`` (so every later message masks it). SpecError when the name is not set."""
+def become_settings(spec: HostSpec, secrets: Secrets, host: str, source: str) -> tuple[str, str | None, str]:
+    """(user, password, program) of an inventory host's ``become_*`` settings; the password's
+    ``${NAME}`` is read through ``secrets`` (so every later message masks it). SpecError when the
+    name is not set."""
     password = None
     if spec.become_password is not None:
         value, missing = secrets.expand(spec.become_password)
@@ -162,4 +163,4 @@ def become_connection(inner: Connection, spec: HostSpec, secrets: Secrets, host:
             raise SpecError([Diagnostic("error", "become", f"host {host!r}: become_password uses ${{{missing}}}, "
                                         "which is not set: put it in --secrets-file or the environment", source)])
         password = str(value)
-    return BecomeConnection(inner, spec.become_user or "root", password, spec.become_exe or "sudo")
+    return spec.become_user or "root", password, spec.become_exe or "sudo"

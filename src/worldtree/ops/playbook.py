@@ -26,8 +26,8 @@ from worldtree.ops.templates import shown_path
 __all__ = ["Playbook", "TaskSpec", "load_playbook"]
 
 _TOP = {"name", "hosts", "vars", "tasks", "handlers"}
-_TASK = {"name", "op", "with", "needs", "notify", "rollback", "use"}
-_HANDLER = {"name", "op", "with"}
+_TASK = {"name", "op", "with", "needs", "notify", "rollback", "use", "become", "become_user"}
+_HANDLER = {"name", "op", "with", "become", "become_user"}
 
 
 @dataclass
@@ -45,6 +45,9 @@ class TaskSpec:
     path: tuple[Any, ...] = ()
     base_dir: Path = Path(".")
     vars: dict[str, Any] = field(default_factory=dict)
+    #: run through sudo (True), not (False), or as the inventory host says (None); docs/ops.md "become"
+    become: bool | None = None
+    become_user: str | None = None
 
     def at(self, *sub: Any) -> tuple[int, int]:
         """(line, col) of ``sub`` inside this task, or of the nearest enclosing value."""
@@ -201,6 +204,15 @@ def _tasks(raw: Any, where: tuple[Any, ...], shown: str, positions: Positions, b
         diags.append(spec.diagnostic("`with` is a mapping of the operation's arguments", "with"))
         args = {}
     spec.args = args
+    become, become_user = raw.get("become"), raw.get("become_user")
+    if become is not None and not isinstance(become, bool):
+        diags.append(spec.diagnostic("`become` is true or false", "become"))
+    else:
+        spec.become = become
+    if become_user is not None and not (isinstance(become_user, str) and become_user):
+        diags.append(spec.diagnostic("`become_user` is a user name", "become_user"))
+    else:
+        spec.become_user = become_user
     for key in ("needs", "notify"):
         value = raw.get(key) or []
         if isinstance(value, str):
