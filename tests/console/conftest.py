@@ -35,7 +35,7 @@ def browser() -> Iterator[Any]:
 
 
 class Console:
-    """One browser tab on a server's console; JavaScript errors fail the test at teardown."""
+    """One browser tab on a server's console; JavaScript errors and dialogs fail the test at teardown."""
 
     def __init__(self, browser: Any, server: Server) -> None:
         self.server = server
@@ -44,6 +44,8 @@ class Console:
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        # No dialog is ever expected: one would mean text from the server ran as script.
+        self.page.on("dialog", lambda dialog: (self.errors.append(f"dialog: {dialog.message}"), dialog.dismiss()))
 
     def open(self, path: str = "/console") -> Any:
         self.page.goto(f"{self.server.url}{path}")

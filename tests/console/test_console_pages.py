@@ -44,12 +44,17 @@ def test_submit_with_a_bad_document_shows_the_error_at_its_line(sqlite_servers: 
     assert "command" in page.locator(".diagnostic").first.inner_text()
     # Nothing was stored or queued.
     assert server.get("/api/v1/runs").json()["total"] == 0
-    # Editing clears the marks; a good document goes to its run page.
-    page.fill("#document", pipeline(("a", "echo fixed")))
+    # Editing clears the marks; a good document goes to its run page. Markup in names and output
+    # is shown as text (a dialog would fail the test), terminal sequences are stripped.
+    printer = r"printf '<img src=x onerror=alert(1)>\n\033[31mred\033[0m \033]0;title\007done\n'"
+    page.fill("#document", pipeline(("a", printer), name="<b>fixed</b>"))
     assert page.locator(".gutter .ln.error").count() == 0
     page.click("#submit-run")
     page.wait_for_url("**/console/runs/*")
     page.wait_for_selector('.run-state [data-state="succeeded"]')
+    assert page.locator("#run-pipeline").inner_text() == "<b>fixed</b>"
+    page.wait_for_selector(".log-line:has-text('done')")
+    assert page.locator(".log-text").all_text_contents() == ["<img src=x onerror=alert(1)>", "red done"]
     tab.screenshot("submit-then-run")
 
 

@@ -8,8 +8,9 @@ import { h, sleep } from "./dom.js";
 /** Lines kept in the page; older ones are dropped from view (the download still has them all). */
 const MAX_SHOWN = 5000;
 const EXPORT_PAGE = 10000;
-/** Terminal color and cursor sequences: shown as the text they decorate. */
-const ANSI = /\x1b\[[0-9;?]*[ -\/]*[@-~]/g;
+/** Terminal sequences (colors, cursor moves, window titles) and other control characters but tab:
+ * the line is shown as the text they decorate. */
+const ANSI = /\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b\[[0-9;?]*[ -\/]*[@-~]|\x1b[@-_]?|[\x00-\x08\x0b-\x1f\x7f]/g;
 
 export class LogView {
   constructor(runId) {
