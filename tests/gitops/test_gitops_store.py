@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from worldtree.app.service import ServiceConfig
-from worldtree.errors import ConflictError
+from worldtree.errors import ConflictError, UsageError
 from worldtree.gitops.repos import gitops_store
 from worldtree.gitops.schedules import Scheduler, add_document_schedules, list_schedules
 from worldtree.store import RunStore
@@ -89,3 +89,17 @@ def test_a_schedule_tick_fires_once_across_schedulers(run_store: RunStore, tmp_p
     assert [run for replica in replicas for run in replica.tick()] == []
     [schedule] = gitops_store(run_store).schedules()
     assert len(gitops_store(run_store).ticks(schedule.id)) == 2
+
+
+@pytest.mark.parametrize(("cron", "zone", "message"), [
+    ("0 0 30 2 *", "UTC", "never fires"),
+    ("61 * * * *", "UTC", "not valid"),
+    ("* * * * * * *", "UTC", "not valid"),
+    ("0 3 * * *", "Mars/Olympus", "unknown timezone"),
+    ("0 3 * * *", "../../etc/passwd", "unknown timezone"),
+])
+def test_bad_schedules_are_refused_with_the_reason(run_store: RunStore, cron: str, zone: str, message: str) -> None:
+    document = DOC.replace("*/5 * * * *", cron).replace("Europe/Berlin", zone)
+    with pytest.raises(UsageError, match=message):
+        add_document_schedules(run_store, "bad", document)
+    assert gitops_store(run_store).schedules() == []

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from worldtree.app import service
 from worldtree.errors import StoreError, UsageError, WorldtreeError
@@ -57,6 +57,10 @@ def check(cron: str, zone: str, where: str) -> None:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise UsageError(f"{where}: unknown timezone {zone!r}; use an IANA name such as Europe/Berlin") from None
+    try:  # valid fields can still name no date (30 February)
+        next_times(cron, zone, datetime.now(UTC), 1)
+    except (CroniterError, ValueError, OverflowError):
+        raise UsageError(f"{where}: cron {cron!r} never fires; check its day and month fields") from None
 
 
 def next_times(cron: str, zone: str, now: datetime, count: int = 3) -> list[datetime]:
