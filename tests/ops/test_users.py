@@ -183,3 +183,16 @@ async def test_owner_by_name_over_ssh(farm: Farm, user_root: Path, tmp_path: Pat
     plan, outcome = await run_playbook(path, inventory)
     assert outcome is not None and outcome.failed >= 1
     assert any("chown" in (s.error or "") for s in plan.steps()), [s.error for s in plan.steps()]
+
+
+async def test_primary_group_created_earlier_in_the_same_apply(tmp_path: Path, names: tuple[str, str]) -> None:
+    user, group = names
+    path = book(tmp_path, f"""  - {{name: g, op: group.present, with: {{name: {group}}}}}
+  - {{name: u, op: user.present, with: {{name: {user}, group: {group}, create_home: false}}, needs: [g]}}
+""")
+    plan, outcome = await run_playbook(path)
+    assert [s.planned.render() for s in plan.steps() if s.planned] == [
+        f"change: groupadd {group}", f"unknown until run: group '{group}' does not exist on the host yet; "
+                                     f"then: useradd {user} (group {group})"]
+    assert outcome is not None and outcome.changed == 2, [s.error for s in plan.steps()]
+    assert pwd.getpwnam(user).pw_gid == grp.getgrnam(group).gr_gid

@@ -95,8 +95,6 @@ class UserPresent(Operation):
         entry = await get_user(conn, a.name)
         home = a.home or (entry.home if entry else f"/home/{a.name}")
         gid = None if a.group is None else await group_id(conn, a.group)
-        if a.group is not None and gid is None:
-            raise OpError(f"group {a.group!r} does not exist on {conn.name}; add a group.present before this task")
         return UserState(entry, (await conn.stat(home)).exists, gid)
 
     def _diff(self, state: UserState) -> list[str]:
@@ -116,6 +114,13 @@ class UserPresent(Operation):
         return out
 
     def plan(self, state: UserState) -> Planned:
+        planned = self._plan(state)
+        if self.args.group is not None and state.gid is None:  # a group.present earlier may create it
+            return Planned("unknown", f"group {self.args.group!r} does not exist on the host yet; then: "
+                                      f"{planned.text}")
+        return planned
+
+    def _plan(self, state: UserState) -> Planned:
         a = self.args
         if state.entry is None:
             details = [f"uid {a.uid}" if a.uid is not None else "", f"group {a.group}" if a.group else "",
@@ -148,6 +153,8 @@ class UserPresent(Operation):
 
     async def run(self, conn: Connection, state: UserState) -> UserState:
         a = self.args
+        if a.group is not None and state.gid is None:
+            raise OpError(f"group {a.group!r} does not exist on {conn.name}; add a group.present before this task")
         if state.entry is None:
             await _exec(conn, self._create())
             return state
