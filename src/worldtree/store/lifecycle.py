@@ -106,11 +106,17 @@ def request_cancel(tx: Tx, run_id: str, reason: str, now: datetime) -> bool:
     full = resolve(tx, run_id)
     if full is None:
         raise UsageError(f"no run {run_id!r} in the store")
-    row = tx.rows(_RUN_AND_ATTEMPT, {"run_id": full})[0]
-    if not (row[1] == RunState.PENDING or (row[1] == RunState.RUNNING and _live(row, now))):
-        return False
-    return t.apply(tx, t.RUN_CANCEL, {"run_id": full, "attempt": row[2], "reason": reason,
-                                      "now": utc_param(now, tx.as_text)}) == 1
+    # An executor may claim the run (a new attempt) between the read and the compare-and-set; on
+    # PostgreSQL (READ COMMITTED) each statement sees what committed before it, so read again
+    # rather than refuse a cancel of a run that is now running. SQLite holds the write lock here.
+    for _ in range(3):
+        row = tx.rows(_RUN_AND_ATTEMPT, {"run_id": full})[0]
+        if not (row[1] == RunState.PENDING or (row[1] == RunState.RUNNING and _live(row, now))):
+            return False
+        if t.apply(tx, t.RUN_CANCEL, {"run_id": full, "attempt": row[2], "reason": reason,
+                                      "now": utc_param(now, tx.as_text)}) == 1:
+            return True
+    return False
 
 
 def renew_attempt(tx: Tx, run_id: str, attempt: int, token: int, lease_seconds: float,
