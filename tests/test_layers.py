@@ -26,7 +26,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "worldtree"
 #: server and the MCP server are clients of the app, stack and gitops layers.
 RANK = {"errors": 0, "api": 0, "model": 1, "compile": 2, "connectors": 3, "ops": 4, "store": 5, "backends": 5,
         "engine": 6, "app": 7, "agent": 8, "plugins": 7, "argo": 7, "gitops": 8, "testing": 8, "stack": 8, "server": 9,
-        "skills": 8, "mcp": 9, "cli": 10}
+        "skills": 8, "mcp": 9, "cli": 10, "__main__": 11}
 
 
 def _layer(module: str) -> str | None:

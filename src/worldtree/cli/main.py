@@ -13,6 +13,12 @@ import os
 import sys
 import time
 from collections.abc import Callable
+
+if __name__ == "__main__":  # pragma: no cover
+    # ``python -m worldtree.cli.main``: one module, not two. Subcommand modules import this one
+    # by name (``_open_store``, the root options); without the alias they would get a second copy
+    # whose root ``--store`` was never set.
+    sys.modules.setdefault("worldtree.cli.main", sys.modules[__name__])
 from typing import Annotated, Any, TypeVar
 
 import typer
