@@ -137,3 +137,21 @@ def test_bad_artifact_paths_and_durations_are_located_errors(tmp_path: Path, pat
     line = 8 if "duration" in message else 7
     assert done.stderr.startswith(f"bad.yaml:{line}:"), done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_matching_walks_once_without_following_link_loops(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    (ws / "dist" / "deep" / "er").mkdir(parents=True)
+    (ws / "dist" / "deep" / "er" / "x.log").write_text("x")
+    (ws / "dist" / ".hidden").write_text("h")
+    (ws / "top.log").write_text("t")
+    for name in ("loop1", "loop2"):  # two self-links: following them would be 2^depth paths
+        (ws / "dist" / name).symlink_to(ws / "dist")
+    (ws / "inside").symlink_to(ws / "top.log")
+    assert artifacts.matches(ws, ArtifactRule(paths=["dist"])) == ["dist/.hidden", "dist/deep/er/x.log"]
+    assert artifacts.matches(ws, ArtifactRule(paths=["**/*.log", "inside"])) == [
+        "dist/deep/er/x.log", "inside", "top.log"]
+    assert artifacts.matches(ws, ArtifactRule(paths=["nothing/*"])) == []
+    (ws / "dist" / "away").symlink_to(tmp_path)
+    with pytest.raises(artifacts.ArtifactError, match="dist/away"):
+        artifacts.matches(ws, ArtifactRule(paths=["dist/*"]))

@@ -18,10 +18,10 @@ run_id, job=None)``, ``open_artifact(store, id)``, ``restore(store, run_id, jobs
 
 from __future__ import annotations
 
-import glob as globlib
 import hashlib
 import logging
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -92,24 +92,69 @@ def _rows(store: RunStore) -> Any:
     return ArtifactRows(engine_of(store))
 
 
+#: A workspace walk stops past this many entries (a glob is matched against every path in it).
+MAX_WALK_ENTRIES = 200_000
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A '/'-separated glob as a regex: ``*`` and ``?`` stay in one path segment, ``**`` spans any
+    number of them, ``[...]`` is a character class."""
+    out: list[str] = []
+    i = 0
+    text = pattern.strip().replace("\\", "/")
+    while text.startswith("./"):
+        text = text[2:]
+    while i < len(text):
+        if text.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif text.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif text[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif text[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif text[i] == "[" and "]" in text[i + 2:]:
+            end = text.index("]", i + 2)
+            body = text[i + 1:end]
+            out.append("[" + ("^" + re.escape(body[1:]) if body.startswith("!") else re.escape(body)) + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(text[i]))
+            i += 1
+    return re.compile("".join(out).rstrip("/"))
+
+
 def matches(workspace: str | Path, rule: ArtifactRule) -> list[str]:
-    """The files ``rule`` names, relative to ``workspace`` ('/'-separated, sorted); ArtifactError when one leaves it."""
+    """The files ``rule`` names, relative to ``workspace`` ('/'-separated, sorted); ArtifactError when
+    one leads out of it. A pattern naming a directory takes the files under it.
+
+    The workspace is walked once without following directory symlinks (a link loop cannot blow it up);
+    every matching file, or symlink to a file or directory, must resolve inside the workspace."""
     base = os.path.realpath(workspace)
+    patterns = [glob_regex(p) for p in rule.paths]
     found: set[str] = set()
     refused: list[str] = []
-    for pattern in rule.paths:
-        for hit in globlib.glob(pattern, root_dir=base, recursive=True, include_hidden=True):
-            full = os.path.join(base, hit)
-            candidates = [full]
-            if os.path.isdir(full) and not os.path.islink(full):
-                candidates = [os.path.join(d, f) for d, _, files in os.walk(full) for f in files]
-            for path in candidates:
-                real = os.path.realpath(path)
-                relative = os.path.relpath(path, base).replace(os.sep, "/")
-                if not real.startswith(base + os.sep):
-                    refused.append(f"{relative} -> {real}")
-                elif os.path.isfile(real):
-                    found.add(relative)
+    seen = 0
+    for directory, dirs, files in os.walk(base, followlinks=False):
+        entries = files + [d for d in dirs if os.path.islink(os.path.join(directory, d))]
+        seen += len(entries) + len(dirs)
+        if seen > MAX_WALK_ENTRIES:
+            raise ArtifactError(f"artifacts: the workspace holds over {MAX_WALK_ENTRIES} entries; collect an archive "
+                                "(tar the files in a step) instead of that many files")
+        for name in entries:
+            path = os.path.join(directory, name)
+            relative = os.path.relpath(path, base).replace(os.sep, "/")
+            if not _named(relative, patterns):
+                continue
+            real = os.path.realpath(path)
+            if not real.startswith(base + os.sep):
+                refused.append(f"{relative} -> {real}")
+            elif os.path.isfile(real):
+                found.add(relative)
     if refused:
         raise ArtifactError(f"artifact paths lead outside the workspace (symlinks): {', '.join(refused[:5])}; "
                             "only files inside the job's workspace are collected")
@@ -117,6 +162,13 @@ def matches(workspace: str | Path, rule: ArtifactRule) -> list[str]:
         raise ArtifactError(f"artifacts: {len(found)} files match {rule.paths}; at most {MAX_FILES} per job: "
                             "narrow the globs")
     return sorted(found)
+
+
+def _named(relative: str, patterns: list[re.Pattern[str]]) -> bool:
+    """``relative`` or one of its parent directories matches a pattern."""
+    parts = relative.split("/")
+    prefixes = ["/".join(parts[:n]) for n in range(len(parts), 0, -1)]
+    return any(p.fullmatch(prefix) for p in patterns for prefix in prefixes)
 
 
 def collect(store: RunStore, run_id: str, attempt: int, job: str, workspace: str | Path,
