@@ -114,6 +114,11 @@ def test_failing_commit_reports_failure_and_filters_skip(servers: Servers, tmp_p
     run = server.wait(_delivery(server, "d-fail")["run_id"])
     assert run["state"] == "failed"
     assert [r.body["state"] for r in _statuses(status_host, 2)] == ["pending", "failure"]
+    # a retry shows on the commit again: pending, then its own result
+    assert server.post(f"/api/v1/runs/{run['id']}/retry").status_code == 202
+    server.wait(run["id"], lambda r: r["state"] == "failed" and r["attempt"] == 2)
+    assert [r.body["state"] for r in _statuses(status_host, 4)] == ["pending", "failure", "pending", "failure"]
+    status_host.requests.clear()
 
     # only README changed: `paths` keeps the pipeline from running
     work = tmp_path / "work"
@@ -137,7 +142,7 @@ def test_failing_commit_reports_failure_and_filters_skip(servers: Servers, tmp_p
                        headers=github_headers(SECRET, body, "d-broken")).status_code == 202
     broken = _delivery(server, "d-broken")
     assert broken["state"] == "failed" and broken["detail"].startswith("ci.yaml:8:"), broken
-    error = _statuses(status_host, 3)[2]
+    error = _statuses(status_host, 1)[0]
     assert error.path == f"/repos/acme/app/statuses/{sha3}" and error.body["state"] == "error"
     assert "nope" in error.body["description"] and len(error.body["description"]) <= 140
     assert server.get("/api/v1/runs").json()["total"] == 1

@@ -83,5 +83,5 @@ def test_server_errors_are_retried_with_backoff_and_client_errors_given_up(
     reporter = Reporter(run_store, load_keys(str(other)), public_url="http://x", backoff=0.01)
     assert reporter.report_due() == 0
     two = next(r for r in gs.deliveries() if r.provider == "gitea")
-    assert two.reported == "error"  # a 4xx is not retried
+    assert two.reported == "gave_up"  # a 4xx is not retried
     assert reporter.report_due() == 0 and len(status_host.seen()) == 1

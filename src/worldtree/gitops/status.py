@@ -91,30 +91,32 @@ class Reporter:
         """Post what is due now; how many statuses were posted."""
         posted = 0
         repos: dict[str, RepositoryRow | None] = {}
-        for row, run_state, repo_id in self.gitops.unreported():
+        for due in self.gitops.unreported():
+            row, run_state = due.delivery, due.run_state
             want = commit_state(run_state)
-            if want == row.reported:
+            retried = row.reported_attempt is not None and row.reported_attempt != due.run_attempt
+            if want == row.reported and not retried:
                 continue
-            if repo_id not in repos:
-                repos[repo_id] = self.gitops.repository(repo_id=repo_id)
-            repo = repos[repo_id]
+            if row.repository_id not in repos:
+                repos[row.repository_id] = self.gitops.repository(repo_id=row.repository_id)
+            repo = repos[row.repository_id]
             if repo is None or repo.status_token is None or not row.sha:
                 self.gitops.reported(row.id, "skipped")  # nothing to post with: settled
                 continue
             if not self.gitops.claim_report(row.id, row.report_tries, self.timeout * 3):
                 continue
             try:
-                if row.reported is None and want != "pending" and row.run_id:
-                    self.post(repo, row, "pending")  # a fast run still shows pending first
+                if want != "pending" and row.run_id and (row.reported is None or retried):
+                    self.post(repo, row, "pending")  # a fast run (or retry) still shows pending first
                 self.post(repo, row, want)
             except PostError as exc:
                 tries = row.report_tries + 1
                 give_up = not exc.retry or tries >= self.max_tries
-                log.warning("commit status for %s %s: %s%s", repo.name, row.sha[:12], exc,
+                log.warning("commit status for %s %s: %s%s", repo.name, (row.sha or "")[:12], exc,
                             " (giving up)" if give_up else f" (try {tries}, again later)")
                 self.gitops.report_failed(row.id, min(60.0, self.backoff * 2 ** (tries - 1)), give_up)
                 continue
-            self.gitops.reported(row.id, want)
+            self.gitops.reported(row.id, want, due.run_attempt)
             posted += 1
         return posted
 

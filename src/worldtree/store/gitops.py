@@ -27,8 +27,10 @@ from worldtree.store.gitops_tables import git_deliveries, git_repositories, sche
 from worldtree.store.schema import reason, write_transaction
 from worldtree.store.tables import runs
 
-#: Deliveries whose commit status is settled: nothing more to post (``skipped``: no token to post with).
-FINAL_REPORTS = ("success", "failure", "error", "skipped")
+#: Final commit states (a retried run shows pending again), then the settled marks: ``skipped`` (no
+#: token to post with) and ``gave_up`` (the API refused the post: nothing more is posted).
+COMMIT_FINAL = ("success", "failure", "error")
+FINAL_REPORTS = (*COMMIT_FINAL, "skipped", "gave_up")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,16 @@ class DeliveryRow:
     pipeline: str | None
     reported: str | None
     report_tries: int
+    reported_attempt: int | None
+
+
+@dataclass(frozen=True)
+class Due:
+    """A delivery whose commit status is due, with its run's state and attempt (None: no run)."""
+
+    delivery: DeliveryRow
+    run_state: str | None
+    run_attempt: int | None
 
 
 @dataclass(frozen=True)
@@ -194,27 +206,28 @@ class GitopsStore:
         return str(found[0]["id"]) if found else None
 
     # -- commit statuses ---------------------------------------------------------------------
-    def unreported(self, *, limit: int = 50) -> list[tuple[DeliveryRow, str | None, str]]:
-        """Deliveries whose commit should show something new, due now: those with a run whose last posted
-        status is not final (with the run's state), and those that failed before a run with a known commit
-        (state None: the pipeline file was broken). Each with the repository id."""
+    def unreported(self, *, limit: int = 50) -> list[Due]:
+        """Deliveries whose commit should show something new, due now: nothing posted yet, a run that ended
+        since pending was posted, or a run retried since its result was posted (another attempt); and those
+        that failed before a run with a known commit (no run: the pipeline file was broken)."""
         now = _now()
         has_run = git_deliveries.c.run_id.is_not(None)
         failed_early = and_(git_deliveries.c.run_id.is_(None), git_deliveries.c.state == "failed",
                             git_deliveries.c.sha.is_not(None))
-        query = (select(*_DELIVERY_COLUMNS, runs.c.state.label("run_state"))
+        reported, under_way = git_deliveries.c.reported, runs.c.state.in_(("pending", "running"))
+        news = or_(reported.is_(None),
+                   and_(reported == "pending", runs.c.state.is_not(None), ~under_way),  # it ended
+                   and_(reported.in_(COMMIT_FINAL), runs.c.state.is_not(None),  # it was retried
+                        or_(under_way, git_deliveries.c.reported_attempt != runs.c.attempt)))
+        query = (select(*_DELIVERY_COLUMNS, runs.c.state.label("run_state"), runs.c.attempt.label("run_attempt"))
                  .outerjoin(runs, runs.c.id == git_deliveries.c.run_id)
-                 .where(or_(and_(has_run, runs.c.id.is_not(None)), failed_early),
-                        or_(git_deliveries.c.reported.is_(None), git_deliveries.c.reported.not_in(FINAL_REPORTS)),
-                        # pending already shown and still under way: nothing new (keeps the page for news)
-                        or_(git_deliveries.c.reported.is_(None), git_deliveries.c.reported != "pending",
-                            runs.c.state.is_(None), runs.c.state.not_in(("pending", "running"))),
+                 .where(or_(and_(has_run, runs.c.id.is_not(None)), failed_early), news,
                         or_(git_deliveries.c.report_after.is_(None), git_deliveries.c.report_after <= now))
                  .order_by(git_deliveries.c.received_at).limit(limit))
         out = []
         for row in self._rows(query):
-            state = row.pop("run_state")
-            out.append((DeliveryRow(**row), state, row["repository_id"]))
+            state, attempt = row.pop("run_state"), row.pop("run_attempt")
+            out.append(Due(DeliveryRow(**row), state, attempt))
         return out
 
     def claim_report(self, row_id: str, report_tries: int, lease_seconds: float) -> bool:
@@ -225,16 +238,16 @@ class GitopsStore:
                 report_tries=report_tries + 1,
                 report_after=_now() + timedelta(seconds=lease_seconds))).rowcount)
 
-    def reported(self, row_id: str, state: str) -> None:
+    def reported(self, row_id: str, state: str, attempt: int | None = None) -> None:
         with self._write("record a commit status") as conn:
             conn.execute(update(git_deliveries).where(git_deliveries.c.id == row_id).values(
-                reported=state, report_tries=0, report_after=None))
+                reported=state, reported_attempt=attempt, report_tries=0, report_after=None))
 
     def report_failed(self, row_id: str, retry_in: float, give_up: bool) -> None:
         """A post failed: try again in ``retry_in`` s (the claim already counted the try), or give up."""
         values: dict[str, Any] = {"report_after": _now() + timedelta(seconds=retry_in)}
         if give_up:
-            values["reported"] = "error"
+            values["reported"] = "gave_up"
         with self._write("record a failed commit status") as conn:
             conn.execute(update(git_deliveries).where(git_deliveries.c.id == row_id).values(**values))
 

@@ -46,6 +46,7 @@ git_deliveries = Table(
     Column("reported", String(20)),  # the last commit state posted: pending | success | failure | error
     Column("report_tries", Integer, nullable=False, server_default="0"),
     Column("report_after", UtcDateTime),  # backoff: the next report not before
+    Column("reported_attempt", Integer),  # the run's attempt that status was about (a retry is news)
     Index("ux_git_deliveries_provider_delivery", "provider", "delivery_id", unique=True),
     Index("ix_git_deliveries_state", "state"),
 )

@@ -130,7 +130,8 @@ _SCHEMA_0007_GITOPS: tuple[str, ...] = (
     'state VARCHAR(20) NOT NULL, \n\towner VARCHAR(300), \n\tlease_expires_at DATETIME, \n\t'
     "tries INTEGER DEFAULT '0' NOT NULL, \n\tdetail TEXT, \n\tsha VARCHAR(64), \n\tref TEXT, \n\t"
     'run_id VARCHAR(40), \n\tpipeline TEXT, \n\treported VARCHAR(20), \n\t'
-    "report_tries INTEGER DEFAULT '0' NOT NULL, \n\treport_after DATETIME, \n\tPRIMARY KEY (id), \n\t"
+    "report_tries INTEGER DEFAULT '0' NOT NULL, \n\treport_after DATETIME, \n\treported_attempt INTEGER, "
+    "\n\tPRIMARY KEY (id), \n\t"
     'FOREIGN KEY(repository_id) REFERENCES git_repositories (id) ON DELETE CASCADE\n)',
     'CREATE UNIQUE INDEX ux_git_deliveries_provider_delivery ON git_deliveries (provider, delivery_id)',
     'CREATE INDEX ix_git_deliveries_state ON git_deliveries (state)',

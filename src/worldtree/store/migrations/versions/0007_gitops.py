@@ -61,6 +61,7 @@ def upgrade() -> None:
         sa.Column("reported", sa.String(20)),
         sa.Column("report_tries", sa.Integer, nullable=False, server_default="0"),
         sa.Column("report_after", sa.DateTime(timezone=True)),
+        sa.Column("reported_attempt", sa.Integer),
     )
     op.create_index("ux_git_deliveries_provider_delivery", "git_deliveries", ["provider", "delivery_id"],
                     unique=True)
