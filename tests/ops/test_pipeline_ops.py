@@ -9,11 +9,14 @@ import pwd
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import tree
 from sshd_farm import Farm
+
+from worldtree.testing.stores import pg_unavailable_reason, store_url
 
 
 def wt(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -54,8 +57,17 @@ def test_op_step_changes_then_reports_no_change(tmp_path: Path) -> None:
     assert tree(root) == after
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The run store of ``worldtree run`` (the engine's rollback of completed nodes reads it)."""
+    if request.param == "postgres" and (reason := pg_unavailable_reason()):
+        pytest.skip(f"!!! PostgreSQL tests skipped: {reason}")
+    with store_url(request.param, tmp_path) as url:
+        yield url
+
+
 @pytest.mark.slow
-def test_on_failure_rollback_restores_byte_for_byte(tmp_path: Path) -> None:
+def test_on_failure_rollback_restores_byte_for_byte(tmp_path: Path, store: str) -> None:
     root = tmp_path / "root"
     root.mkdir()
     (root / "app.conf").write_bytes(b"old\x00bytes\n")
@@ -78,7 +90,7 @@ def test_on_failure_rollback_restores_byte_for_byte(tmp_path: Path) -> None:
     (records / "old-run").mkdir(parents=True)
     (records / "recent-run").mkdir()
     os.utime(records / "old-run", (time.time() - 8 * 86400,) * 2)
-    proc = wt(tmp_path, "run", "p.yaml")
+    proc = wt(tmp_path, "run", "p.yaml", env={"WORLDTREE_STORE": store})
     assert proc.returncode == 1
     assert not (records / "old-run").exists() and (records / "recent-run").exists()  # week-old records pruned
     assert "file.file: changed" in proc.stdout and "file.line: changed" in proc.stdout
