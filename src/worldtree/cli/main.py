@@ -29,6 +29,7 @@ from worldtree.cli.agent import register as register_agents
 from worldtree.cli.agents_explain import agents_app
 from worldtree.cli.apply import apply as apply_command
 from worldtree.cli.argo import argo_app
+from worldtree.cli.artifacts import artifacts_app
 from worldtree.cli.client import client_app
 from worldtree.cli.mcp import mcp_command
 from worldtree.cli.repo import repo_app
@@ -48,6 +49,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(skills_app, name="skills")
 app.command("mcp")(mcp_command)
 app.add_typer(argo_app, name="argo")
+app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(repo_app, name="repo")
 register_agents(agents_app)  # `worldtree agents` lists; `agents explain` is its own module
 app.add_typer(agents_app, name="agents")  # `agents explain`; the agents CLI adds its commands to it
