@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import tree
+from conftest import farm_inventory, tree
 from sshd_farm import Farm
 
 from worldtree.testing.stores import pg_unavailable_reason, store_url
@@ -238,3 +238,22 @@ def test_op_step_over_an_ssh_engine(tmp_path: Path, farm: Farm, user_root: Path)
     assert target.stat().st_uid == pwd.getpwnam(farm.user).pw_uid  # written by the farm's user: over SSH
     second = wt(tmp_path, "run", "p.yaml")
     assert f"file.file: no change: {target} has this content and mode 0640" in second.stdout
+
+
+@pytest.mark.slow
+def test_op_step_fanned_out_over_inventory_hosts(tmp_path: Path, farm: Farm, user_root: Path) -> None:
+    """A job with ``hosts:``: one op node per host, each connecting to its host (URL from the inventory)."""
+    (tmp_path / "inv.yaml").write_text(farm_inventory(farm, user_root))
+    (tmp_path / "p.yaml").write_text(
+        "name: fan\ninventory: inv.yaml\njobs:\n  conf:\n    hosts: [farm]\n    steps:\n"
+        f"      - name: f\n        op: file.line\n        with: {{path: \"{user_root}/${{WORLDTREE_HOST}}.conf\", "
+        "line: \"role=web\"}\n")
+    first = wt(tmp_path, "run", "p.yaml")
+    assert first.returncode == 0, first.stdout + first.stderr
+    uid = pwd.getpwnam(farm.user).pw_uid
+    for s in farm.servers:
+        path = user_root / f"{s.name}.conf"
+        assert path.read_text() == "role=web\n" and path.stat().st_uid == uid  # written over SSH by the farm user
+    assert first.stdout.count("file.line: change: create") == len(farm.servers)
+    second = wt(tmp_path, "run", "p.yaml")
+    assert second.stdout.count("file.line: no change:") == len(farm.servers), second.stdout

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from worldtree.compile.jobs import JobEntry, job_dependencies, job_entries
-from worldtree.compile.op_steps import op_commands
+from worldtree.compile.op_steps import OP_STEP_ENV, op_commands
 from worldtree.compile.routing import idp_target_fields, node_selector
 from worldtree.model.graph import ExecutionGraph, Node, RetryPolicy, Scope, Target, path_segment, slug
 from worldtree.model.spec import InheritedFields, PipelineSpec, RetrySpec, StepSpec
@@ -90,8 +90,8 @@ def _job_nodes(spec: PipelineSpec, entry: JobEntry, scopes: dict[str, Scope],
             engine = _pick(*levels, attr="engine")
             command, op_rollback = op_commands(step, source, str(engine) if engine is not None else None)
             rollback = rollback if rollback is not None else op_rollback
-            # the operation runs here and reaches an ssh:// engine itself (SFTP), as `worldtree apply` does
-            target = Target(kind="host", runner=job.runner)
+            # the operation runs here and reaches an ssh:// engine (or each fanned-out host) itself, over SFTP
+            target = Target(kind="host", runner=job.runner, hosts=list(job.hosts) or None)
         out.append(Node(
             id=node_id,
             path="/".join(path_parts),
@@ -100,7 +100,7 @@ def _job_nodes(spec: PipelineSpec, entry: JobEntry, scopes: dict[str, Scope],
             job=entry.name,
             command=command,
             shell=str(_pick(*levels, attr="shell") or "sh"),
-            env={**base_env, **step.environment, **overrides},
+            env={**base_env, **step.environment, **overrides, **({OP_STEP_ENV: "1"} if step.op else {})},
             secrets=secrets,
             workdir=_pick(step, job, stage, attr="workdir"),  # type: ignore[arg-type]
             timeout=step.timeout,

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from worldtree.compile.diagnostics import Diagnostic
+from worldtree.compile.op_steps import OP_ENGINE_ENV, OP_STEP_ENV
 from worldtree.errors import SpecError
 from worldtree.model.graph import ExecutionGraph, Node
 
@@ -96,15 +97,17 @@ def expand_hosts(graph: ExecutionGraph, inventory: HostSource | None) -> Executi
                 else:
                     needs.extend(copies[dep])
             # shallow copies with every mutable field replaced: deep copies cost ~0.3 ms a node
+            op_step = OP_STEP_ENV in node.env  # runs here, the operation connects to the host itself
             out.append(node.model_copy(update={
                 "id": host_node_id(node.id, host),
                 "secrets": list(node.secrets),
                 "scopes": list(node.scopes),
                 "path": _host_path(node, host),
                 "needs": list(dict.fromkeys(needs)),
-                "env": {**node.env, HOST_ENV: host},
-                "target": node.target.model_copy(update={"kind": "ssh", "hosts": None, "host": host,
-                                                         "engine": urls[host]}),
+                "env": {**node.env, HOST_ENV: host, **({OP_ENGINE_ENV: urls[host]} if op_step else {})},
+                "target": node.target.model_copy(update={"kind": node.target.kind if op_step else "ssh",
+                                                         "hosts": None, "host": host,
+                                                         "engine": None if op_step else urls[host]}),
             }))
     return graph.model_copy(update={"nodes": out})
 

@@ -23,7 +23,12 @@ from typing import Any
 
 from worldtree.model.spec import StepSpec
 
-__all__ = ["OpChecker", "Problem", "check_op", "op_commands", "set_op_checker"]
+__all__ = ["OP_ENGINE_ENV", "OP_STEP_ENV", "OpChecker", "Problem", "check_op", "op_commands", "set_op_checker"]
+
+#: set in an ``op:`` node's env: fan-out keeps such a node on the host target and hands it the
+#: host's ``ssh://`` URL in :data:`OP_ENGINE_ENV` instead (the operation connects itself)
+OP_STEP_ENV = "WORLDTREE_OP_STEP"
+OP_ENGINE_ENV = "WORLDTREE_OP_ENGINE"
 
 #: ``(op name, with: arguments) -> [(path under the step, message, at the key)]``; the path is relative
 #: to the step (``("op",)``, ``("with", "mode")``) so the loader can point at the line; the flag says
@@ -48,7 +53,7 @@ def check_op(step: StepSpec, engine: str | None) -> list[Problem]:
     """Problems of one ``op:`` step, each with its path under the step."""
     assert step.op is not None
     out: list[Problem] = []
-    if engine not in HOST_ENGINES and not (engine or "").startswith("ssh://"):
+    if engine not in (*HOST_ENGINES, "hosts: (fan-out)") and not (engine or "").startswith("ssh://"):
         out.append((("op",), f"an `op:` step runs on this machine or over ssh://; it cannot run on engine "
                               f"{engine!r} (remove `engine`/`image`, or use `worldtree apply` with an inventory)",
                     False))

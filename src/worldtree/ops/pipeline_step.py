@@ -34,7 +34,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from worldtree.compile.op_steps import Problem, set_op_checker
+from worldtree.compile.op_steps import OP_ENGINE_ENV, Problem, set_op_checker
 from worldtree.errors import WorldtreeError
 from worldtree.ops.connection import Connection, LocalConnection
 from worldtree.ops.entrypoints import load_user_ops
@@ -195,7 +195,7 @@ def _save(path: Path, record: Any) -> None:
 async def _connection(spec: dict[str, Any], env: dict[str, str], secrets: Secrets) -> AsyncIterator[Connection]:
     """This machine, or the step's ``ssh://`` engine (its ``${NAME}`` parts from the environment,
     masked like every other secret)."""
-    engine = spec.get("engine")
+    engine = spec.get("engine") or env.get(OP_ENGINE_ENV)  # a fanned-out host's URL comes in the env
     if not engine:
         yield LocalConnection()
         return
