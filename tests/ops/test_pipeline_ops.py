@@ -254,6 +254,7 @@ def test_op_step_fanned_out_over_inventory_hosts(tmp_path: Path, farm: Farm, use
     for s in farm.servers:
         path = user_root / f"{s.name}.conf"
         assert path.read_text() == "role=web\n" and path.stat().st_uid == uid  # written over SSH by the farm user
-    assert first.stdout.count("file.line: change: create") == len(farm.servers)
+    for s in farm.servers:  # each host its own plan line, with its own path
+        assert f"file.line: change: create {user_root}/{s.name}.conf" in first.stdout
     second = wt(tmp_path, "run", "p.yaml")
     assert second.stdout.count("file.line: no change:") == len(farm.servers), second.stdout

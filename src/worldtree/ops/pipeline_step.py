@@ -133,6 +133,8 @@ def build_operation(spec: dict[str, Any], env: dict[str, str], secrets: Secrets)
     if op not in OPERATIONS:
         raise BadInput(f"unknown operation {op!r}{_suggest(op)}")
     args, missing = secrets.expand(spec.get("with") or {})
+    for name in [n for n in secrets.used if n.startswith(("WORLDTREE_", "PIPELINE_"))]:
+        del secrets.used[name]  # worldtree's own variables (the host's name, ...) are not secrets
     if missing:
         raise BadInput(f"${{{missing}}} is not set: add it to the step's `environment` or the job's `secrets`")
     cls = OPERATIONS[op]
