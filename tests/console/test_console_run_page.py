@@ -134,14 +134,23 @@ def test_cancel_button_cancels_a_running_run(sqlite_servers: Servers, console: A
     page.wait_for_selector('.dag-node[data-state="running"]')
     page.wait_for_selector(".log-line:has-text('sleeping')")
     # How the page follows the run: the run's event stream where the server has one (then, with
-    # nothing happening, at most the 5 s clock refresh reads the run), else polling every second.
-    streams = f"{server.url}/api/v1/runs/{run_id}/events" in requested
+    # nothing happening, it reads nothing), else polling every second.
+    events = f"{server.url}/api/v1/runs/{run_id}/events"
+    streamed = "/api/v1/runs/{run_id}/events" in server.get("/openapi.json").json()["paths"]
+    if streamed:
+        deadline = time.monotonic() + 15
+        while events not in requested and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        assert events in requested, "the server streams the run's events but the page did not follow them"
+        page.wait_for_timeout(1000)  # the reads the replayed events caused
     requested.clear()
+    clock = page.locator(".run-meta dt:text-is('duration') + dd")
+    before = clock.inner_text()
     page.wait_for_timeout(3500)
     reads = requested.count(f"{server.url}/api/v1/runs/{run_id}")
-    if "/api/v1/runs/{run_id}/events" in server.get("/openapi.json").json()["paths"]:
-        assert streams, "the server streams the run's events but the page did not follow them"
-        assert reads <= 1, f"the page polls ({reads} reads in 3.5 s) although the server streams events"
+    assert clock.inner_text() != before, "the running run's duration stood still"
+    if streamed:
+        assert reads == 0, f"the page polls ({reads} reads in 3.5 s) although the server streams events"
     else:
         assert reads >= 2, f"without events the page must poll the run: {reads} read(s) in 3.5 s"
     page.click("#cancel-run")

@@ -8,6 +8,8 @@ import { api, sse } from "./api.js";
 import { FINAL, sleep } from "./dom.js";
 
 let known = null;
+const CLOCK_MS = 1000;
+const SAFETY_MS = 30_000;
 
 /** Whether the server routes `template` (an OpenAPI path such as "/api/v1/events"). */
 async function serverHas(template) {
@@ -37,18 +39,30 @@ function coalesced(fn) {
 /** Call `onRun(run)` with the run's state now and on every change, until it ends or `signal` aborts. */
 export async function watchRun(runId, onRun, { signal, onError } = {}) {
   const path = `/runs/${encodeURIComponent(runId)}`;
-  let last = "";
+  let last = "", latest = null;
   const read = coalesced(async () => {
     const run = await api(path, { signal });
     const seen = JSON.stringify(run);
-    if (seen !== last) { last = seen; onRun(run); }
+    if (seen !== last) { last = seen; latest = run; onRun(run); }
     return run;
   });
-  if (await serverHas("/api/v1/runs/{run_id}/events")) {
-    const outcome = await followEvents(`${path}/events`, read, { signal, onError, until: (run) => FINAL.has(run?.state) });
-    if (outcome !== "fallback") return outcome;
+  const stop = clock(() => latest && !FINAL.has(latest.state) && onRun(latest));
+  try {
+    if (await serverHas("/api/v1/runs/{run_id}/events")) {
+      const outcome = await followEvents(`${path}/events`, read, { signal, onError, until: (run) => FINAL.has(run?.state) });
+      if (outcome !== "fallback") return outcome;
+    }
+    return await poll(read, 1000, { signal, onError, until: (run) => FINAL.has(run?.state) });
+  } finally {
+    stop();
   }
-  return poll(read, 1000, { signal, onError, until: (run) => FINAL.has(run?.state) });
+}
+
+/** Call `tick()` every CLOCK_MS (re-rendering what was read, so durations grow without a request);
+ * returns the function that stops it. */
+function clock(tick) {
+  const timer = setInterval(tick, CLOCK_MS);
+  return () => clearInterval(timer);
 }
 
 /** Call `onPage(page)` with the runs matching `query` now and on every change, until `signal` aborts.
@@ -63,14 +77,21 @@ export async function watchRuns(query, onPage, { signal, onError, pages = 1 } = 
       if (!more.items.length) break;
       page.items.push(...more.items);
     }
+    latest = page;
     onPage(page);
     return page;
   });
-  if (await serverHas("/api/v1/events")) {
-    const outcome = await followEvents("/events", read, { signal, onError, until: () => false });
-    if (outcome !== "fallback") return;
+  let latest = null;
+  const stop = clock(() => latest?.items.some((run) => run.state === "running") && onPage(latest));
+  try {
+    if (await serverHas("/api/v1/events")) {
+      const outcome = await followEvents("/events", read, { signal, onError, until: () => false });
+      if (outcome !== "fallback") return;
+    }
+    await poll(read, 2000, { signal, onError, until: () => false });
+  } finally {
+    stop();
   }
-  await poll(read, 2000, { signal, onError, until: () => false });
 }
 
 async function poll(read, intervalMs, { signal, onError, until }) {
@@ -88,8 +109,8 @@ async function poll(read, intervalMs, { signal, onError, until }) {
   return null;
 }
 
-/** Read now, then again on every event of `stream` (and every 5 s for the clocks); "fallback" when
- * the stream cannot be followed, so the caller polls instead. */
+/** Read now, then again on every event of `stream` (and every SAFETY_MS, in case the page missed
+ * something); "fallback" when the stream cannot be followed, so the caller polls instead. */
 async function followEvents(stream, read, { signal, onError, until }) {
   let value;
   try {
@@ -100,7 +121,7 @@ async function followEvents(stream, read, { signal, onError, until }) {
     return [401, 403, 404].includes(error.status) ? null : "fallback";
   }
   if (until(value)) return value;
-  const ticker = setInterval(() => read().catch(() => {}), 5000);
+  const ticker = setInterval(() => read().catch(() => {}), SAFETY_MS);
   let lastEventId = null, failures = 0;
   try {
     while (!signal?.aborted && failures < 3) {
