@@ -155,3 +155,18 @@ def test_matching_walks_once_without_following_link_loops(tmp_path: Path) -> Non
     (ws / "dist" / "away").symlink_to(tmp_path)
     with pytest.raises(artifacts.ArtifactError, match="dist/away"):
         artifacts.matches(ws, ArtifactRule(paths=["dist/*"]))
+
+
+def test_an_uploaded_file_is_stored_like_a_collected_one(tmp_path: Path, store: RunStore) -> None:
+    import io
+
+    run_id = store.create_run(name="p", source=None, workdir=str(tmp_path), graph_json='{"name": "p", "nodes": []}',
+                              options={})
+    made = artifacts.add_file(store, run_id, 1, "remote", "./dist/app.bin", io.BytesIO(b"from an agent"))
+    assert (made.path, made.size, made.sha256) == ("dist/app.bin", 13, hashlib.sha256(b"from an agent").hexdigest())
+    assert artifacts.list_artifacts(store, run_id) == [made]
+    for bad in ("../x", "/etc/passwd", "dist/*"):
+        with pytest.raises(artifacts.ArtifactError):
+            artifacts.add_file(store, run_id, 1, "remote", bad, io.BytesIO(b"x"))
+    assert artifacts.restore(store, run_id, ["remote"], tmp_path / "ws") == ["dist/app.bin"]
+    assert (tmp_path / "ws" / "dist" / "app.bin").read_bytes() == b"from an agent"

@@ -18,9 +18,11 @@ run_id, job=None)``, ``open_artifact(store, id)``, ``restore(store, run_id, jobs
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import posixpath
 import re
 import secrets
 import shutil
@@ -35,7 +37,7 @@ from typing import Any, BinaryIO
 
 from worldtree.engine.events import EngineListener
 from worldtree.errors import UsageError
-from worldtree.model.artifacts import ArtifactRule
+from worldtree.model.artifacts import DEFAULT_EXPIRE_SECONDS, ArtifactRule, check_glob
 from worldtree.model.graph import ExecutionGraph
 from worldtree.model.records import LogLine, NodeEvent
 from worldtree.model.states import TERMINAL, UNSUCCESSFUL, NodeState
@@ -189,14 +191,37 @@ def collect(store: RunStore, run_id: str, attempt: int, job: str, workspace: str
     return made
 
 
-def _store_blob(root: Path, path: str) -> tuple[str, int]:
-    """Copy ``path`` into ``root`` under its sha256 (written to a temporary name, then renamed: atomic)."""
+def add_file(store: RunStore, run_id: str, attempt: int, job: str, path: str, src: BinaryIO,
+             expire_in: float | None = DEFAULT_EXPIRE_SECONDS) -> Artifact:
+    """Record one file whose content is ``src`` (an agent collected it in its own workspace and uploads
+    it): stored and recorded as :func:`collect` does. ArtifactError for a path that leaves the workspace."""
+    try:
+        check_glob(path)
+    except ValueError as exc:
+        raise ArtifactError(str(exc)) from None
+    name = posixpath.normpath(path.replace("\\", "/"))
+    if name in (".", "") or any(c in name for c in "*?["):
+        raise ArtifactError(f"artifact path {path!r}: give the file's path relative to the workspace")
+    digest, size = _store_blob(artifacts_root(store), src)
+    now = datetime.now(UTC)
+    made = Artifact("art_" + secrets.token_hex(8), run_id, attempt, job, name, digest, size, now,
+                    now + timedelta(seconds=expire_in) if expire_in is not None else None)
+    from worldtree.store.server_data import ArtifactRow
+
+    _rows(store).add([ArtifactRow(**made.__dict__)])
+    return made
+
+
+def _store_blob(root: Path, source: str | BinaryIO) -> tuple[str, int]:
+    """Copy a file (path or open binary stream) into ``root`` under its sha256 (written to a temporary
+    name, then renamed: atomic)."""
     root.mkdir(parents=True, exist_ok=True)
     hasher = hashlib.sha256()
     size = 0
     fd, tmp = tempfile.mkstemp(dir=root, prefix=".incoming-")
     try:
-        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+        with os.fdopen(fd, "wb") as out, (open(source, "rb") if isinstance(source, str)
+                                          else contextlib.nullcontext(source)) as src:
             while chunk := src.read(1 << 20):
                 hasher.update(chunk)
                 out.write(chunk)

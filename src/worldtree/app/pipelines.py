@@ -15,7 +15,6 @@ from worldtree.app import service
 from worldtree.app.service import NotFoundError, ServiceConfig
 from worldtree.errors import UsageError
 from worldtree.model.graph import ExecutionGraph
-from worldtree.model.states import RunState
 from worldtree.store.api import RunStore
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -70,18 +69,12 @@ def get(store: RunStore, name: str) -> dict[str, Any]:
     graph = check(row.document, f"pipelines/{name}")
     stages = list(dict.fromkeys(n.stage for n in graph.nodes if n.stage))
     jobs = list(dict.fromkeys(n.job for n in graph.nodes if n.kind == "step"))
+    states, newest = _rows(store).run_stats(name)
     counts: dict[str, int] = {}
-    last: dict[str, Any] | None = None
-    for run_id in _rows(store).run_ids(name):
-        record = store.get_run(run_id)
-        if record is None:
-            continue
-        state = service._state(record.state)
-        counts[state] = counts.get(state, 0) + 1
-        if last is None or record.created_at > last["_created"]:
-            last = {"id": record.run_id, "state": state, "_created": record.created_at}
-    if last is not None:
-        last = {"id": last["id"], "state": last["state"], "created_at": last["_created"].isoformat()}
+    for state, number in states.items():
+        counts[service._state(state)] = counts.get(service._state(state), 0) + number
+    last = {"id": newest[0], "state": service._state(newest[1]), "created_at": newest[2].isoformat()} \
+        if newest else None
     return {**_summary(row, sum(counts.values())), "document": row.document, "title": graph.name,
             "stages": stages, "jobs": jobs, "env": graph.env, "runs_by_state": counts, "last_run": last}
 
@@ -116,13 +109,8 @@ def stop(store: RunStore, name: str, reason: str | None = None) -> dict[str, Any
     """Cancel every queued or running run of the pipeline: ``{pipeline, cancelled: [run ids]}``."""
     if _rows(store).get(name) is None:
         raise NotFoundError(f"no pipeline {name!r}; GET /api/v1/pipelines lists them")
-    cancelled = []
-    for run_id in _rows(store).run_ids(name):
-        record = store.get_run(run_id)
-        if record is None or record.state not in (RunState.PENDING, RunState.RUNNING):
-            continue
-        if store.request_cancel(run_id, reason or f"pipeline {name} stopped through the API"):
-            cancelled.append(run_id)
+    cancelled = [run_id for run_id in _rows(store).active_run_ids(name)
+                 if store.request_cancel(run_id, reason or f"pipeline {name} stopped through the API")]
     return {"pipeline": name, "cancelled": sorted(cancelled)}
 
 

@@ -57,13 +57,18 @@ def load_keys(data_dir: str) -> SecretKeys:
         return SecretKeys(_fernet(configured.split(","), KEY_ENV), KEY_ENV)
     path = Path(data_dir).resolve() / KEY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:  # O_EXCL: two servers starting at once on one data dir agree on one key
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
+    if not path.exists():  # written whole under a temporary name, then linked: two servers starting at
+        # once on one data dir agree on one key, and neither ever reads a half-written file
+        tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(Fernet.generate_key() + b"\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
     if path.stat().st_mode & 0o077:
         raise SecretKeyError(f"{path}: the secret key file is readable by others; `chmod 600 {path}`")
     return SecretKeys(_fernet(path.read_text().split(","), str(path)), str(path))

@@ -133,9 +133,28 @@ class PipelineRows(_Rows):
         with self._write("link a run to its pipeline") as conn:
             conn.execute(insert(pipeline_runs).values(run_id=run_id, pipeline=name, created_at=_now()))
 
-    def run_ids(self, name: str) -> list[str]:
-        query = select(pipeline_runs.c.run_id).where(pipeline_runs.c.pipeline == name)
-        return self._read("read a pipeline's runs", lambda conn: [r.run_id for r in conn.execute(query)])
+    def run_stats(self, name: str) -> tuple[dict[str, int], tuple[str, str, datetime] | None]:
+        """The pipeline's runs per state, and its newest run (id, state, created_at)."""
+        from worldtree.store.tables import runs
+
+        joined = pipeline_runs.join(runs, runs.c.id == pipeline_runs.c.run_id)
+        mine = pipeline_runs.c.pipeline == name
+
+        def body(conn: Connection) -> tuple[dict[str, int], tuple[str, str, datetime] | None]:
+            counts = {r[0]: int(r[1]) for r in conn.execute(
+                select(runs.c.state, func.count()).select_from(joined).where(mine).group_by(runs.c.state))}
+            last = conn.execute(select(runs.c.id, runs.c.state, runs.c.created_at).select_from(joined).where(mine)
+                                .order_by(runs.c.created_at.desc()).limit(1)).first()
+            return counts, (last.id, last.state, last.created_at) if last else None
+        return self._read("read a pipeline's runs", body)
+
+    def active_run_ids(self, name: str) -> list[str]:
+        """The pipeline's runs that are queued or running (``stop`` cancels these)."""
+        from worldtree.store.tables import runs
+
+        query = (select(runs.c.id).select_from(pipeline_runs.join(runs, runs.c.id == pipeline_runs.c.run_id))
+                 .where(pipeline_runs.c.pipeline == name, runs.c.state.in_(("pending", "running"))))
+        return self._read("read a pipeline's runs", lambda conn: [r.id for r in conn.execute(query)])
 
     def runs_per_pipeline(self, names: list[str]) -> dict[str, int]:
         query = (select(pipeline_runs.c.pipeline, func.count()).where(pipeline_runs.c.pipeline.in_(names))
