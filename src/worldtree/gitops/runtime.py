@@ -29,6 +29,9 @@ from worldtree.store.api import RunStore
 PUBLIC_URL_ENV = "WORLDTREE_PUBLIC_URL"
 #: Behind a broker: a queued delivery older than this is taken from the store (its publish failed).
 SWEEP_AFTER_SECONDS = 30.0
+#: Store-queue consumers per replica: deliveries of different repositories (and commits) are handled
+#: side by side; git waits more than it computes. (Behind NATS one pulls; the others sweep.)
+CONSUMERS = 2
 
 
 @dataclass
@@ -53,17 +56,16 @@ def start(store: RunStore, data_dir: str, stop: threading.Event, wake_executors:
     config = ServiceConfig(data_dir)
     owner = f"{os.getpid()}@{socket.gethostname()}"
     url = public_url or os.environ.get(PUBLIC_URL_ENV, "").strip() or "http://localhost:8080"
-    generator = Generator(store, config, runtime.secrets, owner=owner, wake=runtime.wake, on_run=wake_executors.set,
-                          poll_seconds=5.0 if events_url else 1.0,
-                          sweep_after=SWEEP_AFTER_SECONDS if events_url else 0.0)
+    generators = [Generator(store, config, runtime.secrets, owner=f"{owner}#{number + 1}", wake=runtime.wake,
+                            on_run=wake_executors.set, poll_seconds=5.0 if events_url else 1.0,
+                            sweep_after=SWEEP_AFTER_SECONDS if events_url else 0.0)
+                  for number in range(CONSUMERS)]
     if events_url:
         runtime.queue = NatsQueue(events_url)
-        threads.append(runtime.queue.start(generator.settle, stop))
-    workers = {
-        "gitops-consumer": generator.serve,
-        "gitops-status": Reporter(store, runtime.secrets, public_url=url).serve,
-        "gitops-scheduler": Scheduler(store, config, owner=owner, on_run=wake_executors.set).serve,
-    }
+        threads.append(runtime.queue.start(generators[0].settle, stop))
+    workers = {f"gitops-consumer-{number + 1}": g.serve for number, g in enumerate(generators)}
+    workers["gitops-status"] = Reporter(store, runtime.secrets, public_url=url).serve
+    workers["gitops-scheduler"] = Scheduler(store, config, owner=owner, on_run=wake_executors.set).serve
     for name, target in workers.items():
         thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
         thread.start()
