@@ -20,6 +20,7 @@ the wake-ups (:data:`BELL`) are per process and only make things faster.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -53,8 +54,8 @@ class AgentSettings:
     missed_heartbeats: int = 3
     #: ``agents``: every job runs on an agent; ``auto``: only jobs with a selector do
     jobs_on: Literal["auto", "agents"] = "auto"
-    #: how often a waiting task is looked at (lines and outcome)
-    poll_seconds: float = 0.05
+    #: how often a waiting step looks at its task (lines, outcome) without a wake-up from this process
+    poll_seconds: float = 0.25
 
     @property
     def lease_seconds(self) -> float:
@@ -72,16 +73,35 @@ class AgentSettings:
 
 
 class Bell:
-    """Wakes long-polling fetches in this process when work or a stop request appears."""
+    """Wakes, in this process, long-polling fetches (threads) and waiting steps (asyncio) when work,
+    a stop request, a report or log lines appear. Only a speed-up: every waiter also looks again
+    on its own within a bounded time (other replicas do not ring this bell)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._gen = 0
+        self._async: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     def ring(self) -> None:
         with self._cond:
             self._gen += 1
             self._cond.notify_all()
+            waiters = list(self._async)
+        for loop, event in waiters:
+            with contextlib.suppress(RuntimeError):  # a loop that closed meanwhile
+                loop.call_soon_threadsafe(event.set)
+
+    async def wait_async(self, timeout: float) -> None:
+        """Until the next ring or ``timeout`` seconds, on the running loop."""
+        entry = (asyncio.get_running_loop(), asyncio.Event())
+        with self._cond:
+            self._async.add(entry)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(entry[1].wait(), timeout)
+        finally:
+            with self._cond:
+                self._async.discard(entry)
 
     def generation(self) -> int:
         with self._cond:
@@ -295,7 +315,9 @@ def report_status(store: RunStore, agent_id: str, *, job_id: str, token: int, ta
 def report_log(store: RunStore, agent_id: str, *, job_id: str, token: int,
                lines: list[tuple[int, str, str, str]]) -> int | None:
     """Store a batch of lines; the last line number stored (None: stale lease, the lines are refused)."""
-    return rows_of(store).append_lines(agent_id, job_id, token, lines)
+    acked = rows_of(store).append_lines(agent_id, job_id, token, lines)
+    BELL.ring()
+    return acked
 
 
 def request_cancel(store: RunStore, task_id: str, why: str) -> None:
@@ -425,7 +447,7 @@ class RunAgents:
                     raise BackendError(f"job {node.job} lost on {who}: {job.error or job.state}; "
                                        "the next try runs on another matching agent")
                 await asyncio.to_thread(_sweep, self.rows, self.settings)
-                await asyncio.sleep(self.settings.poll_seconds)
+                await BELL.wait_async(self.settings.poll_seconds)
         except asyncio.CancelledError:
             await asyncio.shield(self._stop(task_id, job_id))
             raise
@@ -441,7 +463,7 @@ class RunAgents:
             if task.state == "queued":  # no agent has it yet: nothing runs, nobody to wait for
                 await asyncio.to_thread(self.rows.abandon_task, task_id, "stopped before an agent took it")
                 break
-            await asyncio.sleep(self.settings.poll_seconds)
+            await BELL.wait_async(self.settings.poll_seconds)
         _TASK_SECRETS.pop(task_id, None)
 
     async def close(self) -> None:

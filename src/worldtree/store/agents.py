@@ -195,14 +195,15 @@ class AgentRows:
             if draining is not None:
                 values["draining"] = int(draining)
             conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
-            revoked = []
-            for job_id, token in leases:
-                renewed = conn.execute(update(agent_jobs).where(
-                    agent_jobs.c.id == job_id, agent_jobs.c.agent_id == agent_id,
-                    agent_jobs.c.lease_token == token, agent_jobs.c.state == "claimed").values(lease_until=until))
-                if not renewed.rowcount:
-                    revoked.append(job_id)
-            return revoked
+            if not leases:
+                return []
+            # one statement for every lease (an agent may hold hundreds of idle jobs of a big run)
+            ids = [job_id for job_id, _ in leases]
+            held = (agent_jobs.c.id.in_(ids), agent_jobs.c.agent_id == agent_id, agent_jobs.c.state == "claimed")
+            conn.execute(update(agent_jobs).where(*held).values(lease_until=until))
+            granted = {(r.id, int(r.lease_token)) for r in conn.execute(
+                select(agent_jobs.c.id, agent_jobs.c.lease_token).where(*held))}
+            return [job_id for job_id, token in leases if (job_id, token) not in granted]
 
     def update_labels(self, agent_id: str, labels: dict[str, str], *, merge: bool) -> dict[str, str] | None:
         with self._write("update an agent's labels") as conn:
