@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from gitops_fakes import commit, github_push, make_repo
 
 from worldtree.app.secrets_store import load_keys
@@ -99,3 +100,24 @@ def test_a_replayed_consumer_records_the_run_its_predecessor_made(run_store: Run
     delivery = gs.delivery(str(row))
     assert delivery is not None and delivery.state == "done" and delivery.run_id == made["run_id"]
     assert len(run_store.list_runs()) == 1  # not a second run
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("jobs: [unclosed\n", "ci.yaml:"),  # not YAML
+    ("on: 5\njobs:\n  a:\n    steps:\n      - run: x\n", "on:"),
+])
+def test_a_broken_pipeline_file_fails_the_delivery_once_with_the_reason(run_store: RunStore, tmp_path: Path,
+                                                                        text: str, message: str) -> None:
+    bare, sha = make_repo(tmp_path, {"ci.yaml": text})
+    data = tmp_path / "data"
+    keys = load_keys(str(data))
+    repo = repos.add(run_store, keys, name="acme/app", provider="github", clone_url=f"file://{bare}",
+                     webhook_secret="s")
+    gs = gitops_store(run_store)
+    row = gs.add_delivery(provider="github", delivery_id="d1", repository_id=repo["id"], event="push",
+                          payload=github_push("acme/app", f"file://{bare}", sha).decode())
+    assert Generator(run_store, ServiceConfig(str(data)), keys, owner="t").handle_one()
+    delivery = gs.delivery(str(row))
+    assert delivery is not None and delivery.state == "failed" and delivery.sha == sha
+    assert message in (delivery.detail or ""), delivery.detail
+    assert run_store.list_runs() == []

@@ -66,9 +66,12 @@ def ci_env(event: GitEvent, sha: str, kind: str | None = None) -> dict[str, str]
 
 def raw_on(document: str, filename: str) -> dict[str, Any] | None:
     """The document's ``on:`` as plain data, shorthands (``on: push``, ``on: [push, pull_request]``) expanded."""
-    from worldtree.compile.yaml_source import load_yaml
+    from worldtree.compile.yaml_source import YamlSourceError, load_yaml
 
-    data, _, _ = load_yaml(document, filename)
+    try:
+        data, _, _ = load_yaml(document, filename)
+    except YamlSourceError as exc:  # not YAML: the located message, as the loader gives it
+        raise SpecError([exc.diagnostic]) from None
     value = data.get("on") if isinstance(data, dict) else None
     if value is None:
         return None
@@ -136,10 +139,15 @@ class Generator:
         except (SpecError, UsageError) as exc:
             self.gitops.finish_delivery(delivery.id, delivery.tries, state="failed", detail=str(exc)[:2000])
             return True
-        except (GitError, WorldtreeError, OSError) as exc:
-            log.warning("gitops delivery %s (try %d): %s", delivery.delivery_id, delivery.tries, exc)
+        except Exception as exc:  # git or the store away (or worldtree broke): try again, a bounded number of times
+            if isinstance(exc, GitError | WorldtreeError | OSError):
+                log.warning("gitops delivery %s (try %d): %s", delivery.delivery_id, delivery.tries, exc)
+            else:
+                log.exception("gitops delivery %s (try %d): internal error", delivery.delivery_id, delivery.tries)
             if delivery.tries >= MAX_TRIES:
-                self.gitops.finish_delivery(delivery.id, delivery.tries, state="failed", detail=str(exc)[:2000])
+                known = isinstance(exc, WorldtreeError | OSError)
+                detail = str(exc) if known else f"internal error: {type(exc).__name__}"
+                self.gitops.finish_delivery(delivery.id, delivery.tries, state="failed", detail=detail[:2000])
             return True  # else the lease runs out and the delivery is claimed again
         self.gitops.finish_delivery(delivery.id, delivery.tries, **outcome)
         if outcome.get("run_id") and self.on_run is not None:
@@ -206,8 +214,8 @@ class Generator:
         if event.kind != "push" or event.branch is None:
             return
         try:
-            default = (json.loads(payload).get("repository") or json.loads(payload).get("project") or {}).get(
-                "default_branch")
+            data = json.loads(payload)
+            default = (data.get("repository") or data.get("project") or {}).get("default_branch")
         except (ValueError, AttributeError):
             default = None
         if event.branch != (default or "main"):
