@@ -99,6 +99,7 @@ def test_on_failure_rollback_restores_byte_for_byte(tmp_path: Path, store: str) 
     assert not any((tmp_path / "state").rglob("*.pickle"))  # records are dropped once used
 
 
+@pytest.mark.slow
 def test_rollback_of_an_unchanged_step_touches_nothing(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
