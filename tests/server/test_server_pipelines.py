@@ -15,7 +15,7 @@ def _call(server: Server, method: str, path: str, **kw: object) -> httpx.Respons
     return httpx.request(method, f"{server.url}{path}", timeout=30, **kw)  # type: ignore[arg-type]
 
 
-def test_store_list_replace_trigger_and_delete(servers: Servers) -> None:
+def test_store_list_replace_trigger_delete_and_refuse_invalid(servers: Servers) -> None:
     server = servers()
     doc = pipeline(("greet", "echo hello $WHO"), name="greeter")
     made = _call(server, "POST", "/api/v1/pipelines", content=doc, headers={"content-type": "application/yaml"})
@@ -52,9 +52,7 @@ def test_store_list_replace_trigger_and_delete(servers: Servers) -> None:
     assert _call(server, "POST", "/api/v1/pipelines/second/trigger").status_code == 404
     assert server.get(f"/api/v1/runs/{run['id']}").status_code == 200  # deleting a definition keeps runs
 
-
-def test_an_invalid_definition_is_422_located_and_nothing_is_stored(servers: Servers) -> None:
-    server = servers()
+    # an invalid definition: 422 with located diagnostics, nothing stored, an old one kept
     bad = "name: broken\nstages:\n  - name: build\n    jobs:\n      - name: main\n        steps:\n" \
           "          - name: a\n            command: echo a\n            timeout: soon\n"
     refused = _call(server, "POST", "/api/v1/pipelines", content=bad, headers={"content-type": "application/yaml"})
@@ -62,7 +60,7 @@ def test_an_invalid_definition_is_422_located_and_nothing_is_stored(servers: Ser
     error = refused.json()["error"]
     assert error["code"] == "invalid_document"
     assert any(d["line"] == 9 and "duration" in d["message"] for d in error["details"])
-    assert server.get("/api/v1/pipelines").json()["total"] == 0
+    assert server.get("/api/v1/pipelines").json()["total"] == 1
     made = _call(server, "POST", "/api/v1/pipelines", json={"name": "ok", "document": pipeline(("a", "echo a"))})
     assert made.status_code == 201
     kept = _call(server, "PUT", "/api/v1/pipelines/ok", json={"document": bad})
