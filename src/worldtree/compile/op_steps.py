@@ -19,9 +19,10 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from worldtree.model.spec import StepSpec
+if TYPE_CHECKING:  # the step runner imports this module too and needs no spec models (start-up time)
+    from worldtree.model.spec import StepSpec
 
 __all__ = ["OP_ENGINE_ENV", "OP_STEP_ENV", "OpChecker", "Problem", "check_op", "op_commands", "set_op_checker"]
 
