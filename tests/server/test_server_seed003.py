@@ -20,8 +20,6 @@ from tests.server.conftest import Servers, pipeline
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-FIXTURES = Path(__file__).resolve().parents[1] / "cli" / "fixtures"
-
 # The seed tool's serialization of a two-step job (see tests/cli/fixtures/seed-tool-serialized.yaml).
 SERIALIZED = """name: release
 stages:
@@ -194,3 +192,10 @@ def test_basic_auth_with_the_token_as_password(servers: Servers) -> None:
                  open_timeout=10) as conn:
         conn.send(json.dumps({"type": "run", "payload": pipeline(("hi", "echo again"))}))
         assert _until_end(conn)[-1] == ("done", "")
+    # the twins under /api/v1/ws take the same header; a viewer may follow
+    events = server.url.replace("http://", "ws://") + "/api/v1/ws/events?after=0"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(events, open_timeout=10)
+    assert refused.value.response.status_code == 403
+    with connect(events, additional_headers=basic(viewer), open_timeout=10) as conn:
+        assert json.loads(conn.recv(timeout=30))["event"] == "run.queued"

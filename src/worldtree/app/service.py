@@ -101,12 +101,6 @@ def list_runs(store: RunStore, *, page: int = 1, page_size: int = 50, state: str
     return {"items": [_summary(r) for r in records], "total": total, "page": page, "page_size": page_size}
 
 
-def queue_stats(store: RunStore, *, executors: int) -> dict[str, Any]:
-    """How many runs are in each state (``pending`` = queued), and this replica's executor count."""
-    counts = {state: store.page_runs(limit=1, state=state)[1] for state in RUN_STATES}
-    return {**counts, "executors": executors, "current_concurrent": counts[str(RunState.RUNNING)]}
-
-
 def get_run(store: RunStore, run_id: str) -> dict[str, Any]:
     """The run with its latest attempt's nodes (in start order, then the ones not started)."""
     record = _record(store, run_id)

@@ -39,8 +39,9 @@ log = logging.getLogger("worldtree.server.ws")
 
 router = APIRouter()
 
-#: Close codes: policy violation (authentication), and "try again later" is not used.
+#: Close codes: a refused handshake (authentication); the application's 4000 + HTTP status otherwise.
 POLICY_VIOLATION = 1008
+NOT_FOUND, BAD_REQUEST = 4404, 4400
 
 
 async def _admitted(websocket: WebSocket, role: str) -> bool:
@@ -191,7 +192,7 @@ def _after(websocket: WebSocket) -> int:
 
 async def _refuse(websocket: WebSocket, exc: UsageError) -> None:
     await websocket.send_text(json.dumps({"event": "error", "data": {"message": str(exc)}}))
-    await websocket.close(code=POLICY_VIOLATION if isinstance(exc, service.NotFoundError) else 1003)
+    await websocket.close(code=NOT_FOUND if isinstance(exc, service.NotFoundError) else BAD_REQUEST)
 
 
 async def _twin(websocket: WebSocket, frames: Callable[[int], Awaitable[AsyncIterator[dict[str, Any]]]]) -> None:
