@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -60,6 +62,11 @@ def test_jobs_run_on_the_agents_their_selectors_pick_with_their_logs(fleet: Flee
     agents = {a["name"]: a for a in server.get("/api/v1/agents").json()["items"]}
     assert agents["big"]["labels"] == {"gpu": "true", "cpu-cores": "16"}
     assert agents["big"]["host"]["cpus"] >= 1 and agents["big"]["capacity"] == 1
+    listed = subprocess.run([sys.executable, "-m", "worldtree.cli.main", "agents", "--server", server.url],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[1]: line for line in listed.stdout.splitlines()}
+    assert set(rows) == {"small", "big"} and "cpu-cores=16,gpu=true" in rows["big"] and "0/1" in rows["big"]
     # a job no agent matches waits (pending) rather than running anywhere
     waiting = server.submit("name: w\njobs:\n  x: {labels: {os: plan9}, steps: [echo never]}\n")
     time.sleep(1.0)
