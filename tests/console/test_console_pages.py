@@ -146,14 +146,19 @@ def test_queue_page_shows_waiting_runs_and_cancels_one(sqlite_servers: Servers, 
 def test_log_downloads_read_every_page_of_a_long_log(sqlite_servers: Servers, console: Any) -> None:
     server = sqlite_servers()
     tab = console(server)
-    run_id = server.submit(pipeline(("many", "seq 1 10007"), name="long"))
+    run_id = server.submit(pipeline(("many", "seq 1 10007"), ("after", "echo after"), name="long"))
     assert server.wait(run_id)["state"] == "succeeded"
     page = tab.open(f"/console/runs/{run_id}")
     page.wait_for_selector('.dag-node[data-state="succeeded"]')
+    # A job of two steps is a box titled by its stage and job around its steps.
+    title = "build \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} main"
+    job = page.locator(f'.dag-job[data-job="{title}"]')
+    assert job.locator(".dag-job-label").text_content() == title
+    assert page.locator(".dag-label").all_text_contents() == ["many", "after"]
     with page.expect_download() as text:
         page.click("[data-download=text]")
-    assert text.value.path().read_text() == "".join(f"{n}\n" for n in range(1, 10008))
+    assert text.value.path().read_text() == "".join(f"{n}\n" for n in range(1, 10008)) + "after\n"
     with page.expect_download() as as_json:
         page.click("[data-download=json]")
     items = json.loads(as_json.value.path().read_text())
-    assert [item["line"] for item in items] == [str(n) for n in range(1, 10008)]
+    assert [item["line"] for item in items] == [str(n) for n in range(1, 10008)] + ["after"]

@@ -185,11 +185,12 @@ def test_a_viewer_sees_no_cancel_button_and_a_maintainer_does(sqlite_servers: Se
         other.goto(f"{server.url}/console/runs/{run_id}")
         other.wait_for_selector("#cancel-run:visible")
         assert maintainer not in other.content()
-        # The viewer's token is revoked while its page is open: the page falls back to sign-in.
+        # The viewer's token is revoked while its page is open: its next request sends it to sign-in.
         me = page.evaluate("() => fetch('/api/v1/whoami', {headers: {Authorization: "
                            "'Bearer ' + sessionStorage.getItem('worldtree.token')}}).then(r => r.json())")
         token_id = me["token_id"]
         revoke_token(sqlite_servers.store, token_id)
+        page.locator(".dag-node").first.click()  # opens that step's log stream
         page.wait_for_selector("#token", timeout=20_000)
         assert page.evaluate("() => sessionStorage.getItem('worldtree.token')") is None
     finally:

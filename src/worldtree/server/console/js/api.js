@@ -20,6 +20,15 @@ export class ApiError extends Error {
   }
 }
 
+/** The ApiError for a failed response. A 401 means the token was revoked or expired while the page
+ * was open: the shell is told, and shows the sign-in form. */
+async function failure(response) {
+  let parsed = null;
+  try { parsed = await response.json(); } catch { /* not JSON: keep the status */ }
+  if (response.status === 401) window.dispatchEvent(new CustomEvent("worldtree:unauthorized"));
+  return new ApiError(response.status, parsed);
+}
+
 function headers(extra = {}) {
   const out = { ...extra };
   const t = token();
@@ -31,13 +40,7 @@ function headers(extra = {}) {
 export async function api(path, { method = "GET", body, contentType, raw = false, signal } = {}) {
   const extra = contentType ? { "Content-Type": contentType } : {};
   const response = await fetch(`/api/v1${path}`, { method, body, headers: headers(extra), signal });
-  if (!response.ok) {
-    let parsed = null;
-    try { parsed = await response.json(); } catch { /* not JSON: keep the status */ }
-    // A token revoked or expired while the page is open: the shell shows the sign-in form.
-    if (response.status === 401) window.dispatchEvent(new CustomEvent("worldtree:unauthorized"));
-    throw new ApiError(response.status, parsed);
-  }
+  if (!response.ok) throw await failure(response);
   if (raw) return response;
   if (response.status === 204) return null;
   return response.json();
@@ -52,11 +55,7 @@ export async function* sse(path, { signal, lastEventId } = {}) {
   const extra = { Accept: "text/event-stream" };
   if (lastEventId) extra["Last-Event-ID"] = String(lastEventId);
   const response = await fetch(`/api/v1${path}`, { headers: headers(extra), signal });
-  if (!response.ok) {
-    let parsed = null;
-    try { parsed = await response.json(); } catch { /* ignore */ }
-    throw new ApiError(response.status, parsed);
-  }
+  if (!response.ok) throw await failure(response);
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {
