@@ -34,6 +34,7 @@ from worldtree.errors import UsageError
 from worldtree.server.auth import require
 from worldtree.store.api import RunStore
 from worldtree.store.events import Event
+from worldtree.store.lifecycle import QUEUED_OPTION
 
 log = logging.getLogger("worldtree.server.events")
 
@@ -47,7 +48,7 @@ FOLLOWER_QUEUE = 2000
 PAGE = 500
 #: After a finished run's replay without its ``run.finished`` event (recorded just after the state),
 #: how long a follower waits for it before ending the stream anyway.
-FINISH_GRACE_SECONDS = 2.0
+FINISH_GRACE_SECONDS = 5.0
 MAX_EVENT_ID = 2**62
 
 
@@ -196,11 +197,12 @@ async def _frames(stream: AsyncIterator[Event]) -> AsyncIterator[dict[str, Any]]
 async def _run_frames(app: FastAPI, store: RunStore, run_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
     """The run's events; the stream ends once the run is final and its ``run.finished`` was sent."""
     state = await to_thread.run_sync(service.run_state, store, run_id)
-    finished_seen = False
+    # a run `worldtree run` made in this store records no events: what it has, then the end
+    server_run = await to_thread.run_sync(_queued, store, run_id)
     stream = follow(hub(app), run_id, after)
     try:
         while True:
-            timeout = FINISH_GRACE_SECONDS if service.is_final(state) else None
+            timeout = FINISH_GRACE_SECONDS if service.is_final(state) or not server_run else None
             event: Event | None = None
             with anyio.move_on_after(timeout):
                 event = await _next(stream)
@@ -208,12 +210,9 @@ async def _run_frames(app: FastAPI, store: RunStore, run_id: str, after: int) ->
                 break
             yield {"id": event.id, "event": event.kind, "data": event.as_json()}
             if event.kind == events.RUN_FINISHED:
-                finished_seen = True
                 state = await to_thread.run_sync(service.run_state, store, run_id)
                 if service.is_final(state):
                     break
-            elif finished_seen is False and event.kind == events.RUN_QUEUED:
-                state = "queued"
     except Dropped:
         yield {"id": None, "event": "dropped", "data": {"message": "this follower fell too far behind; "
                                                                    "reconnect with Last-Event-ID to resume"}}
@@ -222,6 +221,11 @@ async def _run_frames(app: FastAPI, store: RunStore, run_id: str, after: int) ->
         await stream.aclose()  # type: ignore[attr-defined]
     state = await to_thread.run_sync(service.run_state, store, run_id)
     yield {"id": None, "event": "end", "data": {"state": state}}
+
+
+def _queued(store: RunStore, run_id: str) -> bool:
+    record = store.get_run(run_id)
+    return bool(record is not None and record.options.get(QUEUED_OPTION))
 
 
 async def _next(stream: AsyncIterator[Event]) -> Event | None:
