@@ -68,13 +68,19 @@ class SecretRows(_Rows):
     def put(self, name: str, ciphertext: str) -> bool:
         """Insert or replace; True when the name is new."""
         now = _now()
-        with self._write("store a secret") as conn:
-            changed = conn.execute(update(secrets).where(secrets.c.name == name)
-                                   .values(ciphertext=ciphertext, updated_at=now)).rowcount
-            if changed:
-                return False
-            conn.execute(insert(secrets).values(name=name, ciphertext=ciphertext, created_at=now, updated_at=now))
-            return True
+        for _ in range(3):  # two writers of one new name: the loser's insert fails, its update then wins
+            try:
+                with self._write("store a secret") as conn:
+                    changed = conn.execute(update(secrets).where(secrets.c.name == name)
+                                           .values(ciphertext=ciphertext, updated_at=now)).rowcount
+                    if changed:
+                        return False
+                    conn.execute(insert(secrets).values(name=name, ciphertext=ciphertext, created_at=now,
+                                                        updated_at=now))
+                    return True
+            except IntegrityError:
+                continue
+        raise StoreError(f"server data: cannot store secret {name}: it changed under three writes in a row")
 
     def rows(self, names: list[str] | None = None) -> list[SecretRow]:
         query = select(secrets).order_by(secrets.c.name)
