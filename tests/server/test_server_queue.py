@@ -122,3 +122,23 @@ def test_a_run_of_another_group_does_not_starve_behind_a_long_queue(servers: Ser
     assert {server.wait(run_id)["state"] for run_id in behind} == {"cancelled"}
     gate.touch()
     assert server.wait(first)["state"] == "succeeded"
+
+
+@pytest.mark.slow
+def test_the_limit_holds_through_a_kill_9_and_the_takeover(servers: Servers, tmp_path: Path) -> None:
+    first = servers(executors=1, lease_seconds=3, args=["--max-concurrent", "1"])
+    gate = tmp_path / "gate"
+    hold = f"for i in $(seq 1200); do [ -f {gate} ] && exit 0; sleep 0.05; done; exit 9"
+    older = first.submit(pipeline(("hold", hold), name="older"))
+    first.wait(older, lambda r: r["state"] == "running")
+    second = servers(executors=1, lease_seconds=3, args=["--max-concurrent", "1"])
+    newer = second.submit(pipeline(("after", "echo newer"), name="newer"))
+    assert _waiting(second, newer) == "max-concurrent 1 reached"
+    first.kill9()  # the older run's attempt dies with its server: the other replica takes it over first
+    taken = second.wait(older, lambda r: r["state"] == "running" and r["attempt"] == 2, timeout=60)
+    assert taken["attempt"] == 2
+    assert second.run(newer)["state"] == "queued"  # still held: the taken-over run counts
+    gate.touch()
+    assert second.wait(older)["state"] == "succeeded"
+    done = second.wait(newer)
+    assert done["state"] == "succeeded" and done["started_at"] >= second.run(older)["finished_at"]
