@@ -171,3 +171,62 @@ async def test_members_escaping_dest_are_refused(tmp_path: Path, served: tuple[s
         assert outcome is not None and outcome.failed == 1
         assert "would land outside" in (plan.steps()[0].error or "")
         assert list(root.iterdir()) == [] and not (tmp_path / "escape").exists()  # the partial tree is undone
+
+
+def ordered_tgz(members: list[tuple[str, str | bytes]]) -> bytes:
+    """A tar.gz of members in this order: bytes are files, str are symbolic link targets."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, body in members:
+            info = tarfile.TarInfo(name)
+            if isinstance(body, str):
+                info.type, info.linkname = tarfile.SYMTYPE, body
+                tf.addfile(info)
+            else:
+                info.size, info.mode = len(body), 0o640
+                tf.addfile(info, io.BytesIO(body))
+    return buf.getvalue()
+
+
+async def test_members_through_links_of_the_archive_are_refused(tmp_path: Path, served: tuple[str, Path]) -> None:
+    """``a -> .`` then ``a/b -> ..`` reads as inside ``dest`` but makes ``dest/b`` point at its parent;
+    a later ``b/pwned`` would land outside. Any member under a link the archive made is refused."""
+    url, www = served
+    for name, members in (
+            ("chain.tgz", [("a", "."), ("a/b", ".."), ("b/pwned", b"x")]),
+            ("through.tgz", [("sub", "."), ("sub/f", b"x")])):
+        data = ordered_tgz(members)
+        (www / name).write_bytes(data)
+        root = tmp_path / name
+        root.mkdir()
+        path = book(tmp_path, f"  - {{name: x, op: archive.download, with: {{src: {url}/{name}, "
+                              f"checksum: '{sha(data)}', dest: {root}/d, extract: true}}}}\n")
+        plan, outcome = await run_playbook(path)
+        assert outcome is not None and outcome.failed == 1, name
+        assert "symbolic link" in (plan.steps()[0].error or ""), plan.steps()[0].error
+        assert list(root.iterdir()) == [], name  # nothing escaped, the partial tree is undone
+
+
+async def test_archive_unpacking_past_the_budget_is_refused(tmp_path: Path, served: tuple[str, Path],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small archive that unpacks to more than MAX_EXTRACTED (a compression bomb) is refused before its
+    members are read into memory, and what was written is undone."""
+    from worldtree.ops import archive
+
+    monkeypatch.setattr(archive, "MAX_EXTRACTED", 1500)
+    url, www = served
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a", b"\0" * 1000)
+        zf.writestr("b", b"\0" * 1000)
+    for name, data in (("bomb.tgz", ordered_tgz([("a", b"\0" * 1000), ("b", b"\0" * 1000)])),
+                       ("bomb.zip", zipped.getvalue())):
+        (www / name).write_bytes(data)
+        root = tmp_path / name
+        root.mkdir()
+        path = book(tmp_path, f"  - {{name: x, op: archive.download, with: {{src: {url}/{name}, "
+                              f"checksum: '{sha(data)}', dest: {root}/d, extract: true}}}}\n")
+        plan, outcome = await run_playbook(path)
+        assert outcome is not None and outcome.failed == 1, name
+        assert "unpacks to more than" in (plan.steps()[0].error or ""), plan.steps()[0].error
+        assert list(root.iterdir()) == [], name

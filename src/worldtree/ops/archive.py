@@ -33,6 +33,8 @@ __all__ = ["MAX_ARCHIVE", "ArchiveDownload"]
 
 #: downloads and extracted trees are held in memory on the controller: bigger ones are refused
 MAX_ARCHIVE = 512 << 20
+#: bytes an extraction may write in all (members' declared sizes; a compressed bomb is refused before it is read)
+MAX_EXTRACTED = MAX_ARCHIVE
 MARKER = ".worldtree-archive"
 _CHECKSUM = re.compile(r"(sha256|sha512):([0-9a-fA-F]+)")
 
@@ -203,6 +205,23 @@ class ArchiveDownload(Operation):
             raise OpError(f"archive member {name!r} would land outside {self.args.dest}; refusing the archive")
         return self.args.dest if rel == "." else posixpath.join(self.args.dest, rel)
 
+    async def _no_link_above(self, conn: Connection, path: str, checked: set[str]) -> None:
+        """Refuse ``path`` when a directory between ``dest`` and it is a symbolic link: a link the
+        archive made (``a -> .`` then ``a/b -> ..``) or one already there would carry the member
+        outside ``dest`` although its name reads as inside. ``checked``: directories seen to be real."""
+        parent = posixpath.dirname(path)
+        above: list[str] = []
+        while parent != self.args.dest and parent.startswith(self.args.dest + "/") and parent not in checked:
+            above.append(parent)
+            parent = posixpath.dirname(parent)
+        for directory in reversed(above):
+            st = await conn.stat(directory)
+            if st.kind == "link":
+                raise OpError(f"archive member {path!r} is under the symbolic link {directory}, which would carry "
+                              f"it outside {self.args.dest}; refusing the archive")
+            if st.kind == "dir":
+                checked.add(directory)
+
     async def _put(self, conn: Connection, path: str, data: bytes, mode: int, done: Extracted) -> None:
         await self._mkdirs(conn, posixpath.dirname(path), done)
         before = await _snapshot(conn, path)
@@ -216,13 +235,24 @@ class ArchiveDownload(Operation):
         import zipfile
 
         await self._mkdirs(conn, self.args.dest, done)
+        checked: set[str] = set()
+        budget = [MAX_EXTRACTED]
+
+        def spend(name: str, size: int) -> None:
+            budget[0] -= size
+            if budget[0] < 0:
+                raise OpError(f"archive member {name!r}: the archive unpacks to more than {MAX_EXTRACTED >> 20} MiB; "
+                              "refusing it")
+
         if zipfile.is_zipfile(io.BytesIO(data)):
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 for info in zf.infolist():
                     path = self._inside(info.filename)
+                    await self._no_link_above(conn, path, checked)
                     if info.is_dir():
                         await self._mkdirs(conn, path, done)
                     else:
+                        spend(info.filename, info.file_size)  # zipfile reads no more than file_size
                         mode = (info.external_attr >> 16) & 0o7777 or 0o644
                         await self._put(conn, path, zf.read(info), mode, done)
             return
@@ -231,11 +261,13 @@ class ArchiveDownload(Operation):
         except tarfile.TarError:
             raise OpError(f"{self.args.src} is neither a tar(.gz/.bz2/.xz) nor a zip archive") from None
         with tf:
-            for member in tf.getmembers():
+            for member in tf:  # lazily: a bomb is refused at its first oversized member, not scanned whole
                 path = self._inside(member.name)
+                await self._no_link_above(conn, path, checked)
                 if member.isdir():
                     await self._mkdirs(conn, path, done)
                 elif member.isfile():
+                    spend(member.name, member.size)  # tarfile reads exactly the header's size
                     fh = tf.extractfile(member)
                     assert fh is not None
                     await self._put(conn, path, fh.read(), member.mode & 0o7777, done)
@@ -244,6 +276,7 @@ class ArchiveDownload(Operation):
                     self._inside(posixpath.relpath(target, self.args.dest))
                     await self._mkdirs(conn, posixpath.dirname(path), done)
                     done.replaced.append((path, await _snapshot(conn, path)))
+                    checked.difference_update({c for c in checked if c == path or c.startswith(path + "/")})
                     await conn.symlink(member.linkname, path)
                 else:
                     raise OpError(f"archive member {member.name!r} is a {'hard link' if member.islnk() else 'device'}"
