@@ -178,13 +178,13 @@ def collect(store: RunStore, run_id: str, attempt: int, job: str, workspace: str
     """Copy the job's matching files into the blob store and record them (nothing when one is refused)."""
     names = matches(workspace, rule)
     root = artifacts_root(store)
+    base = os.path.realpath(workspace)
+    stored = [(name, *_store_blob(root, os.path.join(base, name))) for name in names]
+    # created after the blobs were written: purge tells a blob rewritten since (mtime later) from a stale one
     now = datetime.now(UTC)
     expires = now + timedelta(seconds=rule.expire_in) if rule.expire_in is not None else None
-    made: list[Artifact] = []
-    base = os.path.realpath(workspace)
-    for name in names:
-        digest, size = _store_blob(root, os.path.join(base, name))
-        made.append(Artifact("art_" + secrets.token_hex(8), run_id, attempt, job, name, digest, size, now, expires))
+    made = [Artifact("art_" + secrets.token_hex(8), run_id, attempt, job, name, digest, size, now, expires)
+            for name, digest, size in stored]
     from worldtree.store.server_data import ArtifactRow
 
     _rows(store).add([ArtifactRow(**a.__dict__) for a in made])
@@ -293,8 +293,13 @@ def purge(store: RunStore, now: datetime | None = None) -> int:
         return len(gone)
     cutoff = time.time() - ORPHAN_GRACE_SECONDS
     candidates = {p.name: p for p in root.glob("??/*") if p.is_file()}
-    released = {g.sha256 for g in gone}  # just released: no grace needed
-    old = {d: p for d, p in candidates.items() if d in released or p.stat().st_mtime < cutoff}
+    # Just released blobs need no grace, unless a collection wrote the same content again since
+    # (its row may not be in yet): a blob is never newer than the rows made from it.
+    released: dict[str, float] = {}
+    for g in gone:
+        released[g.sha256] = max(released.get(g.sha256, 0.0), g.created_at.timestamp())
+    old = {d: p for d, p in candidates.items()
+           if p.stat().st_mtime < cutoff or (d in released and p.stat().st_mtime <= released[d])}
     names = list(old)
     for start in range(0, len(names), 500):
         batch = names[start:start + 500]
