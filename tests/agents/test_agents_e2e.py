@@ -35,6 +35,12 @@ stages:
           match_expressions: [{key: cpu-cores, operator: GT, values: ["8"]}, {key: gpu, operator: EXISTS}]
         steps:
           - {name: one, command: "echo on-gpu"}
+  - name: test
+    jobs:
+      - name: after
+        labels: {os: linux}
+        steps:
+          - {name: one, command: "echo after"}
 """
 
 
@@ -58,6 +64,8 @@ def test_jobs_run_on_the_agents_their_selectors_pick_with_their_logs(fleet: Flee
     assert ("build/gpu/one", "stdout", "on-gpu") in lines
     # each job was claimed by the one agent its selector matches
     assert "claimed job linux" in small.log() and "claimed job gpu" not in small.log()
+    # a job whose every step came before the next stage's job was over (workspace gone) before it started
+    assert small.log().index("job linux (") < small.log().index("claimed job after"), small.log()
     assert "claimed job gpu" in big.log() and "claimed job linux" not in big.log()
     agents = {a["name"]: a for a in server.get("/api/v1/agents").json()["items"]}
     assert agents["big"]["labels"] == {"gpu": "true", "cpu-cores": "16"}

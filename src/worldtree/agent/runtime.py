@@ -334,6 +334,7 @@ class Agent:
             with contextlib.suppress(Exception):
                 await backend.close()
         shutil.rmtree(held.workspace, ignore_errors=True)
+        say(f"job {held.name} ({held.job_id}) over: workspace removed")
         if self.draining and not self.jobs:
             self._stop.set()
 

@@ -365,6 +365,8 @@ class RunAgents:
         self.settings = settings
         self._jobs: dict[str, str] = {}
         self._job_locks: dict[str, asyncio.Lock] = {}
+        self._finished: set[str] = set()
+        self._steps: dict[str, set[str]] = {}
         #: per job, the steps that succeeded on its agent, in order (run again when the job moves)
         self._succeeded: dict[str, list[StepRequest]] = {}
         self._lock = asyncio.Lock()
@@ -393,11 +395,12 @@ class RunAgents:
         (its first one was lost), the steps of it that already succeeded run again there first, so
         the new workspace holds what they made: the job restarts as a whole, as GitLab retries a job."""
         node = req.node
+        await self._finish_upstream(node)
         lock = self._job_locks.setdefault(node.job, asyncio.Lock())
         async with lock:
             job_id, fresh = await self._job_for(node)
             done = self._succeeded.get(node.job, [])
-            if fresh and done:
+            if fresh and done and req.purpose != "rollback":
                 for earlier in done:
                     if earlier.node.id == node.id and earlier.purpose == req.purpose:
                         continue
@@ -411,6 +414,29 @@ class RunAgents:
         if code == 0 and req.purpose == "run":
             self._succeeded.setdefault(node.job, []).append(req)
         return code
+
+    async def _finish_upstream(self, node: Node) -> None:
+        """Jobs all of whose steps come before ``node`` (through ``needs``) are over: their agents
+        drop them now (workspace removed, lease no longer renewed) instead of at the run's end."""
+        if not self._jobs:
+            return
+        by_id = self.ctx.graph.by_id()
+        seen: set[str] = set()
+        todo = list(node.needs)
+        while todo:
+            current = todo.pop()
+            if current in seen or current not in by_id:
+                continue
+            seen.add(current)
+            todo.extend(by_id[current].needs)
+        for job, job_id in list(self._jobs.items()):
+            if job == node.job or job_id in self._finished:
+                continue
+            steps = self._steps.setdefault(job, {n.id for n in self.ctx.graph.nodes if n.job == job})
+            if steps <= seen:
+                self._finished.add(job_id)
+                await asyncio.to_thread(self.rows.finish_job, job_id)
+                BELL.ring()
 
     async def _task(self, job_id: str, req: StepRequest, output: OutputSink) -> int:
         node = req.node

@@ -333,6 +333,13 @@ class AgentRows:
                                                   agent_jobs.c.state.in_(("queued", "claimed")))
                          .values(state="done"))
 
+    def finish_job(self, job_id: str) -> None:
+        """No step of this job runs any more: its agent drops it and cleans its workspace."""
+        with self._write("finish an agent job") as conn:
+            conn.execute(update(agent_jobs).where(agent_jobs.c.id == job_id,
+                                                  agent_jobs.c.state.in_(("queued", "claimed")))
+                         .values(state="done"))
+
     def end_older_attempts(self, run_id: str, attempt: int) -> int:
         """A new attempt took the run over: the jobs of earlier attempts are done (their agents stop them)."""
         with self._write("end earlier attempts' agent jobs") as conn:
