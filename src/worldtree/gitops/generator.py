@@ -1,6 +1,6 @@
 """Seed 002's Workflow Generator: a queued delivery becomes a run of the commit's pipeline file.
 
-A consumer thread in every server replica claims deliveries from the store (compare-and-set with
+Consumer threads in every server replica claim deliveries from the store (compare-and-set with
 a lease: a consumer that dies mid-way is replaced when the lease ends, so each delivery is
 handled at least once) and, for each:
 
