@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -79,6 +82,13 @@ def test_a_secret_is_write_only_encrypted_resolved_and_masked(servers: Servers, 
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
     failed = server.wait(server.submit(DOC))
     assert failed["state"] == "failed"  # a deleted secret no longer resolves
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORLDTREE_")}
+    made_by_cli = subprocess.run(  # the CLI writes to the server's store with the data dir's key
+        [sys.executable, "-m", "worldtree.cli.main", "secret", "set", "DEPLOY_TOKEN", "--from-env", "THE_VALUE",
+         "--store", servers.store, "--data-dir", str(tmp_path / "data")], env={**env, "THE_VALUE": VALUE},
+        capture_output=True, text=True, timeout=60)
+    assert made_by_cli.returncode == 0 and VALUE not in made_by_cli.stdout + made_by_cli.stderr, made_by_cli.stderr
+    assert server.wait(server.submit(DOC))["state"] == "succeeded"
     bad = _call(server, "PUT", "/api/v1/secrets/1-bad name", json={"value": "x"})
     assert bad.status_code == 400 and "secret name" in bad.json()["error"]["message"]
     empty = _call(server, "PUT", "/api/v1/secrets/EMPTY", json={"value": ""})

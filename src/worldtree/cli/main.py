@@ -33,6 +33,7 @@ from worldtree.cli.artifacts import artifacts_app
 from worldtree.cli.client import client_app
 from worldtree.cli.mcp import mcp_command
 from worldtree.cli.repo import repo_app
+from worldtree.cli.secret import secret_app
 from worldtree.cli.server import server_app, token_app
 from worldtree.cli.skills import skills_app
 from worldtree.cli.stack import stack_app
@@ -50,6 +51,7 @@ app.add_typer(skills_app, name="skills")
 app.command("mcp")(mcp_command)
 app.add_typer(argo_app, name="argo")
 app.add_typer(artifacts_app, name="artifacts")
+app.add_typer(secret_app, name="secret")
 app.add_typer(repo_app, name="repo")
 register_agents(agents_app)  # `worldtree agents` lists; `agents explain` is its own module
 app.add_typer(agents_app, name="agents")  # `agents explain`; the agents CLI adds its commands to it
