@@ -117,6 +117,15 @@ def test_create_get_log_cancel_and_errors(grpc_server: tuple[job_pb2_grpc.JobSer
     code, words = _code(lambda: stub.CreateJob(jpb.CreateJobRequest(name="x", commands=["true"], label_selector=bad),
                                                metadata=md))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "GT compares numbers, and 'many' is not a number" in words
+    unknown_op = apb.LabelSelector(match_expressions=[apb.LabelExpression(key="cpu", operator=99, values=["1"])])
+    code, words = _code(lambda: stub.CreateJob(jpb.CreateJobRequest(name="x", commands=["true"],
+                                                                    label_selector=unknown_op), metadata=md))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "unknown operator '99'" in words  # was UNKNOWN (a crash)
+    code, words = _code(lambda: stub.ListJobs(jpb.ListJobsRequest(  # by pipeline: was sliced with -1, no error
+        pipeline_id="p", page=jpb.PageRequest(page=-1, page_size=5)), metadata=viewer))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "page must be 1 or more" in words
+    code, words = _code(lambda: stub.GetJob(jpb.GetJobRequest(job_id="é" * 20000), metadata=viewer))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "more bytes" in words  # was RESOURCE_EXHAUSTED (8 KiB trailer)
     code, words = _code(lambda: stub.CreateJob(jpb.CreateJobRequest(name="x", commands=[]), metadata=md))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "commands is empty" in words
     assert _code(lambda: stub.UpdateJob(jpb.UpdateJobRequest(job_id=made.job_id), metadata=md))[0] == \

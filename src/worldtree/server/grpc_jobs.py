@@ -47,24 +47,37 @@ _STREAMS = {"stdout": apb.LOG_STREAM_STDOUT, "stderr": apb.LOG_STREAM_STDERR, "s
 _OPERATOR = {getattr(apb, f"LABEL_OPERATOR_{name}"): name for name in OPERATORS}
 
 
+#: bytes of an error's details sent: they travel percent-encoded in a trailer, and gRPC refuses trailers
+#: over 8 KiB (a message echoing a 10 KB job id came back RESOURCE_EXHAUSTED instead of its own code)
+MAX_DETAILS = 2000
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> None:
+    """``context.abort`` with ``message`` cut to :data:`MAX_DETAILS` UTF-8 bytes."""
+    raw = message.encode("utf-8")
+    if len(raw) > MAX_DETAILS:
+        message = raw[:MAX_DETAILS].decode("utf-8", "ignore") + f"… ({len(raw) - MAX_DETAILS} more bytes)"
+    context.abort(code, message)
+
+
 def _guard(context: grpc.ServicerContext, body: Callable[[], T]) -> T:
     """Run ``body``; worldtree's errors become status codes (``context.abort`` raises)."""
     try:
         return body()
     except SpecError as exc:
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "\n".join(d.render() for d in exc.diagnostics))
+        _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "\n".join(d.render() for d in exc.diagnostics))
     except NotFoundError as exc:
-        context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
     except StateConflictError as exc:
-        context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        _abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(exc))
     except ConflictError as exc:
-        context.abort(grpc.StatusCode.ABORTED, str(exc))
+        _abort(context, grpc.StatusCode.ABORTED, str(exc))
     except UsageError as exc:
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     except StoreError as exc:
-        context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
     except ImportError as exc:  # a feature another part of the server has not shipped
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"not available in this server: {exc}")
+        _abort(context, grpc.StatusCode.UNIMPLEMENTED, f"not available in this server: {exc}")
     raise AssertionError("unreachable")  # context.abort always raises
 
 
@@ -77,11 +90,16 @@ def _ms(iso: str | datetime | None) -> int:
 
 def _selector_in(message: apb.LabelSelector) -> dict[str, Any] | None:
     """The proto selector as the spec's dict (None when empty); an unset operator is refused by the loader."""
-    expressions = [{"key": e.key, "operator": _OPERATOR.get(e.operator, apb.LabelOperator.Name(e.operator)),
+    # a number no LabelOperator names (a newer client's) goes to the loader as digits, which it refuses
+    expressions = [{"key": e.key, "operator": _OPERATOR.get(e.operator, _operator_name(e.operator)),
                     "values": list(e.values)} for e in message.match_expressions]
     if not message.match_labels and not expressions:
         return None
     return {"match_labels": dict(message.match_labels), "match_expressions": expressions}
+
+
+def _operator_name(number: int) -> str:
+    return apb.LabelOperator.Name(number) if number in apb.LabelOperator.values() else str(number)
 
 
 def _selector_out(data: dict[str, Any] | None) -> apb.LabelSelector:
@@ -111,8 +129,14 @@ def job_detail(view: dict[str, Any]) -> jpb.JobDetail:
                for n in nodes])
 
 
-def _page(page: jpb.PageRequest) -> tuple[int, int]:
-    return page.page or 1, page.page_size or 20
+def _page(page: jpb.PageRequest, context: grpc.ServicerContext) -> tuple[int, int]:
+    """(page, page_size), unset ones defaulted; a negative or too large one is INVALID_ARGUMENT here,
+    whichever listing it then goes to (ListJobs by pipeline pages in memory and sliced with it)."""
+    number, size = page.page or 1, page.page_size or 20
+    if number < 1 or not 1 <= size <= service.MAX_PAGE_SIZE:
+        _abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+               f"page must be 1 or more and page_size between 1 and {service.MAX_PAGE_SIZE}")
+    return number, size
 
 
 class JobService(job_pb2_grpc.JobServiceServicer):
@@ -151,7 +175,7 @@ class JobService(job_pb2_grpc.JobServiceServicer):
         return jpb.GetJobResponse(success=True, job=job_detail(view))
 
     def ListJobs(self, request: jpb.ListJobsRequest, context: grpc.ServicerContext) -> jpb.ListJobsResponse:
-        page, size = _page(request.page)
+        page, size = _page(request.page, context)
         state = _STATE_OF.get(request.status) if request.status else None
         sort = {"status": "state"}.get(request.page.sort_by, request.page.sort_by)
 
@@ -247,7 +271,7 @@ class JobService(job_pb2_grpc.JobServiceServicer):
 
     def ListPipelines(self, request: jpb.ListPipelinesRequest,
                       context: grpc.ServicerContext) -> jpb.ListPipelinesResponse:
-        page, size = _page(request.page)
+        page, size = _page(request.page, context)
 
         def listed() -> dict[str, Any]:
             from worldtree.app import pipelines
