@@ -86,5 +86,6 @@ def test_an_unreachable_nats_stops_the_server_with_a_message(tmp_path: Path) -> 
     proc = subprocess.run([sys.executable, "-m", "worldtree.cli.main", "server", "--port", "0", "--data-dir",
                            str(tmp_path), "--executors", "0", "--events", "nats://127.0.0.1:1"],
                           env=env, capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0
-    assert "--events nats://127.0.0.1:1: cannot use NATS JetStream" in proc.stderr, proc.stderr[-2000:]
+    assert proc.returncode == 2
+    assert "error: --events nats://127.0.0.1:1: cannot use NATS JetStream" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr

@@ -100,6 +100,10 @@ def serve(
     os.makedirs(data, exist_ok=True)
     url = store or f"sqlite:///{os.path.join(data, 'worldtree.db')}"
     _guard(lambda: _check_store(url))
+    if events:  # an unreachable NATS is a one-line error here, not a traceback at start-up
+        from worldtree.gitops.nats_queue import check_reachable
+
+        _guard(lambda: check_reachable(events))
     from worldtree.app.secrets_store import check_server_key
 
     _guard(lambda: check_server_key(url, data))  # a key that cannot read the stored secrets: refuse to start

@@ -44,6 +44,35 @@ def parse_url(url: str) -> tuple[str, str]:
     return urlunsplit((parts.scheme, parts.netloc, "", "", "")), stream
 
 
+def check_reachable(url: str, seconds: float = 5.0) -> None:
+    """UsageError unless a NATS server with JetStream answers at ``url`` (checked before a server starts)."""
+    import nats
+
+    server, _ = parse_url(url)
+
+    async def probe() -> None:
+        parts = urlsplit(server)
+        _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port or 4222), seconds)
+        writer.close()
+        nc = await asyncio.wait_for(nats.connect(server, connect_timeout=seconds, allow_reconnect=False,
+                                                 max_reconnect_attempts=0, error_cb=_silent), seconds)
+        try:
+            await asyncio.wait_for(nc.jetstream().account_info(), seconds)
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        reason = str(exc) or type(exc).__name__
+        raise UsageError(f"--events {server}: cannot use NATS JetStream ({reason}); start NATS with -js "
+                         "or drop --events to queue deliveries in the store") from None
+
+
+async def _silent(exc: Exception) -> None:
+    pass
+
+
 class NatsQueue:
     """A JetStream publisher and durable pull consumer on a private event loop thread."""
 
