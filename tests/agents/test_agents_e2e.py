@@ -5,6 +5,7 @@ Every test runs on SQLite and PostgreSQL (the ``servers`` fixture).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -231,3 +232,17 @@ def test_live_follower_sees_agent_lines_and_cancel_reaches_the_process_tree(flee
     took = time.monotonic() - started
     assert server.wait(run_id, timeout=30)["state"] == "cancelled"
     assert took < 8, took
+
+    # a server secret reaches the step on the agent, masked in the log, and is stored nowhere in clear
+    value = "s3cr3t-on-agent-4711"
+    assert httpx.put(f"{server.url}/api/v1/secrets/DEPLOY_TOKEN", json={"value": value}).status_code == 201
+    digest = hashlib.sha256(f"{value}\n".encode()).hexdigest()[:16]  # the document must not hold the value
+    run_id = server.submit("name: s\njobs:\n  w:\n    labels: {pool: a}\n    secrets: [DEPLOY_TOKEN]\n"
+                           "    steps: ['echo token=$DEPLOY_TOKEN; "
+                           f"test $(echo $DEPLOY_TOKEN | sha256sum | cut -c1-16) = {digest}']\n")
+    assert server.wait(run_id, timeout=30)["state"] == "succeeded"
+    assert [x["line"] for x in logs(server, run_id)] == ["token=***"]
+    if fleet.servers.kind == "sqlite":  # the store file, its WAL, the logs, the agent's workdir
+        files = [p for p in tmp_path.rglob("*") if p.is_file()]
+        assert any(p.name == "worldtree.db" for p in files)
+        assert [p for p in files if value.encode() in p.read_bytes()] == []
