@@ -46,6 +46,9 @@ def test_repo_add_list_remove_keeps_secrets_encrypted(tmp_path: Path) -> None:
     missing = _cli("add", "acme/other", "--provider", "github", "--clone-url", "x", "--webhook-secret-env", "NOPE",
                    "--data-dir", data)
     assert missing.returncode == 2 and "NOPE" in missing.stderr
+    leaky = _cli("add", "acme/other", "--provider", "github", "--clone-url", "https://bot:ghp_abc@github.com/a/b.git",
+                 "--webhook-secret-env", "HOOK_SECRET", "--data-dir", data, env=secrets)
+    assert leaky.returncode == 2 and "deploy key" in leaky.stderr and "ghp_abc" not in leaky.stderr
     bad = _cli("add", "acme/other", "--provider", "svn", "--clone-url", "x", "--webhook-secret-env", "HOOK_SECRET",
                "--data-dir", data, env=secrets)
     assert bad.returncode == 2 and "github, gitlab, gitea" in bad.stderr

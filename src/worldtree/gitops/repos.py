@@ -18,6 +18,8 @@ from worldtree.store.gitops import GitopsStore, RepositoryRow
 
 EXECUTORS = ("local", "agents", "argo")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
+#: ``scheme://user:secret@host``: a credential inside the URL
+_PASSWORD_IN_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/@]*:[^/@]*@")
 
 
 def gitops_store(store: RunStore) -> GitopsStore:
@@ -43,6 +45,9 @@ def add(store: RunStore, secrets: SecretKeys, *, name: str, provider: str, clone
         raise UsageError(f"executor must be one of {', '.join(EXECUTORS)}, not {executor!r}")
     if not clone_url.strip():
         raise UsageError("the clone URL is empty; pass the URL `git clone` takes")
+    if _PASSWORD_IN_URL.match(clone_url.strip()):
+        raise UsageError("the clone URL carries a password or token, which would be stored and shown in the clear; "
+                         "use an SSH URL with a deploy key, or a git credential helper of the server's user")
     if not webhook_secret:
         raise UsageError("the webhook secret is empty; the webhook's signature is its only authentication")
     if api_url is not None and not re.match(r"^https?://", api_url):
