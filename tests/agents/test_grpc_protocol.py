@@ -5,6 +5,10 @@ The server runs with ``--auth`` (tokens from ``worldtree token create``), on SQL
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -52,6 +56,14 @@ def test_tokens_protocol_version_heartbeats_and_fencing(fleet: Fleet) -> None:
             _register(stub, maintainer, version=7)
         assert old.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "protocol version 7" in (old.value.details() or "")
+
+        # the agent process says why it cannot register, and exits 2 instead of retrying forever
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WORLDTREE_")}
+        refused = subprocess.run([sys.executable, "-m", "worldtree.cli.main", "agent", "--server", fleet.grpc,
+                                  "--token", "wt_not-a-real-token", "--workdir", str(fleet.tmp / "refused")],
+                                 env=env, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2, refused.stderr
+        assert "refused registration: unknown or revoked token" in refused.stderr
 
         reg = _register(stub, maintainer)
         assert reg.agent_id.startswith("agent-") and reg.heartbeat_interval_seconds == 0.5
