@@ -89,6 +89,7 @@ def _console_pass(servers: Servers, console: Any) -> None:
     page.wait_for_selector(".log-line:has-text('alpha-line')")
     page.goto(f"{server.url}/console/runs/{second}")
     page.wait_for_selector('.dag-node[data-state="failed"]')
+    page.wait_for_selector('.dag-node[data-state="failed"] .dag-state:text-is("failed \N{MIDDLE DOT} exit 3")')
     assert page.locator("#cancel-run").is_hidden()
     # Retry: a new attempt of the same run, followed on the same page until it ends.
     page.click("#retry-run:visible")

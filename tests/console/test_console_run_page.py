@@ -96,6 +96,14 @@ def test_dag_turns_green_as_steps_finish_and_logs_arrive_while_a_step_runs(sqlit
     assert not page.locator(".log-line:has-text('shipped')").count()
     page.fill(".log-search", "last")
     assert page.locator(".log-line:visible").all_inner_texts() == ["build-last-line"]
+    # Back to every step's log.
+    page.fill(".log-search", "")
+    page.click("#all-logs")
+    page.wait_for_selector(".log-title:has-text('all steps')")
+    page.wait_for_selector(".log-line:has-text('shipped')")
+    assert page.locator(".dag-node.selected").count() == 0
+    _node(page, "build/step-1").click()
+    page.wait_for_selector(".log-line:has-text('build-last-line')")
     # Export: the JSON download holds the node's lines as the REST API has them.
     with page.expect_download() as download:
         page.click("[data-download=json]")

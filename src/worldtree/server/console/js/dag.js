@@ -106,13 +106,16 @@ export function drawDag(svg, graph, onSelect) {
   svg.append(nodes);
 
   return {
-    update(states) {
+    /** `states`: {id: state}; `notes`: {id: "exit 3"} shown after the state (exit code, error). */
+    update(states, notes = {}) {
       for (const [id, value] of Object.entries(states)) {
         const item = elements.get(id);
-        if (!item || item.el.dataset.state === value) continue;
+        if (!item) continue;
+        const text = notes[id] ? `${value} · ${notes[id]}` : value;
+        if (item.el.dataset.state === value && item.state.textContent === text) continue;
         item.el.setAttribute("data-state", value);
-        item.el.setAttribute("aria-label", `${item.path}: ${value}`);
-        item.state.textContent = value;
+        item.el.setAttribute("aria-label", `${item.path}: ${text}`);
+        item.state.textContent = text;
       }
     },
     select(id) {

@@ -19,13 +19,15 @@ export class LogView {
     this.controller = null;
     this.query = "";
     this.title = h("h3", { class: "log-title" }, "Logs");
+    this.all = h("button", { type: "button", class: "link", id: "all-logs", hidden: true,
+      onclick: () => { this.follow(null); this.onAll?.(); } }, "all steps");
     this.status = h("span", { class: "log-status muted", "aria-live": "polite" });
     this.search = h("input", { type: "search", class: "log-search", placeholder: "Search the log", "aria-label": "Search the log",
       oninput: () => { this.query = this.search.value.toLowerCase(); this.refilter(); } });
     this.lines = h("div", { class: "log-lines", role: "log", "aria-live": "off" });
     this.empty = h("p", { class: "muted log-empty" }, "No output yet.");
     this.element = h("section", { class: "panel log-panel" },
-      h("div", { class: "panel-head" }, this.title, this.status, h("span", { class: "spacer" }), this.search,
+      h("div", { class: "panel-head" }, this.title, this.all, this.status, h("span", { class: "spacer" }), this.search,
         h("button", { type: "button", class: "secondary", "data-download": "text", onclick: () => this.export("text") }, "Download .txt"),
         h("button", { type: "button", class: "secondary", "data-download": "json", onclick: () => this.export("json") }, "Download .json")),
       this.empty, this.lines);
@@ -37,6 +39,7 @@ export class LogView {
     this.controller = new AbortController();
     this.node = node;
     this.pending = [];
+    this.all.hidden = !node;
     this.title.textContent = node ? `Logs — ${node}` : "Logs — all steps";
     this.lines.replaceChildren();
     this.empty.hidden = false;

@@ -33,6 +33,7 @@ export async function runPage(view, runId, { who, signal }) {
   const logs = new LogView(id);
   signal.addEventListener("abort", () => logs.stop(), { once: true });
   const dag = drawDag(svg, graph, (node) => { dag.select(node); logs.follow(node); });
+  logs.onAll = () => dag.select(null);
   const yaml = h("pre", { class: "yaml", id: "run-yaml" }, "…");
   const copy = h("button", { type: "button", class: "secondary", id: "copy-yaml", onclick: copyYaml }, "Copy");
 
@@ -65,8 +66,13 @@ export async function runPage(view, runId, { who, signal }) {
       run.cancel_reason ? [h("dt", {}, "cancelled"), h("dd", {}, run.cancel_reason)] : null);
     // A node the latest attempt has not reached yet is pending (after a retry, not its old state).
     const states = Object.fromEntries(graph.nodes.map((node) => [node.id, "pending"]));
-    for (const node of run.nodes || []) states[node.id] = node.state;
-    dag.update(states);
+    const notes = {};
+    for (const node of run.nodes || []) {
+      states[node.id] = node.state;
+      if (node.state !== "succeeded" && node.exit_code !== null && node.exit_code !== undefined) notes[node.id] = `exit ${node.exit_code}`;
+      else if (node.error) notes[node.id] = node.error.length > 40 ? `${node.error.slice(0, 39)}…` : node.error;
+    }
+    dag.update(states, notes);
     if (cancel) cancel.hidden = FINAL.has(run.state);
     if (retry) retry.hidden = !RETRYABLE.has(run.state);
   }
