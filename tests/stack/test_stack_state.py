@@ -129,3 +129,16 @@ def test_the_lease_of_an_applier_killed_on_this_host_is_taken_over(tmp_path: Pat
     assert rows.acquire(lease_key(loaded, "dns"), "elsewhere:1", 3600) is not None
     with pytest.raises(UsageError, match=r"\(elsewhere:1\)"):
         apply_plans(loaded, "dns", tmp_path / "p", _options(tmp_path, store))
+
+
+def test_two_applies_in_one_process_do_not_share_a_lease(tmp_path: Path, store: Any) -> None:
+    """The lease's holder was ``host:pid``, and a holder taking its own lease renews it: a second
+    apply in the same process (two MCP calls) got the phase too, then released the first one's."""
+    loaded = load_stack(EXAMPLES / "vercel-www.yaml")
+    state = StackState(store)
+    with state.leases(loaded, ("dns",)):
+        held = state.rows.holder(lease_key(loaded, "dns"))
+        with pytest.raises(UsageError, match=r"phase dns is running"), state.leases(loaded, ("dns",)):
+            pass
+        assert state.rows.holder(lease_key(loaded, "dns")) == held  # still the first apply's
+    assert state.rows.holder(lease_key(loaded, "dns")) is None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,8 +81,12 @@ class StackState:
     @contextmanager
     def leases(self, loaded: LoadedStack, phases: tuple[Phase, ...],
                holder: str | None = None) -> Iterator[None]:
-        """Hold ``apply/<stack>/<env>/<phase>`` for every phase, or refuse at once naming the holder."""
-        who = holder or holder_name()
+        """Hold ``apply/<stack>/<env>/<phase>`` for every phase, or refuse at once naming the holder.
+
+        The holder is ``host:pid#nonce``, one per call: a lease taken again by the same holder is
+        renewed, so with ``host:pid`` alone two applies in one process (MCP calls, threads) both got
+        the phase, and the first to finish released the other's lease."""
+        who = holder or f"{holder_name()}#{secrets.token_hex(4)}"
         taken: list[tuple[str, str]] = []
         try:
             for phase in phases:
@@ -101,8 +106,8 @@ class StackState:
 
 
 def _dead_here(holder: str | None) -> bool:
-    """Whether ``holder`` (``host:pid``) is a process of this host that no longer exists."""
-    host, _, pid = (holder or "").rpartition(":")
+    """Whether ``holder`` (``host:pid``, maybe ``#nonce``) is a process of this host that no longer exists."""
+    host, _, pid = (holder or "").partition("#")[0].rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:
