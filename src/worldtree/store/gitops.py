@@ -30,6 +30,8 @@ from worldtree.store.tables import runs
 #: Final commit states (a retried run shows pending again), then the settled marks: ``skipped`` (no
 #: token to post with) and ``gave_up`` (the API refused the post: nothing more is posted).
 COMMIT_FINAL = ("success", "failure", "error")
+#: Commit statuses are kept up to date for deliveries this recent (a run retried later is not re-reported).
+REPORT_DAYS = 14
 FINAL_REPORTS = (*COMMIT_FINAL, "skipped", "gave_up")
 
 
@@ -221,7 +223,8 @@ class GitopsStore:
                         or_(under_way, git_deliveries.c.reported_attempt != runs.c.attempt)))
         query = (select(*_DELIVERY_COLUMNS, runs.c.state.label("run_state"), runs.c.attempt.label("run_attempt"))
                  .outerjoin(runs, runs.c.id == git_deliveries.c.run_id)
-                 .where(or_(and_(has_run, runs.c.id.is_not(None)), failed_early), news,
+                 .where(git_deliveries.c.received_at >= now - timedelta(days=REPORT_DAYS),  # indexed: a bounded scan
+                        or_(and_(has_run, runs.c.id.is_not(None)), failed_early), news,
                         or_(git_deliveries.c.report_after.is_(None), git_deliveries.c.report_after <= now))
                  .order_by(git_deliveries.c.received_at).limit(limit))
         out = []

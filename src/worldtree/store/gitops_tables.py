@@ -49,6 +49,7 @@ git_deliveries = Table(
     Column("reported_attempt", Integer),  # the run's attempt that status was about (a retry is news)
     Index("ux_git_deliveries_provider_delivery", "provider", "delivery_id", unique=True),
     Index("ix_git_deliveries_state", "state"),
+    Index("ix_git_deliveries_received_at", "received_at"),  # the reporter looks at recent ones only
 )
 
 schedules = Table(

@@ -135,6 +135,7 @@ _SCHEMA_0007_GITOPS: tuple[str, ...] = (
     'FOREIGN KEY(repository_id) REFERENCES git_repositories (id) ON DELETE CASCADE\n)',
     'CREATE UNIQUE INDEX ux_git_deliveries_provider_delivery ON git_deliveries (provider, delivery_id)',
     'CREATE INDEX ix_git_deliveries_state ON git_deliveries (state)',
+    'CREATE INDEX ix_git_deliveries_received_at ON git_deliveries (received_at)',
     'CREATE TABLE schedules (\n\tid VARCHAR(40) NOT NULL, \n\tname TEXT NOT NULL, \n\t'
     'cron VARCHAR(200) NOT NULL, \n\ttimezone VARCHAR(100) NOT NULL, \n\trepository_id VARCHAR(40), \n\t'
     'ref TEXT, \n\tsha VARCHAR(64), \n\tdocument TEXT, \n\tcreated_at DATETIME NOT NULL, \n\t'

@@ -66,6 +66,7 @@ def upgrade() -> None:
     op.create_index("ux_git_deliveries_provider_delivery", "git_deliveries", ["provider", "delivery_id"],
                     unique=True)
     op.create_index("ix_git_deliveries_state", "git_deliveries", ["state"])
+    op.create_index("ix_git_deliveries_received_at", "git_deliveries", ["received_at"])
     op.create_table(
         "schedules",
         sa.Column("id", sa.String(40), primary_key=True),
@@ -94,6 +95,7 @@ def downgrade() -> None:
     op.drop_table("schedule_ticks")
     op.drop_index("ux_schedules_name", table_name="schedules")
     op.drop_table("schedules")
+    op.drop_index("ix_git_deliveries_received_at", table_name="git_deliveries")
     op.drop_index("ix_git_deliveries_state", table_name="git_deliveries")
     op.drop_index("ux_git_deliveries_provider_delivery", table_name="git_deliveries")
     op.drop_table("git_deliveries")
