@@ -144,3 +144,23 @@ def test_label_errors_are_usage_errors() -> None:
 
     with pytest.raises(UsageError, match="label key 'a b' is not valid"):
         parse_labels("a b=c")
+
+
+@pytest.mark.parametrize("value", ["1_000", "٣", "１６", "0x10", "inf", "-nan", "1e400", ""])
+def test_gt_numbers_are_ascii_decimals(value: str) -> None:
+    """float() alone reads ``1_000`` and other scripts' digits (``٣`` is 3.0): a GT bound like that
+    is refused, and an agent label like that is not a number."""
+    with pytest.raises(ValidationError, match="is not a number"):
+        sel(match_expressions=[expr("cpu", "GT", value)])
+    if value:
+        assert sel(match_expressions=[expr("cpu", "GT", "2")]).explain({"cpu": value}) == \
+            f'cpu: "{value}" is not a number'
+    assert sel(match_expressions=[expr("cpu", "GT", "-1.5e1")]).explain({"cpu": " +.5 "}) is None
+
+
+def test_empty_and_comma_values_are_quoted_in_words() -> None:
+    """``[]`` read as no values at all, and ``[a,b]`` as two of them."""
+    selector = sel(match_expressions=[expr("tier", "IN", ""), expr("zone", "NOT_IN", "a,b")])
+    assert selector.describe() == 'tier IN [""], zone NOT_IN ["a,b"]'
+    assert selector.explain({"tier": "gold"}) == 'tier: gold is not in [""]'
+    assert selector.explain({"tier": "", "zone": "a,b"}) == 'zone: "a,b" is in excluded ["a,b"]'

@@ -42,6 +42,9 @@ OPERATORS: tuple[Operator, ...] = ("IN", "NOT_IN", "EXISTS", "NOT_EXISTS", "GT",
 _PREFIX = "LABEL_OPERATOR_"
 #: label keys and values: what the agent CLI and the API accept (printable, no separators)
 _KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,126}[A-Za-z0-9])?$")
+#: what GT/LT read as a number: ASCII decimal (``16``, ``-2``, ``2.5``, ``1e3``); Python's ``float``
+#: alone also takes ``1_000`` and other scripts' digits (``"٣"`` is 3.0), which no one means as a number
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
 class LabelError(UsageError):
@@ -51,11 +54,12 @@ class LabelError(UsageError):
 
 
 def parse_number(text: str) -> float | None:
-    """The number a label value spells (``16``, ``-2``, ``2.5``), or None; ``nan``/``inf`` are not numbers."""
-    try:
-        value = float(text.strip())
-    except ValueError:
+    """The number a label value spells (``16``, ``-2``, ``2.5``), or None; ``nan``/``inf``, ``1_000``
+    and non-ASCII digits are not numbers."""
+    text = text.strip()
+    if not _NUMBER.fullmatch(text):
         return None
+    value = float(text)
     return value if math.isfinite(value) else None
 
 
@@ -161,12 +165,12 @@ class LabelExpression(BaseModel):
         if op == "NOT_EXISTS":
             return f"{key}: present ({_show(value)}), must be absent" if present else None
         if op == "NOT_IN":
-            return f"{key}: {_show(value)} is in excluded [{', '.join(values)}]" if present and value in values \
+            return f"{key}: {_show(value)} is in excluded {_list(values)}" if present and value in values \
                 else None
         if not present:
             return f"{key}: missing"
         if op == "IN":
-            return None if value in values else f"{key}: {_show(value)} is not in [{', '.join(values)}]"
+            return None if value in values else f"{key}: {_show(value)} is not in {_list(values)}"
         have, bound = parse_number(value), parse_number(values[0])
         if have is None:
             return f"{key}: {_quoted(value)} is not a number"
@@ -179,6 +183,11 @@ class LabelExpression(BaseModel):
 def _show(value: str) -> str:
     """A label value as explanations print it: bare when plain, quoted when empty or spaced."""
     return value if value and not any(c.isspace() or c in ",[]\"" for c in value) else _quoted(value)
+
+
+def _list(values: list[str]) -> str:
+    """``[a, b]``; an empty value shows as ``""`` (``[]`` read as no values at all)."""
+    return "[" + ", ".join(_show(v) for v in values) + "]"
 
 
 def _quoted(value: str) -> str:
@@ -261,7 +270,7 @@ class LabelSelector(BaseModel):
         """The selector in one line, as a user would write it: ``env=production, cpu-cores GT 8``."""
         parts = [f"{k}={v}" for k, v in self.match_labels.items()]
         for e in self.match_expressions:
-            parts.append(f"{e.key} {e.operator}" + (f" [{', '.join(e.values)}]" if e.values else ""))
+            parts.append(f"{e.key} {e.operator}" + (f" {_list(e.values)}" if e.values else ""))
         return ", ".join(parts) or "(any agent)"
 
 
