@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,15 @@ def test_bad_signature_unknown_repo_ping_and_the_repos_api(servers: Servers, tmp
     response = server.post("/api/v1/webhooks/github", content=raw, headers=github_headers(SECRET, raw, "p-1", "ping"))
     assert response.status_code == 200 and response.json()["status"] == "pong"
     assert server.get("/api/v1/runs").json()["total"] == 0
+
+    # one delivery sent eight times at once: queued once, the rest duplicates (the store's unique index decides)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: server.post("/api/v1/webhooks/github", content=body,
+                                                      headers=github_headers(SECRET, body, "race-1")), range(8)))
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [202], [a.text for a in answers]
+    assert {a.json()["status"] for a in answers} == {"queued", "duplicate"}
+    assert _delivery(server, "race-1")["state"] == "done"
+    assert server.get("/api/v1/runs").json()["total"] == 1
 
     # the repository API never shows a secret; registering twice or a bad name is refused
     listed = server.get("/api/v1/repos")
