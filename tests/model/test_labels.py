@@ -146,7 +146,7 @@ def test_label_errors_are_usage_errors() -> None:
         parse_labels("a b=c")
 
 
-@pytest.mark.parametrize("value", ["1_000", "٣", "１６", "0x10", "inf", "-nan", "1e400", ""])
+@pytest.mark.parametrize("value", ["1_000", "٣", "\uff11\uff16", "0x10", "inf", "-nan", "1e400", ""])
 def test_gt_numbers_are_ascii_decimals(value: str) -> None:
     """float() alone reads ``1_000`` and other scripts' digits (``٣`` is 3.0): a GT bound like that
     is refused, and an agent label like that is not a number."""
