@@ -102,6 +102,28 @@ def test_signed_push_runs_the_commit_and_posts_pending_then_success(
     assert [i["delivery_id"] for i in server.get("/api/v1/deliveries").json()["items"]] == ["d-1"]
     assert server.get("/api/v1/runs").json()["total"] == 1
 
+    # the same commit through GitLab: its token header, its event names, its status API
+    status_host.requests.clear()
+    response = server.post("/api/v1/repos", json={
+        "name": "group/app", "provider": "gitlab", "clone_url": f"file://{bare}", "webhook_secret": SECRET,
+        "status_token": TOKEN, "api_url": f"{status_host.url}/api/v4"})
+    assert response.status_code == 201, response.text
+    gitlab = json.dumps({"object_kind": "push", "ref": "refs/heads/main", "before": "0" * 40, "after": sha,
+                         "checkout_sha": sha, "project": {"id": 7, "path_with_namespace": "group/app",
+                                                          "default_branch": "main"},
+                         "commits": [{"id": sha, "added": ["ci.yaml"], "modified": [], "removed": []}]}).encode()
+    headers = {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Event-UUID": "gl-1", "content-type": "application/json"}
+    assert server.post("/api/v1/webhooks/gitlab", content=gitlab,
+                       headers={**headers, "X-Gitlab-Token": "wrong"}).status_code == 401
+    assert server.post("/api/v1/webhooks/gitlab", content=gitlab,
+                       headers={**headers, "X-Gitlab-Token": SECRET}).status_code == 202
+    gitlab_run = server.wait(_delivery(server, "gl-1")["run_id"])
+    assert gitlab_run["state"] == "failed"  # its steps see no GITHUB_SHA: `test` fails, as it should
+    seen = _statuses(status_host, 2)
+    assert [r.body["state"] for r in seen] == ["pending", "failed"]
+    assert seen[1].path == f"/api/v4/projects/group%2Fapp/statuses/{sha}"
+    assert seen[1].headers["private-token"] == TOKEN and seen[1].body["name"] == "worldtree/app-ci"
+
 
 def test_failing_commit_reports_failure_and_filters_skip(servers: Servers, tmp_path: Path,
                                                          status_host: StatusHost) -> None:
