@@ -230,3 +230,13 @@ async def test_archive_unpacking_past_the_budget_is_refused(tmp_path: Path, serv
         assert outcome is not None and outcome.failed == 1, name
         assert "unpacks to more than" in (plan.steps()[0].error or ""), plan.steps()[0].error
         assert list(root.iterdir()) == [], name
+
+
+async def test_a_url_httpx_cannot_parse_is_an_op_error(tmp_path: Path) -> None:
+    """httpx.InvalidURL is no httpx.HTTPError: it escaped as an unexpected exception (a traceback)."""
+    path = book(tmp_path, f"  - {{name: x, op: archive.download, with: {{src: 'http://[::1/x.tgz', "
+                          f"checksum: '{sha(b'')}', dest: {tmp_path}/out}}}}\n")
+    plan, outcome = await run_playbook(path)
+    assert outcome is not None and outcome.failed == 1
+    assert "GET http://[::1/x.tgz: InvalidURL" in (plan.steps()[0].error or ""), plan.steps()[0].error
+    assert not (tmp_path / "out").exists()

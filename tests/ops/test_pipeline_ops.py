@@ -259,3 +259,44 @@ def test_op_step_fanned_out_over_inventory_hosts(tmp_path: Path, farm: Farm, use
         assert f"file.line: change: create {user_root}/{s.name}.conf" in first.stdout
     second = wt(tmp_path, "run", "p.yaml")
     assert second.stdout.count("file.line: no change:") == len(farm.servers), second.stdout
+
+
+def test_an_operation_that_breaks_is_one_masked_line(tmp_path: Path) -> None:
+    """An exception no operation meant to raise (here a RuntimeError quoting its expanded argument)
+    printed a traceback holding the secret; now one masked line, exit 1."""
+    import json
+
+    from worldtree.ops.pipeline_step import OPERATION_BROKE
+
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "ops" / "breaks.py").write_text('''
+from worldtree.ops.operation import Args, Operation, Planned
+
+
+class BreaksArgs(Args):
+    path: str
+
+
+class Breaks(Operation):
+    name = "site.breaks"
+    args_model = BreaksArgs
+
+    async def precheck(self, conn):
+        return None
+
+    def plan(self, state):
+        return Planned("change", "break")
+
+    async def run(self, conn, state):
+        raise RuntimeError(f"cannot handle {self.args.path}")
+
+    async def rollback(self, conn, record):
+        pass
+''')
+    spec = {"op": "site.breaks", "with": {"path": "/x/${TOKEN}"}, "base_dir": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "worldtree.ops.pipeline_step", "run", json.dumps(spec)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "TOKEN": "s3cr3t-value", "XDG_STATE_HOME": str(tmp_path / "state")})
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "s3cr3t-value" not in proc.stdout + proc.stderr
+    assert f"error: {OPERATION_BROKE}: RuntimeError: cannot handle /x/***" in proc.stderr

@@ -165,7 +165,7 @@ class ArchiveDownload(Operation):
                     chunks += chunk
                     if len(chunks) > MAX_ARCHIVE:
                         raise OpError(f"{url} is larger than {MAX_ARCHIVE >> 20} MiB")
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError (`http://[::1/x`)
             raise OpError(f"GET {url}: {type(exc).__name__}: {exc}") from None
         return bytes(chunks)
 

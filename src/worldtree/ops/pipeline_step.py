@@ -46,6 +46,10 @@ from worldtree.ops.templates import TemplateError, Templates
 __all__ = ["build_operation", "check", "main"]
 
 
+#: the words of an exception no operation meant to raise (a bug in it, or in a library it uses)
+OPERATION_BROKE = "the operation broke unexpectedly"
+
+
 class BadInput(Exception):
     """Exit 2: the step's spec cannot be an operation."""
 
@@ -267,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (OpError, WorldtreeError, OSError) as exc:
         print(f"error: {mask(str(exc), secrets.values())}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # an operation's bug: one masked line, not a traceback quoting its arguments
+        print(f"error: {OPERATION_BROKE}: {type(exc).__name__}: {mask(str(exc), secrets.values())}", file=sys.stderr)
         return 1
 
 
