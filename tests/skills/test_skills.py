@@ -201,3 +201,44 @@ def test_cli_and_plans_cite_the_dns_skill(tmp_path: Path) -> None:
                                                                       ("deploy", "deploy-vercel", v1)]
     summary = (tmp_path / "p" / "stackflow.summary.md").read_text()
     assert "### Skills cited" in summary and "| dns | dns |" in summary
+
+
+def test_local_skills_are_regular_files_inside_the_folder(tmp_path: Path) -> None:
+    """A repository's skills/x/SKILL.md linking out handed that file to every assistant reading the
+    skill; one linking to /dev/zero (stat size 0) or a FIFO never finished. They are skipped."""
+    from worldtree.skills.sources import local
+
+    skills = tmp_path / "skills"
+    for name in ("ok", "out", "zero", "fifo", "inner"):
+        (skills / name).mkdir(parents=True)
+    (skills / "ok" / "SKILL.md").write_text("# ok\n")
+    (tmp_path / "credentials").write_text("aws_secret_access_key = s3cr3t\n")
+    (skills / "out" / "SKILL.md").symlink_to(tmp_path / "credentials")
+    (skills / "zero" / "SKILL.md").symlink_to("/dev/zero")
+    os.mkfifo(skills / "fifo" / "SKILL.md")
+    (skills / "inner" / "SKILL.md").symlink_to(skills / "ok" / "SKILL.md")  # inside: still a skill
+    found = {f.name: f.content for f in local(skills)}
+    assert found == {"ok": "# ok\n", "inner": "# ok\n"}
+
+
+def test_git_skills_big_binary_or_linked(tmp_path: Path) -> None:
+    """A SKILL.md over MAX_BYTES is refused from its size in the tree (it was read whole first); one
+    that is not UTF-8 is read with replacement characters (it crashed sync with UnicodeDecodeError);
+    a symbolic link named SKILL.md is not a skill."""
+    from worldtree.skills.sources import git
+
+    work = tmp_path / "w"
+    for name in ("latin", "link", "big"):
+        (work / name).mkdir(parents=True)
+    (work / "latin" / "SKILL.md").write_bytes("caf\u00e9\n".encode("latin-1"))
+    (work / "link" / "SKILL.md").symlink_to("../latin/SKILL.md")
+    _git("init", "-q", "-b", "main", cwd=work)
+    _git("add", "latin", "link", cwd=work)
+    _git("commit", "-q", "-m", "skills", cwd=work)
+    found = {f.name: f.content for f in git(str(work), None, None)}
+    assert found == {"latin": "caf\ufffd\n"}
+    (work / "big" / "SKILL.md").write_bytes(b"x" * (MAX_BYTES + 1))
+    _git("add", "big", cwd=work)
+    _git("commit", "-q", "-m", "big", cwd=work)
+    with pytest.raises(UsageError, match=f"big/SKILL.md is larger than {MAX_BYTES} bytes"):
+        git(str(work), None, None)

@@ -52,14 +52,29 @@ def shown(uri: str) -> str:
 
 
 def local(directory: Path) -> list[Fetched]:
-    """Every ``<name>/SKILL.md`` directly under ``directory`` (none when it does not exist)."""
+    """Every ``<name>/SKILL.md`` directly under ``directory`` (none when it does not exist).
+
+    A SKILL.md that is not a regular file inside ``directory`` is skipped: a repository's
+    ``skills/x/SKILL.md`` linking to ``~/.aws/credentials`` would hand that file to every assistant
+    reading the skill (MCP resources), one linking to ``/dev/zero`` or a FIFO would never end."""
     if not directory.is_dir():
         return []
+    root = directory.resolve()
     found = []
     for path in sorted(directory.glob(f"*/{SKILL_FILE}")):
-        if not _NAME.match(path.parent.name) or path.stat().st_size > MAX_BYTES:
+        if not _NAME.match(path.parent.name):
             continue
-        text = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            real = path.resolve(strict=True)
+            if not real.is_relative_to(root) or not real.is_file() or real.stat().st_size > MAX_BYTES:
+                continue
+            with real.open("rb") as fh:
+                raw = fh.read(MAX_BYTES + 1)  # the size may change between stat and read
+        except (OSError, RuntimeError):  # gone, unreadable, a link loop
+            continue
+        if len(raw) > MAX_BYTES:
+            continue
+        text = raw.decode("utf-8", errors="replace")
         found.append(Fetched(path.parent.name, text, str(path), hashlib.sha256(text.encode()).hexdigest()[:12]))
     return found
 
@@ -73,16 +88,21 @@ def git(uri: str, ref: str | None, path: str | None) -> list[Fetched]:
     with tempfile.TemporaryDirectory(prefix="worldtree-skills-") as tmp:
         _git(["clone", "--quiet", "--bare", "--", uri, tmp], uri)
         commit = _git(["-C", tmp, "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}"], uri).strip()
-        listing = _git(["-C", tmp, "ls-tree", "-r", "--name-only", commit, "--", prefix or "."], uri)
+        # -l: each blob's size, so a large one is refused before it is read; -z: names as they are
+        listing = _git(["-C", tmp, "ls-tree", "-r", "-l", "-z", commit, "--", prefix or "."], uri)
         found = []
-        for name in sorted(listing.splitlines()):
+        entries = sorted((e.partition("\t")[2], e.partition("\t")[0]) for e in listing.split("\0") if e)
+        for name, meta in entries:
+            mode, kind, _sha, size = [*meta.split(), "", "", "", ""][:4]
             rel = name[len(prefix) + 1:] if prefix else name
             parts = rel.split("/")
             if len(parts) != 2 or parts[1] != SKILL_FILE or not _NAME.match(parts[0]):
                 continue
-            text = _git(["-C", tmp, "cat-file", "blob", f"{commit}:{name}"], uri)
-            if len(text.encode()) > MAX_BYTES:
+            if kind != "blob" or mode == "120000":  # a symbolic link's text is its target, not a skill
+                continue
+            if not size.isdigit() or int(size) > MAX_BYTES:
                 raise UsageError(f"git source {shown(uri)}: {name} is larger than {MAX_BYTES} bytes")
+            text = _git(["-C", tmp, "cat-file", "blob", f"{commit}:{name}"], uri)
             found.append(Fetched(parts[0], text, f"{shown(uri)}@{commit[:12]}:{name}", commit))
     return found
 
@@ -91,7 +111,7 @@ def _git(args: list[str], uri: str) -> str:
     try:
         # ext:: would run a command named in the uri: never, whatever the user's git config says
         proc = subprocess.run(["git", "-c", "protocol.ext.allow=never", *args], capture_output=True, text=True,
-                              timeout=GIT_TIMEOUT,
+                              encoding="utf-8", errors="replace", timeout=GIT_TIMEOUT,
                               env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin:/usr/local/bin"})
     except FileNotFoundError:
         raise UsageError("git sources need the git command; install git") from None
