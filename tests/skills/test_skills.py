@@ -242,3 +242,13 @@ def test_git_skills_big_binary_or_linked(tmp_path: Path) -> None:
     _git("commit", "-q", "-m", "big", cwd=work)
     with pytest.raises(UsageError, match=f"big/SKILL.md is larger than {MAX_BYTES} bytes"):
         git(str(work), None, None)
+
+
+@pytest.mark.parametrize("uri", ["http://u:pw-s3cr3t@[::1/x/SKILL.md", "http://u:pw-s3cr3t@h:port/x/SKILL.md"])
+def test_http_source_urls_that_do_not_parse_are_usage_errors(uri: str) -> None:
+    """urlsplit's ValueError and httpx.InvalidURL (no HTTPError) escaped sync_sources as crashes."""
+    from worldtree.skills.sources import http
+
+    with pytest.raises(UsageError, match=r"http source http://u:\*\*\*@") as info:
+        http(uri, None)
+    assert "s3cr3t" not in str(info.value)

@@ -25,6 +25,7 @@ MAX_BYTES = 2 * 1024 * 1024
 GIT_TIMEOUT = 60.0
 KINDS = ("local", "git", "http")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_USERINFO = re.compile(r"(//[^/@:]*):[^/@]*@")
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,17 @@ class Fetched:
 
 
 def shown(uri: str) -> str:
-    """``uri`` without a password, for messages and the recorded origin."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``uri`` without a password, for messages and the recorded origin (also when it does not
+    parse: ``http://u:pw@[::1/x`` made urlsplit raise, the message about it never came)."""
+    try:
+        parts = urlsplit(uri)
+        if parts.password is None:
+            return uri
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return _USERINFO.sub(r"\1:***@", uri)
 
 
 def local(directory: Path) -> list[Fetched]:
@@ -127,7 +132,10 @@ def http(uri: str, name: str | None) -> list[Fetched]:
     """One SKILL.md at ``uri``; its name is ``name``, else the URL's folder (``…/<name>/SKILL.md``)."""
     import httpx
 
-    skill = name or (urlsplit(uri).path.rstrip("/").split("/")[-2:] or [""])[0]
+    try:
+        skill = name or (urlsplit(uri).path.rstrip("/").split("/")[-2:] or [""])[0]
+    except ValueError:
+        raise UsageError(f"http source {shown(uri)}: not a URL; check it") from None
     if not _NAME.match(skill or ""):
         raise UsageError(f"http source {shown(uri)}: cannot tell the skill's name; give --path NAME")
     body = bytearray()
@@ -143,7 +151,7 @@ def http(uri: str, name: str | None) -> list[Fetched]:
                 if time.monotonic() > deadline:
                     raise UsageError(f"http source {shown(uri)}: took more than {HTTP_TIMEOUT:.0f} s; refused")
             version = response.headers.get("etag", "").strip('"')
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError (a bad port)
         raise UsageError(f"http source {shown(uri)}: {type(exc).__name__}; check the URL") from None
     text = body.decode("utf-8", errors="replace")
     return [Fetched(skill, text, shown(uri), version or hashlib.sha256(body).hexdigest()[:12])]
