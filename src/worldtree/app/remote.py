@@ -14,6 +14,7 @@ an error message.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -39,6 +40,8 @@ class RemoteRuns:
             raise UsageError(f"--server {server!r}: write the server's base URL, e.g. http://127.0.0.1:8080")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout)
+        #: the server as messages name it: a password in its URL masked
+        self.shown = _USERINFO.sub(r"\1:***@", self.server)
 
     def close(self) -> None:
         self._http.close()
@@ -46,12 +49,19 @@ class RemoteRuns:
     def _call(self, method: str, path: str, filename: str = "<request>", **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ConnectError(f"cannot reach {self.server}: {type(exc).__name__}; "
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise ConnectError(f"cannot reach {self.shown}: {type(exc).__name__}; "
                                "is `worldtree server` running there?") from None
         if response.status_code >= 400:
-            raise _error(response, self.server, filename)
-        return response.json() if response.content else None
+            raise _error(response, self.shown, filename)
+        try:
+            body = response.json() if response.content else None
+        except ValueError:  # a proxy's HTML page, a different service: not a crash of the caller
+            body = None
+        if not isinstance(body, dict):
+            raise ConnectError(f"{self.shown} answered {method} {path} ({response.status_code}) with something that "
+                               "is not a JSON object; is it a worldtree server (and the URL its base)?")
+        return body
 
     def submit(self, document: str, *, env: dict[str, str] | None = None,
                filename: str = "<request>") -> dict[str, Any]:
@@ -96,6 +106,17 @@ def _segment(run_id: str) -> str:
     return run_id
 
 
+_USERINFO = re.compile(r"(//[^/@:]*):[^/@]*@")
+
+
+def _int(value: Any) -> int:
+    """A line or column of a server's diagnostic; 1 when it is not a number."""
+    try:
+        return max(1, int(value))
+    except (TypeError, ValueError):
+        return 1
+
+
 def _error(response: httpx.Response, server: str, filename: str) -> Exception:
     try:
         error = response.json()["error"]
@@ -108,7 +129,7 @@ def _error(response: httpx.Response, server: str, filename: str) -> Exception:
     if status == 422 and documented:
         return SpecError([Diagnostic("warning" if d.get("severity") == "warning" else "error",
                                      str(d.get("code", "invalid")), str(d.get("message", "")), filename,
-                                     int(d.get("line") or 1), int(d.get("col") or 1))
+                                     _int(d.get("line")), _int(d.get("col")))
                           for d in details if isinstance(d, dict)])
     if status == 404:
         return NotFoundError(message)
