@@ -23,6 +23,7 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_a_config_file_fills_in_what_flags_and_variables_do_not(servers: Servers, tmp_path: Path) -> None:
     config = tmp_path / "server.yaml"
     config.write_text("# laptop settings\nexecutors: 7\nmax-concurrent: 3\ndrain_seconds: 1\n")

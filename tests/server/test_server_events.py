@@ -89,6 +89,7 @@ def test_last_event_id_resumes_without_gap_or_duplicate(servers: Servers) -> Non
     assert server.get("/api/v1/runs/nope/events").status_code == 404
 
 
+@pytest.mark.slow
 def test_a_follower_on_another_replica_sees_events_live(servers: Servers, tmp_path: Path) -> None:
     worker = servers(executors=1)
     reader = servers(executors=0)  # runs nothing: every event it sends was recorded by the worker

@@ -57,6 +57,7 @@ def test_max_concurrent_holds_across_replicas(servers: Servers, tmp_path: Path) 
     assert seen_limit
 
 
+@pytest.mark.slow
 def test_a_concurrency_group_queues_behind_the_older_run(servers: Servers, tmp_path: Path) -> None:
     server = servers(executors=3)
     gate = tmp_path / "gate"
@@ -76,6 +77,7 @@ def test_a_concurrency_group_queues_behind_the_older_run(servers: Servers, tmp_p
     assert done["started_at"] >= server.run(first)["finished_at"]
 
 
+@pytest.mark.slow
 def test_cancel_in_progress_cancels_the_older_run(servers: Servers) -> None:
     server = servers(executors=2)
     document = _grouped("release", "sleep 60", "release-${TARGET}", cancel=True)
