@@ -37,7 +37,7 @@ def test_a_config_file_fills_in_what_flags_and_variables_do_not(servers: Servers
 
 def test_a_bad_config_is_a_located_error(tmp_path: Path) -> None:
     config = tmp_path / "server.yaml"
-    config.write_text("port: 8080\nprot: 9090\nexecutors: many\nlease_seconds: 0.5\n")
+    config.write_text("port: 8080\nprot: 9090\nexecutors: many\nlease_seconds: 0.5\nlog_format: xml\n")
     proc = subprocess.run([sys.executable, "-m", "worldtree.cli.main", "server", "--config", str(config),
                            "--data-dir", str(tmp_path / "data")], env=_env(), capture_output=True, text=True,
                           timeout=60)
@@ -45,6 +45,7 @@ def test_a_bad_config_is_a_located_error(tmp_path: Path) -> None:
     assert f"{config}:2:1: error: unknown setting 'prot'" in proc.stderr
     assert re.search(rf"{re.escape(str(config))}:3:\d+: error: executors: .*many", proc.stderr)
     assert re.search(rf"{re.escape(str(config))}:4:\d+: error: lease_seconds: ", proc.stderr)
+    assert f"{config}:5:13: error: log_format: 'xml': one of json, console" in proc.stderr
     assert "Traceback" not in proc.stderr
     missing = subprocess.run([sys.executable, "-m", "worldtree.cli.main", "server", "--config",
                               str(tmp_path / "nope.yaml")], env=_env(), capture_output=True, text=True, timeout=60)

@@ -19,6 +19,9 @@ from worldtree.errors import SpecError, UsageError
 
 #: Parameters a file may not set (the file itself; the click context).
 NOT_IN_FILE = frozenset({"config_file", "ctx"})
+#: Settings whose values are a fixed set (the flags check these after parsing, the file here, located).
+CHOICES = {"log_format": ("json", "console"), "log_level": ("debug", "info", "warning", "error"),
+           "jobs_on": ("auto", "agents")}
 
 
 def merged(ctx: typer.Context, path: str) -> dict[str, Any]:
@@ -58,6 +61,12 @@ def merged(ctx: typer.Context, path: str) -> dict[str, Any]:
         except typer.BadParameter as exc:
             vline, vcol = positions.get((key,), (line, col)) or (line, col)
             problems.append(Diagnostic("error", "config", f"{key}: {value!r}: {exc.message}", path, vline, vcol))
+            continue
+        choices = CHOICES.get(name)
+        if choices is not None and converted is not None and converted not in choices:
+            vline, vcol = positions.get((key,), (line, col)) or (line, col)
+            problems.append(Diagnostic("error", "config", f"{key}: {value!r}: one of {', '.join(choices)}", path,
+                                       vline, vcol))
             continue
         source = ctx.get_parameter_source(name)
         if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
