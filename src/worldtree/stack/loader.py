@@ -49,13 +49,15 @@ def load_stack(file: str | Path, env: str = "") -> LoadedStack:
 def parse_stack(text: str, filename: str, env: str = "") -> LoadedStack:
     """Like :func:`load_stack` for text already in memory (the MCP server's ``config_yaml``)."""
     try:
-        data, positions, _ = load_yaml(text, filename)
+        data, positions, found = load_yaml(text, filename)
     except YamlSourceError as exc:
         raise SpecError([exc.diagnostic]) from None
+    # the parser's own errors (a duplicate key: YAML keeps the last one silently) count as the checker's
+    parsed = [d for d in found if d.severity == "error"]
     checker = _Checker(filename, positions)
     stack = checker.check(data, env.strip())
-    if checker.errors or stack is None:
-        raise SpecError(checker.errors)
+    if parsed or checker.errors or stack is None:
+        raise SpecError(sorted([*parsed, *checker.errors], key=lambda d: (d.line or 0, d.col or 0)))
     return LoadedStack(stack, env.strip(), filename)
 
 
