@@ -73,14 +73,17 @@ async def seed003(websocket: WebSocket) -> None:
 
     async def run(document: str) -> None:
         try:
-            await follow(document)
-        except WorldtreeError as exc:  # a bad document (located, as the CLI prints it), the store away, ...
-            await send("error", str(exc))
-        except (WebSocketDisconnect, anyio.get_cancelled_exc_class()):
-            raise
-        except Exception as exc:  # the connection (and its other runs) outlives a bug, loudly
-            log.exception("seed 003 run frame")
-            await send("error", f"internal error: {type(exc).__name__}")
+            try:
+                await follow(document)
+            except WorldtreeError as exc:  # a bad document (located, as the CLI prints it), the store away, ...
+                await send("error", str(exc))
+            except WebSocketDisconnect:
+                raise
+            except Exception as exc:  # the connection (and its other runs) outlives a bug, loudly
+                log.exception("seed 003 run frame")
+                await send("error", f"internal error: {type(exc).__name__}")
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the client is gone (a send after its close): the receive loop ends the connection
 
     async def follow(document: str) -> None:
         created = await to_thread.run_sync(lambda: service.submit(runtime.store, runtime.config, document))
