@@ -21,6 +21,14 @@ from worldtree.skills import Skill, load_skills
 from worldtree.store.api import RunStore
 
 ARTIFACT = re.compile(r"^stackflow\.[a-z][a-z0-9-]{0,40}\.(json|md)$")
+#: the largest artifact served: plans and apply results are small; more is not one worldtree wrote
+MAX_ARTIFACT = 8 << 20
+
+
+def _artifact_file(path: Path) -> bool:
+    """A regular file, not a link: ``stackflow.x.json -> ~/.ssh/id_rsa`` in the served directory
+    would hand the key to the assistant, one to ``/dev/zero`` would never end."""
+    return path.is_file() and not path.is_symlink()
 
 
 def register(server: MCPServer, store_of: Callable[[], RunStore | None], artifacts_dir: Path) -> None:
@@ -53,7 +61,8 @@ def register(server: MCPServer, store_of: Callable[[], RunStore | None], artifac
     @server.resource("stackflow://artifacts", name="stack artifacts", mime_type="application/json",
                      description="The stackflow.* files (plans, summary, apply results) in the served directory.")
     def artifact_index() -> str:
-        names = sorted(p.name for p in artifacts_dir.glob("stackflow.*") if ARTIFACT.match(p.name) and p.is_file())
+        names = sorted(p.name for p in artifacts_dir.glob("stackflow.*") if ARTIFACT.match(p.name)
+                       and _artifact_file(p))
         return json.dumps(names)
 
     @server.resource("stackflow://artifacts/{name}", name="stack artifact",
@@ -61,7 +70,14 @@ def register(server: MCPServer, store_of: Callable[[], RunStore | None], artifac
     def artifact(name: str) -> str:
         if not ARTIFACT.match(name):
             raise ResourceError(f"{name!r} is not a stack artifact (stackflow.<what>.json or .md)")
+        path = artifacts_dir / name
         try:
-            return (artifacts_dir / name).read_text(encoding="utf-8")
+            if not _artifact_file(path):
+                raise FileNotFoundError(name)
+            with path.open("rb") as fh:
+                raw = fh.read(MAX_ARTIFACT + 1)
         except OSError:
             raise ResourceError(f"no {name} in {artifacts_dir}; run `worldtree stack plan --out` there") from None
+        if len(raw) > MAX_ARTIFACT:
+            raise ResourceError(f"{name} is larger than {MAX_ARTIFACT >> 20} MiB; not a stack artifact")
+        return raw.decode("utf-8", errors="replace")
