@@ -70,6 +70,18 @@ def test_a_run_stream_carries_node_states_in_order_and_ends(servers: Servers) ->
         assert mine[0] == "running" and mine[-1] == final, states
     two = [e for e in seen if e["kind"] == "node.state" and e["node"] == "build/main/two"][-1]
     assert two["exit_code"] == 4
+    # deleting the run deletes its events too (its records); the log's other ids stay as they were
+    assert httpx.delete(f"{server.url}/api/v1/runs/{run_id}", timeout=30).status_code == 204
+    with httpx.stream("GET", f"{server.url}/api/v1/events", params={"after": 0},
+                      timeout=httpx.Timeout(10, read=3)) as response:
+        left = []
+        try:
+            for raw in response.iter_lines():
+                if raw.startswith("data:"):
+                    left.append(json.loads(raw[5:])["run_id"])
+        except httpx.ReadTimeout:  # the global stream never ends: what was stored has been sent
+            pass
+    assert run_id not in left
 
 
 def test_last_event_id_resumes_without_gap_or_duplicate(servers: Servers) -> None:

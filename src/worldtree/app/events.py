@@ -80,5 +80,13 @@ def after(store: RunStore, after_id: int, *, run_id: str | None = None, limit: i
     return event_log(store).after(after_id, run_id=run_id, limit=limit)
 
 
+def forget_run(store: RunStore, run_id: str) -> None:
+    """Delete a deleted run's events (best effort, like recording them)."""
+    try:
+        event_log(store).forget_run(run_id)
+    except (StoreError, AttributeError) as exc:
+        log.warning("could not delete the events of run %s: %s", run_id, exc)
+
+
 def last_id(store: RunStore) -> int:
     return event_log(store).last_id()

@@ -165,6 +165,7 @@ def delete(store: RunStore, config: ServiceConfig, run_id: str) -> None:
         raise StateConflictError(f"run {record.run_id} is {record.state}; cancel it (or let it finish) first")
     if not store.delete_run(record.run_id):
         raise ConflictError(f"run {record.run_id} changed while it was being deleted; see GET /runs/{record.run_id}")
+    events.forget_run(store, record.run_id)
     workspaces = Path(config.data_dir).resolve() / "workspaces"
     kept = Path(record.workdir)
     if record.options.get(QUEUED_OPTION) and kept.parent == workspaces and kept.is_dir():

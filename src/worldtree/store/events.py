@@ -71,6 +71,14 @@ class EventLog:
             raise StoreError(f"cannot read events: {reason(exc)}") from exc
         return [Event(int(r.id), r.at, str(r.kind), r.run_id, json.loads(r.data_json)) for r in rows]
 
+    def forget_run(self, run_id: str) -> int:
+        """Delete a (deleted) run's events; how many. Ids are never reused: followers' positions stay valid."""
+        try:
+            with write_transaction(self.engine) as conn:
+                return int(conn.execute(events.delete().where(events.c.run_id == run_id)).rowcount or 0)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot delete the events of run {run_id}: {reason(exc)}") from exc
+
     def last_id(self) -> int:
         """The newest event's id (0 when there is none): where a follower that wants only new ones starts."""
         try:
