@@ -4,7 +4,8 @@ One row per event, ``id`` increasing in commit order (writers serialize on an ad
 PostgreSQL; SQLite has one writer), so a follower that read up to ``id`` N and asks for ``id > N``
 never misses one that committed later. ``kind`` is ``run.queued``, ``run.started``,
 ``run.finished``, ``node.state`` (the agents issue adds ``agent.*``); ``data_json`` holds the
-rest of the payload. Rows are not tied to runs by a foreign key: the history outlives a deleted run.
+rest of the payload. No foreign key to runs (agent events have no run): ``DELETE /runs/{id}`` deletes a
+run's events itself (:func:`worldtree.app.events.forget_run`).
 """
 
 from __future__ import annotations
