@@ -300,3 +300,19 @@ class Breaks(Operation):
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "s3cr3t-value" not in proc.stdout + proc.stderr
     assert f"error: {OPERATION_BROKE}: RuntimeError: cannot handle /x/***" in proc.stderr
+
+
+def test_a_literal_ssh_password_of_an_op_step_is_refused_at_load(tmp_path: Path) -> None:
+    """An `op:` node carries its ssh:// URL in its command, which literal-credential masking does not
+    reach: plans and stored runs showed the password. A literal one is a located error; ${NAME} loads."""
+    from worldtree.compile.loader import load_pipeline_text
+    from worldtree.errors import SpecError
+
+    text = ("name: s\njobs:\n  a:\n    engine: 'ssh://deploy:{pw}@127.0.0.1:1'\n    secrets: [PW]\n    steps:\n"
+            "      - name: f\n        op: file.file\n        with: {{path: /tmp/x, content: hi}}\n")
+    with pytest.raises(SpecError) as info:
+        load_pipeline_text(text.format(pw="Lit3ral/Pw"), "p.yaml")
+    (problem,) = [d for d in info.value.diagnostics if d.severity == "error"]
+    assert (problem.line, problem.col) == (8, 13) and "has its password written in the file" in problem.message
+    assert "Lit3ral" not in str(info.value)
+    load_pipeline_text(text.format(pw="${PW}"), "p.yaml")

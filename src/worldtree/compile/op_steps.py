@@ -58,9 +58,23 @@ def check_op(step: StepSpec, engine: str | None) -> list[Problem]:
         out.append((("op",), f"an `op:` step runs on this machine or over ssh://; it cannot run on engine "
                               f"{engine!r} (remove `engine`/`image`, or use `worldtree apply` with an inventory)",
                     False))
+    if _literal_password(engine):
+        out.append((("op",), "the ssh:// engine of an `op:` step has its password written in the file; the step "
+                              "carries the URL on its command line, where `ps`, plans and stored runs would show it: "
+                              "write ${NAME} for the password and list NAME in the job's `secrets:`", False))
     if _checker is not None:
         out.extend(_checker(step.op, dict(step.with_ or {})))
     return out
+
+
+def _literal_password(engine: str | None) -> bool:
+    """Whether an ``ssh://user:password@host`` URL has a password that is not ``${NAME}``. (Other steps'
+    literal passwords are masked through the node's engine; an ``op:`` node's engine is in its command.)"""
+    if not engine or not engine.startswith("ssh://"):
+        return False
+    userinfo, at, _ = engine.removeprefix("ssh://").rpartition("@")
+    _user, colon, password = userinfo.partition(":")
+    return bool(at and colon and password and "${" not in password)
 
 
 def op_commands(step: StepSpec, source: str | None, engine: str | None = None) -> tuple[str, str]:
