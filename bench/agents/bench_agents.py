@@ -11,7 +11,8 @@ Runs a real ``worldtree server`` (SQLite in a temp dir, or ``--store URL``) with
   jobs/s = jobs / (run finished - run started).
 * **heartbeat CPU share**: ``--fake-agents`` simulated agents (gRPC clients in this process, each
   registering and heartbeating every ``--heartbeat`` s) against the server; the server process's
-  CPU share over ``--seconds`` seconds (percent of one core).
+  CPU share over ``--seconds`` seconds (percent of one core), beside the same server's idle share
+  (executors and schedulers polling) over as long before the agents register.
 
 Usage: ``.venv/bin/python bench/agents/bench_agents.py [--chain 200] [--jobs 300] [--agents 10]
 [--fake-agents 200] [--heartbeat 10] [--seconds 30]``. Prints one JSON object.
@@ -192,6 +193,11 @@ def heartbeat_share(bench: Bench, count: int, heartbeat: float, seconds: float) 
     assert bench.server is not None
     proc = psutil.Process(bench.server.pid)
     time.sleep(1.0)
+    idle_before, idle_started = proc.cpu_times(), time.monotonic()
+    time.sleep(seconds)  # the baseline: the same server with nobody heartbeating
+    idle_after = proc.cpu_times()
+    idle = ((idle_after.user - idle_before.user) + (idle_after.system - idle_before.system)) / (
+        time.monotonic() - idle_started)
     before = proc.cpu_times()
     started = time.monotonic()
     beats = asyncio.run(_fake_agents(f"127.0.0.1:{bench.grpc_port}", count, heartbeat, seconds))
@@ -199,7 +205,9 @@ def heartbeat_share(bench: Bench, count: int, heartbeat: float, seconds: float) 
     wall = time.monotonic() - started
     cpu = (after.user - before.user) + (after.system - before.system)
     return {"agents": count, "heartbeat_s": heartbeat, "seconds": round(wall, 1), "heartbeats": beats,
-            "server_cpu_percent_of_one_core": round(100 * cpu / wall, 1)}
+            "server_cpu_percent_of_one_core": round(100 * cpu / wall, 1),
+            "idle_server_cpu_percent_of_one_core": round(100 * idle, 1),
+            "cpu_ms_per_heartbeat": round(1000 * (cpu - idle * wall) / max(beats, 1), 2)}
 
 
 def main() -> None:

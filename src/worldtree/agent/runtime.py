@@ -292,6 +292,14 @@ class Agent:
                 self._stop.set()
 
     def _assigned(self, got: apb.FetchJobResponse) -> None:
+        for job_id in got.done_job_ids:  # first: a job that ended frees its slot before new ones come
+            held = self.jobs.get(job_id)
+            if held is not None:
+                held.ended = True
+                say(f"job {held.name} ({job_id}) over: its workspace goes")
+                dropping = asyncio.create_task(self._drop(held, cancel=True))  # over: whatever still runs stops
+                self._background.add(dropping)
+                dropping.add_done_callback(self._background.discard)
         for job in got.jobs:
             graph = ExecutionGraph.model_validate_json(job.graph_json)
             workspace = os.path.join(self.workdir, job.job_id)
@@ -311,13 +319,6 @@ class Agent:
                 running = held.tasks.get(task_id)
                 if running is not None:
                     running.cancel("stop requested by the server")
-        for job_id in got.done_job_ids:
-            held = self.jobs.get(job_id)
-            if held is not None:
-                held.ended = True
-                dropping = asyncio.create_task(self._drop(held, cancel=True))  # over: whatever still runs stops
-                self._background.add(dropping)
-                dropping.add_done_callback(self._background.discard)
 
     async def _drop(self, held: _Held, *, cancel: bool) -> None:
         """Forget a job: stop (or wait for) its tasks, close its backends, remove its workspace."""
@@ -334,7 +335,6 @@ class Agent:
             with contextlib.suppress(Exception):
                 await backend.close()
         shutil.rmtree(held.workspace, ignore_errors=True)
-        say(f"job {held.name} ({held.job_id}) over: workspace removed")
         if self.draining and not self.jobs:
             self._stop.set()
 

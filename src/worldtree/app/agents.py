@@ -261,8 +261,12 @@ def fetch(store: RunStore, agent_id: str, *, max_jobs: int, wait_seconds: float,
         out.ended = rows.ended_jobs(agent_id, held)
         if out or time.monotonic() >= deadline:
             return out
-        BELL.wait(seen, min(0.25, max(0.0, deadline - time.monotonic())))
+        BELL.wait(seen, min(FETCH_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
+
+#: A waiting fetch looks at the store again this often without a ring of this process's bell (work
+#: queued by another replica); a ring (new work, a stop, a report here) wakes it at once.
+FETCH_POLL_SECONDS = 1.0
 
 #: A job younger than this waits for a less loaded matching agent before a busier one takes it.
 _PREFER_LESS_LOADED_SECONDS = 1.0
