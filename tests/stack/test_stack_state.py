@@ -142,3 +142,73 @@ def test_two_applies_in_one_process_do_not_share_a_lease(tmp_path: Path, store: 
             pass
         assert state.rows.holder(lease_key(loaded, "dns")) == held  # still the first apply's
     assert state.rows.holder(lease_key(loaded, "dns")) is None
+
+
+SLOW_PLUGIN = """
+import json, os, sys, time
+if sys.argv[1] == "info":
+    print(json.dumps({"name": "fake", "env": ["MARKS"]}))
+    sys.exit(0)
+json.load(sys.stdin)
+marks = os.environ["MARKS"]
+with open(marks, "a") as fh:
+    fh.write(f"start {os.getpid()}\\n")
+time.sleep(20)
+with open(marks, "a") as fh:
+    fh.write("done\\n")
+print(json.dumps({"apiVersion": "stackflow.plugin/v1", "kind": "Response", "ok": True, "changes": []}))
+"""
+
+APPLIER = """
+import os, sys
+from pathlib import Path
+from worldtree.stack import load_stack
+from worldtree.stack.apply import ApplyOptions, apply_plans
+from worldtree.store import open_store
+loaded = load_stack(sys.argv[1])
+apply_plans(loaded, "dns", Path(sys.argv[2]), ApplyOptions(
+    approved=True, plugins_dir=Path(sys.argv[3]), store=open_store(sys.argv[4]), timeout=60,
+    environ={"PATH": os.environ["PATH"], "MARKS": sys.argv[5]}))
+"""
+
+
+@pytest.mark.slow
+def test_a_plugin_dies_with_an_applier_killed_9(tmp_path: Path) -> None:
+    """Plugins run in sessions of their own: after kill -9 of the applier its plugin went on applying,
+    while the next applier (taking over the dead one's lease) started a second one beside it."""
+    import signal
+    import subprocess
+    import time
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    plugin = plugins / "stackflow-plugin-dns-cloudflare"
+    plugin.write_text(f"#!{sys.executable}\n" + textwrap.dedent(SLOW_PLUGIN))
+    plugin.chmod(0o755)
+    marks = tmp_path / "marks"
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    opened = open_store(url)
+    try:
+        write_plans(load_stack(EXAMPLES / "vercel-www.yaml"), "dns", tmp_path / "p", store=opened)
+    finally:
+        opened.close()
+    applier = subprocess.Popen([sys.executable, "-c", APPLIER, str(EXAMPLES / "vercel-www.yaml"), str(tmp_path / "p"),
+                                str(plugins), url, str(marks)])
+    deadline = time.monotonic() + 30
+    while not (marks.exists() and marks.read_text().startswith("start")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marks.exists(), "the plugin never started"
+    pid = int(marks.read_text().split()[1])
+    applier.send_signal(signal.SIGKILL)
+    applier.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the plugin outlived its applier")
+    assert "done" not in marks.read_text()

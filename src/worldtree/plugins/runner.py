@@ -7,7 +7,9 @@ Contract, as a caller relies on it:
   worldtree's environment reaches it (not ``WORLDTREE_STORE``, not another provider's token).
 * It runs in its own session; at ``timeout`` the whole process group gets SIGKILL and the call
   raises :class:`PluginError` ("timed out after N s"). No call waits longer than the timeout
-  plus a moment for the pipes to close.
+  plus a moment for the pipes to close. A :class:`~worldtree.backends.watchdog.Watchdog` kills
+  the group if worldtree dies first (``kill -9`` of ``stack apply``): the next applier takes the
+  dead one's lease over, and must not find its plugin still applying beside its own.
 * stderr is forwarded line by line to ``on_log`` as it arrives (masked); stdout is capped at
   :data:`MAX_STDOUT` bytes and masked before it is parsed, so a credential the plugin echoes
   never reaches a plan, a state file or the console.
@@ -29,6 +31,7 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from worldtree.backends.child_env import inherited
+from worldtree.backends.watchdog import Watchdog
 from worldtree.engine.masking import Masker
 from worldtree.errors import BackendError
 from worldtree.plugins.protocol import API_VERSION, PluginInfo, PluginResponse
@@ -100,6 +103,18 @@ class Plugin:
                                     stderr=subprocess.PIPE, env=env, start_new_session=True)
         except OSError as exc:
             raise PluginError(f"{self.name}: cannot start: {exc.strerror or exc}") from None
+        watchdog = Watchdog()  # one per call: calls run in threads, and it is one small /bin/sh
+        try:
+            watchdog.track(proc.pid)
+        except OSError:  # no /bin/sh to watch with: the plugin runs unguarded rather than not at all
+            pass
+        try:
+            return self._wait(proc, subcommand, stdin, masker)
+        finally:
+            watchdog.forget(proc.pid)
+            watchdog.close()
+
+    def _wait(self, proc: subprocess.Popen[bytes], subcommand: str, stdin: str | None, masker: Masker) -> str:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         chunks: list[bytes] = []
         overflow = threading.Event()
