@@ -316,3 +316,30 @@ def test_a_literal_ssh_password_of_an_op_step_is_refused_at_load(tmp_path: Path)
     assert (problem.line, problem.col) == (8, 13) and "has its password written in the file" in problem.message
     assert "Lit3ral" not in str(info.value)
     load_pipeline_text(text.format(pw="${PW}"), "p.yaml")
+
+
+def test_a_step_whose_chown_fails_leaves_the_host_as_it_was(tmp_path: Path) -> None:
+    """file.file wrote its bytes, file.directory made its directories, then the chown failed: the step
+    failed with no record, so no rollback could undo them. Here, in a user namespace where uid 12345
+    does not exist (chown: EINVAL, as a login user may not chown to root: EPERM), nothing is left."""
+    import json
+    import shutil
+
+    unshare = shutil.which("unshare")
+    probe = subprocess.run([unshare or "unshare", "--user", "--map-root-user", "true"], capture_output=True)
+    if unshare is None or probe.returncode != 0:
+        pytest.skip("user namespaces are not available here (unshare --user)")
+    existing = tmp_path / "f"
+    existing.write_text("old\n")
+    existing.chmod(0o666)
+    steps = [("file.file", {"path": str(existing), "content": "new\n"}),
+             ("file.file", {"path": str(tmp_path / "g"), "content": "x"}),
+             ("file.directory", {"path": str(tmp_path / "d" / "e")})]
+    for op, args in steps:
+        spec = json.dumps({"op": op, "with": {**args, "owner": 12345}})
+        proc = subprocess.run([unshare or "unshare", "--user", "--map-root-user", sys.executable, "-m",
+                               "worldtree.ops.pipeline_step", "run", spec], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
+        assert proc.returncode == 1 and "Invalid argument" in proc.stderr, proc.stdout + proc.stderr
+    assert existing.read_text() == "old\n" and existing.stat().st_mode & 0o777 == 0o666
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]

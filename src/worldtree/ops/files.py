@@ -213,7 +213,11 @@ class FileDirectory(Operation):
             await self._ids.apply(conn, a.path)  # raises: say which user or group is missing
         if state.kind == "dir":
             await conn.chmod(a.path, a.mode)
-            await self._ids.apply(conn, a.path)
+            try:
+                await self._ids.apply(conn, a.path)
+            except BaseException:  # a failed step leaves no record to roll back with: undo here
+                await self.rollback(conn, ("chmod", state.mode, state))
+                raise
             return ("chmod", state.mode, state)
         missing = [a.path]
         parent = posixpath.dirname(a.path)
@@ -221,10 +225,14 @@ class FileDirectory(Operation):
             missing.append(parent)
             parent = posixpath.dirname(parent)
         created: list[str] = []
-        for path in reversed(missing):
-            await conn.mkdir(path, a.mode)
-            created.append(path)
-        await self._ids.apply(conn, a.path)
+        try:
+            for path in reversed(missing):
+                await conn.mkdir(path, a.mode)
+                created.append(path)
+            await self._ids.apply(conn, a.path)
+        except BaseException:  # e.g. a chown the login user may not make: remove what was created
+            await self.rollback(conn, ("created", created))
+            raise
         return ("created", created)
 
     async def rollback(self, conn: Connection, record: Any) -> None:
@@ -323,7 +331,11 @@ class _WholeFile(Operation):
             await conn.chmod(self.path, self.mode)
         else:
             await conn.write(self.path, new, self.mode)
-        await self._ids.apply(conn, self.path)
+        try:
+            await self._ids.apply(conn, self.path)
+        except BaseException:  # the bytes are written but the step fails, with no record: put them back
+            await _restore(conn, self.path, state)
+            raise
         return state
 
     async def rollback(self, conn: Connection, record: Before) -> None:
