@@ -128,6 +128,16 @@ def test_tokens_protocol_version_heartbeats_and_fencing(fleet: Fleet) -> None:
         lines = [x["line"] for x in fleet.server.get(f"/api/v1/runs/{run_id}/logs", headers=auth).json()["items"]]
         assert lines == ["line 1", "line 2", "line 3"]
 
+        # the job's lines, as StreamJobLog gives them; an upload after the job ended is refused
+        chunks = [c for answer in streams.StreamJobLog(stream_pb2.StreamJobLogRequest(job_id=job.job_id),
+                                                       metadata=md, timeout=10) for c in answer.logs]
+        assert [(c.line_number, c.content) for c in chunks] == [(1, "line 1"), (2, "line 2"), (3, "line 3")]
+        with pytest.raises(grpc.RpcError) as late:
+            streams.UploadJobLog(iter([stream_pb2.UploadJobLogRequest(
+                agent_id=reg.agent_id, job_id=job.job_id, lease_token=job.lease_token,
+                logs=[apb.LogChunk(line_number=4, content="late", task_id=task.task_id)])]), metadata=md, timeout=10)
+        assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
         # reflection lists the services without a token
         reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
         answer = next(iter(reflect.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(
