@@ -74,7 +74,7 @@ def split_idp_url(url: str) -> IdpUrl:
     if port_text is not None:
         if REF.fullmatch(port_text):
             port = port_text
-        elif port_text.isdigit() and 0 < int(port_text) < 65536:
+        elif port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536:  # not "٣" (int() reads 3)
             port = int(port_text)
         else:
             raise ValueError("port must be a number from 1 to 65535")
