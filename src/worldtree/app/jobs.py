@@ -174,28 +174,31 @@ def retry(store: RunStore, job_id: str) -> dict[str, Any]:
 def logs(store: RunStore, job_id: str, *, offset: int = 0, limit: int = 1000) -> tuple[dict[str, Any], list[LogLine]]:
     """The job's view and its lines after run log seq ``offset``, at most ``limit``."""
     record, graph, nodes = resolve(store, job_id)
-    mine = {n.id for n in nodes}
-    lines: list[LogLine] = []
-    after = offset
-    while len(lines) < limit:  # the run's lines in pages; ends at the log's end
-        _, page = service.logs(store, record.run_id, offset=after, limit=service.MAX_LOG_LIMIT)
-        if not page:
-            break
-        lines.extend(line for line in page if line.node in mine)
-        after = page[-1].seq
-    return _view(store, record, graph, nodes), lines[:limit]
+    return _view(store, record, graph, nodes), _job_lines(store, record.run_id, {n.id for n in nodes}, offset, limit)
+
+
+def _job_lines(store: RunStore, run_id: str, mine: set[str], offset: int, limit: int) -> list[LogLine]:
+    """The lines of the nodes ``mine`` after ``offset``, at most ``limit``, in order: one read per node
+    through the store's node filter (indexed), not a scan of the whole run's log (a one-line job of a
+    run that logged 300,000 lines cost 2 s per call, twice with its count)."""
+    found: dict[int, LogLine] = {}
+    for node in sorted(mine):
+        for line in store.logs(run_id, node=node, after_seq=offset, limit=limit):
+            if line.node in mine:  # the filter also takes `node/...`: only the job's own nodes
+                found[line.seq] = line
+    return [found[seq] for seq in sorted(found)[:limit]]
 
 
 def count_lines(store: RunStore, job_id: str) -> int:
-    """How many log lines the job has (a scan of its run's log, page by page; nothing is kept)."""
+    """How many log lines the job has (its nodes' lines, page by page; nothing is kept)."""
     record, _, nodes = resolve(store, job_id)
     mine = {n.id for n in nodes}
     total = after = 0
-    while True:
-        _, page = service.logs(store, record.run_id, offset=after, limit=service.MAX_LOG_LIMIT)
+    while True:  # the job's own lines in pages (ends at the log's end), not the whole run's
+        page = _job_lines(store, record.run_id, mine, after, service.MAX_LOG_LIMIT)
         if not page:
             return total
-        total += sum(1 for line in page if line.node in mine)
+        total += len(page)
         after = page[-1].seq
 
 
