@@ -240,3 +240,27 @@ async def test_a_url_httpx_cannot_parse_is_an_op_error(tmp_path: Path) -> None:
     assert outcome is not None and outcome.failed == 1
     assert "GET http://[::1/x.tgz: InvalidURL" in (plan.steps()[0].error or ""), plan.steps()[0].error
     assert not (tmp_path / "out").exists()
+
+
+async def test_setuid_bits_are_not_extracted(tmp_path: Path, served: tuple[str, Path]) -> None:
+    """A member with mode 4755 (tar) or 6755 (zip) was written with it: extracted as root, a setuid-root
+    program. Permission bits are kept, setuid/setgid/sticky dropped."""
+    url, www = served
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo("bin/tool")
+        info.size, info.mode = 2, 0o4755
+        tf.addfile(info, io.BytesIO(b"#!"))
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as zf:
+        member = zipfile.ZipInfo("bin/tool")
+        member.external_attr = 0o106755 << 16
+        zf.writestr(member, b"#!")
+    for name, data in (("suid.tgz", buf.getvalue()), ("suid.zip", zipped.getvalue())):
+        (www / name).write_bytes(data)
+        root = tmp_path / name
+        path = book(tmp_path, f"  - {{name: x, op: archive.download, with: {{src: {url}/{name}, "
+                              f"checksum: '{sha(data)}', dest: {root}, extract: true}}}}\n")
+        _, outcome = await run_playbook(path)
+        assert outcome is not None and outcome.changed == 1, name
+        assert (root / "bin" / "tool").stat().st_mode & 0o7777 == 0o755, name

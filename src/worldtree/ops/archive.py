@@ -36,6 +36,9 @@ MAX_ARCHIVE = 512 << 20
 #: bytes an extraction may write in all (members' declared sizes; a compressed bomb is refused before it is read)
 MAX_EXTRACTED = MAX_ARCHIVE
 MARKER = ".worldtree-archive"
+#: permission bits an extracted file keeps: setuid, setgid and sticky are dropped (as tarfile's ``data``
+#: filter does), so an archive extracted as root cannot plant a setuid-root program
+_MODE_BITS = 0o777
 _CHECKSUM = re.compile(r"(sha256|sha512):([0-9a-fA-F]+)")
 
 
@@ -253,7 +256,7 @@ class ArchiveDownload(Operation):
                         await self._mkdirs(conn, path, done)
                     else:
                         spend(info.filename, info.file_size)  # zipfile reads no more than file_size
-                        mode = (info.external_attr >> 16) & 0o7777 or 0o644
+                        mode = (info.external_attr >> 16) & _MODE_BITS or 0o644
                         await self._put(conn, path, zf.read(info), mode, done)
             return
         try:
@@ -270,7 +273,7 @@ class ArchiveDownload(Operation):
                     spend(member.name, member.size)  # tarfile reads exactly the header's size
                     fh = tf.extractfile(member)
                     assert fh is not None
-                    await self._put(conn, path, fh.read(), member.mode & 0o7777, done)
+                    await self._put(conn, path, fh.read(), member.mode & _MODE_BITS, done)
                 elif member.issym():
                     target = posixpath.normpath(posixpath.join(posixpath.dirname(path), member.linkname))
                     self._inside(posixpath.relpath(target, self.args.dest))
