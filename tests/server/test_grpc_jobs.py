@@ -155,6 +155,12 @@ def test_pipelines_through_jobservice(grpc_server: tuple[job_pb2_grpc.JobService
     got = stub.GetPipeline(jpb.GetPipelineRequest(pipeline_id="nightly"), metadata=md).pipeline
     assert got.last_run_id == run_id and got.stats.total_runs == 1 and got.source == source
     assert [p.name for p in stub.ListPipelines(jpb.ListPipelinesRequest(), metadata=md).pipelines] == ["nightly"]
+    for extra in ("alpha", "beta"):  # by name: filtered before paging (a page was filtered after, total was not)
+        stub.CreatePipeline(jpb.CreatePipelineRequest(name=extra, source=source.replace("nightly", extra)),
+                            metadata=md)
+    named = stub.ListPipelines(jpb.ListPipelinesRequest(name="night", page=jpb.PageRequest(page=1, page_size=1)),
+                               metadata=md)
+    assert [p.name for p in named.pipelines] == ["nightly"] and named.page.total == 1
     stopped = stub.StopPipeline(jpb.StopPipelineRequest(run_id="nightly"), metadata=md)
     assert stopped.message == "cancel requested for 0 run(s) of pipeline nightly"
 

@@ -50,6 +50,8 @@ _OPERATOR = {getattr(apb, f"LABEL_OPERATOR_{name}"): name for name in OPERATORS}
 #: bytes of an error's details sent: they travel percent-encoded in a trailer, and gRPC refuses trailers
 #: over 8 KiB (a message echoing a 10 KB job id came back RESOURCE_EXHAUSTED instead of its own code)
 MAX_DETAILS = 2000
+#: pages of stored pipelines ListPipelines reads to filter them by name (200 each: 10,000 pipelines)
+NAME_SCAN_PAGES = 50
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> None:
@@ -276,10 +278,20 @@ class JobService(job_pb2_grpc.JobServiceServicer):
         def listed() -> dict[str, Any]:
             from worldtree.app import pipelines
 
-            return pipelines.list_pipelines(self.store, page=page, page_size=size)
+            if not request.name:
+                return pipelines.list_pipelines(self.store, page=page, page_size=size)
+            # by name: filter the stored pipelines (at most NAME_SCAN_PAGES pages), then page what matched;
+            # filtering one page afterwards gave empty pages and the unfiltered total
+            matched: list[dict[str, Any]] = []
+            for number in range(1, NAME_SCAN_PAGES + 1):
+                batch = pipelines.list_pipelines(self.store, page=number, page_size=service.MAX_PAGE_SIZE)
+                matched += [i for i in batch["items"] if request.name in i["name"]]
+                if number * service.MAX_PAGE_SIZE >= batch["total"]:
+                    break
+            return {"items": matched[(page - 1) * size:page * size], "total": len(matched)}
 
         found = _guard(context, listed)
-        items = [i for i in found["items"] if request.name in i["name"]]
+        items = found["items"]
         return jpb.ListPipelinesResponse(
             success=True, page=jpb.PageInfo(total=found["total"], page=page, page_size=size),
             pipelines=[jpb.PipelineDetail(pipeline_id=i["name"], name=i["name"], created_at_ms=_ms(i["created_at"]),
