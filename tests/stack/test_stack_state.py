@@ -212,3 +212,12 @@ def test_a_plugin_dies_with_an_applier_killed_9(tmp_path: Path) -> None:
         os.kill(pid, signal.SIGKILL)
         raise AssertionError("the plugin outlived its applier")
     assert "done" not in marks.read_text()
+    # the dead applier's lease (held as host:pid#nonce) is taken over by the next one on this host
+    opened = open_store(url)
+    try:
+        loaded = load_stack(EXAMPLES / "vercel-www.yaml")
+        assert "#" in (StackState(opened).rows.holder(lease_key(loaded, "dns")) or "")
+        _plugins(tmp_path)  # the quick plugin in place of the slow one
+        assert apply_plans(loaded, "dns", tmp_path / "p", _options(tmp_path, opened))["dns"]["ok"] is True
+    finally:
+        opened.close()
