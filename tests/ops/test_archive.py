@@ -264,3 +264,45 @@ async def test_setuid_bits_are_not_extracted(tmp_path: Path, served: tuple[str, 
         _, outcome = await run_playbook(path)
         assert outcome is not None and outcome.changed == 1, name
         assert (root / "bin" / "tool").stat().st_mode & 0o7777 == 0o755, name
+
+
+async def test_a_dripping_server_is_cut_off_at_the_timeout(tmp_path: Path) -> None:
+    """httpx's timeout applies to each read: a server sending a byte every 0.2 s kept the download
+    going for as long as it dripped. `timeout` now bounds the whole download."""
+    import time
+
+    stop = threading.Event()
+
+    class Drip(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(100):  # 20 s at most
+                if stop.is_set():
+                    return
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/a.bin"
+        path = book(tmp_path, f"  - {{name: x, op: archive.download, with: {{src: {url}, checksum: '{sha(b'')}', "
+                              f"dest: {tmp_path}/out, timeout: 1}}}}\n")
+        started = time.monotonic()
+        plan, outcome = await run_playbook(path)
+        assert outcome is not None and outcome.failed == 1
+        assert "not downloaded within 1 s" in (plan.steps()[0].error or ""), plan.steps()[0].error
+        assert time.monotonic() - started < 10
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()

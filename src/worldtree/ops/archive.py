@@ -15,6 +15,7 @@ extracted, and compares that.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import posixpath
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from worldtree.ops.connection import Connection
 from worldtree.ops.files import Before, _restore, _snapshot
@@ -49,7 +50,8 @@ class ArchiveArgs(Args, ValidMode):
     dest: str
     extract: bool = False
     mode: int = 0o644
-    timeout: float = 300.0
+    #: seconds for the whole download
+    timeout: float = Field(default=300.0, gt=0)
 
     @field_validator("checksum")
     @classmethod
@@ -159,15 +161,23 @@ class ArchiveDownload(Operation):
         import httpx  # here: only a download pays for its import
 
         chunks = bytearray()
-        try:
+
+        async def get() -> None:
             async with (httpx.AsyncClient(follow_redirects=True, timeout=self.args.timeout) as client,
                         client.stream("GET", url) as response):
                 if response.status_code != 200:
                     raise OpError(f"GET {url}: HTTP {response.status_code}")
                 async for chunk in response.aiter_bytes():
-                    chunks += chunk
+                    chunks.extend(chunk)
                     if len(chunks) > MAX_ARCHIVE:
                         raise OpError(f"{url} is larger than {MAX_ARCHIVE >> 20} MiB")
+
+        try:
+            # `timeout` bounds the whole download too: httpx's applies to each read, so a server
+            # dripping a byte now and then kept the task running for ever
+            await asyncio.wait_for(get(), self.args.timeout)
+        except TimeoutError:
+            raise OpError(f"GET {url}: not downloaded within {self.args.timeout:g} s (`timeout`)") from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError (`http://[::1/x`)
             raise OpError(f"GET {url}: {type(exc).__name__}: {exc}") from None
         return bytes(chunks)
