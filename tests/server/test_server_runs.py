@@ -177,7 +177,8 @@ def test_schemathesis_finds_no_server_error(servers: Servers, tmp_path: Path) ->
     tool = Path(sys.executable).parent / "schemathesis"
     proc = subprocess.run([str(tool), "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error",
                            "--max-examples", "60", "--seed", "1",
-                           "--exclude-path", "/api/v1/events"],  # a stream that never ends (tests/server/test_server_events.py)
+                           # a stream that never ends (tests/server/test_server_events.py)
+                           "--exclude-path", "/api/v1/events"],
                           capture_output=True, text=True, timeout=600,
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-4000:]

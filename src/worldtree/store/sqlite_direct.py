@@ -80,7 +80,8 @@ _SCHEMA_0005_AGENTS: tuple[str, ...] = (
     '\n\tcapacity INTEGER NOT NULL, \n\tstatus VARCHAR(16) NOT NULL, \n\tdraining INTEGER DEFAULT \'0\' NOT NULL, '
     '\n\thost TEXT NOT NULL, \n\tmetrics TEXT DEFAULT \'{}\' NOT NULL, \n\tregistered_at DATETIME NOT NULL, '
     '\n\tlast_seen DATETIME NOT NULL, \n\toffline_since DATETIME, \n\tPRIMARY KEY (id)\n)',
-    'CREATE TABLE agent_jobs (\n\tid VARCHAR(40) NOT NULL, \n\trun_id VARCHAR(40) NOT NULL, \n\tattempt INTEGER NOT NULL, '
+    'CREATE TABLE agent_jobs (\n\tid VARCHAR(40) NOT NULL, \n\trun_id VARCHAR(40) NOT NULL, '
+    '\n\tattempt INTEGER NOT NULL, '
     '\n\tjob TEXT NOT NULL, \n\tselector TEXT, \n\tgraph TEXT NOT NULL, \n\tstate VARCHAR(16) NOT NULL, '
     '\n\tagent_id VARCHAR(40), \n\tlease_token BIGINT DEFAULT \'0\' NOT NULL, \n\tlease_until DATETIME, '
     '\n\tacked_line BIGINT DEFAULT \'0\' NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tclaimed_at DATETIME, '
