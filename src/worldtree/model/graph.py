@@ -22,7 +22,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from worldtree.model.artifacts import ArtifactRule
-from worldtree.model.artifacts import ArtifactRule
 from worldtree.model.labels import LabelSelector
 
 #: The version this code writes; it reads every version up to this one.
@@ -80,8 +79,6 @@ class Scope(BaseModel):
     kind: ScopeKind
     name: str
     timeout: float | None = None
-    #: a job's ``artifacts:`` (collected when its last node ends); omitted from JSON when unset
-    artifacts: ArtifactRule | None = Field(default=None, exclude_if=lambda v: v is None)
     #: a job's ``artifacts:`` (collected when its last node ends); omitted from JSON when unset
     artifacts: ArtifactRule | None = Field(default=None, exclude_if=lambda v: v is None)
 

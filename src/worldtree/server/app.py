@@ -138,12 +138,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.add_middleware(_Timed, metrics=metrics)
     _routes(app, settings)
     _token_routes(app)
-    server_data.include(app)  # secrets, stored pipelines, jobs, artifacts
     from worldtree.server import routes_repos, routes_webhooks
 
     app.include_router(routes_webhooks.router)  # POST /api/v1/webhooks/{provider}, GET /api/v1/deliveries
     app.include_router(routes_repos.router)  # /api/v1/repos, /api/v1/schedules
     app.include_router(explain_router)  # GET /api/v1/jobs/{id}/explain (before other /jobs/{id...} routes)
+    server_data.include(app)  # secrets, stored pipelines, jobs, artifacts
     app.include_router(console_router)  # the web console and GET /api/v1/whoami
     app.include_router(queue_router)  # GET /api/v1/queue, /queue/stats
     from worldtree.server import routes_agents
