@@ -35,6 +35,7 @@ from worldtree.server import errors, server_data
 from worldtree.server.audit import Audited
 from worldtree.server.auth import require
 from worldtree.server.metrics import Metrics
+from worldtree.server.nul_guard import NulGuard
 from worldtree.server.routes_console import router as console_router
 from worldtree.server.routes_events import router as events_router
 from worldtree.server.routes_explain import router as explain_router
@@ -136,6 +137,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     errors.install(app)
     app.add_middleware(Audited, store=lambda: opened[0] if opened else None)
     app.add_middleware(_Timed, metrics=metrics)
+    app.add_middleware(NulGuard)  # a NUL in a path or query: 404/422 before the store (PostgreSQL: was 503)
     _routes(app, settings)
     _token_routes(app)
     from worldtree.server import routes_repos, routes_webhooks

@@ -1,0 +1,24 @@
+"""A NUL byte in an id or a filter is refused as such, not passed to the store (PostgreSQL: was 503)."""
+
+from __future__ import annotations
+
+import httpx
+from tests.server.conftest import Servers
+
+IDS_WITH_NUL = ["/api/v1/runs/a%00b", "/api/v1/agents/a%00b", "/api/v1/pipelines/a%00b",
+                "/api/v1/artifacts/a%00b", "/api/v1/jobs/a%00b/explain", "/api/v1/runs/a%00b/graph"]
+
+
+def test_a_nul_in_an_id_is_not_found_and_in_a_filter_invalid(servers: Servers) -> None:
+    server = servers(executors=0)
+    for path in IDS_WITH_NUL:
+        got = httpx.get(server.url + path, timeout=30)
+        assert got.status_code == 404, (path, got.text)
+        assert got.json()["error"]["code"] == "not_found"
+    posted = httpx.post(f"{server.url}/api/v1/agents/a%00b/drain", timeout=30)
+    assert posted.status_code == 404, posted.text
+    filtered = httpx.get(f"{server.url}/api/v1/jobs", params={"run": "a\x00b"}, timeout=30)
+    assert filtered.status_code == 422, filtered.text
+    assert filtered.json()["error"]["code"] == "invalid_request"
+    assert httpx.get(f"{server.url}/api/v1/jobs", timeout=30).status_code == 200
+    assert "store error" not in server.log()
