@@ -92,3 +92,11 @@ def test_signatures_per_provider() -> None:
     assert not verify("gitlab", "s", body, {"x-gitlab-token": "S"})
     assert not verify("gitlab", "s", body, {})
     assert not verify("bitbucket", "s", body, {"x-hub-signature-256": f"sha256={good}"})
+
+
+def test_a_non_ascii_signature_is_wrong_not_an_error() -> None:
+    """Headers arrive latin-1 decoded: a byte 0xE9 made hmac.compare_digest raise TypeError (HTTP 500)."""
+    body = b'{"zen": "x"}'
+    assert not verify("github", "s", body, {"x-hub-signature-256": "sha256=\xe9\xe9"})
+    assert not verify("gitea", "s", body, {"x-gitea-signature": "\xe9"})
+    assert not verify("gitlab", "s", body, {"x-gitlab-token": "\xe9"})

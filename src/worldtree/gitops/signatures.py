@@ -28,10 +28,12 @@ def verify(provider: str, secret: str, body: bytes, headers: Mapping[str, str]) 
     """Whether the request carries a valid signature (or token) for ``secret``."""
     if provider == "github":
         given = headers.get("x-hub-signature-256", "")
-        return given.startswith("sha256=") and hmac.compare_digest(given[7:].strip().lower(), sign(secret, body))
+        # bytes, not str: compare_digest raises TypeError on a non-ASCII str (a header byte 0xE9 was a 500)
+        return given.startswith("sha256=") and hmac.compare_digest(given[7:].strip().lower().encode(),
+                                                                   sign(secret, body).encode())
     if provider == "gitea":
         given = headers.get("x-gitea-signature", "").strip().lower()
-        return bool(given) and hmac.compare_digest(given, sign(secret, body))
+        return bool(given) and hmac.compare_digest(given.encode(), sign(secret, body).encode())
     if provider == "gitlab":
         token = headers.get("x-gitlab-token", "")
         return bool(token) and hmac.compare_digest(token.encode(), secret.encode())
