@@ -133,6 +133,11 @@ def register(store: RunStore, *, protocol_version: int, agent_id: str | None, na
                                f"(server {_version()})")
     if capacity < 1:
         raise UsageError(f"capacity must be at least 1, got {capacity}")
+    # checked here: the store refused them as a "store error" (UNAVAILABLE), so the agent retried forever
+    if len(name) > 200 or not name.isprintable():
+        raise UsageError(f"agent name {name[:40]!r}...: at most 200 printable characters; pick another --name")
+    if agent_id and (len(agent_id) > 40 or not agent_id.isprintable()):
+        raise UsageError(f"agent id {agent_id[:40]!r}: not an id this server gives; register without one")
     _check_labels(labels)
     new = rows_of(store).register(agent_id or None, name=name, labels=labels, capacity=capacity, host=host)
     BELL.ring()
@@ -167,6 +172,8 @@ def heartbeat(store: RunStore, agent_id: str, *, metrics: dict[str, Any] | None 
               draining: bool | None = None, settings: AgentSettings | None = None) -> list[str] | None:
     """Renew; the job ids the agent no longer holds (None: unknown agent, register again)."""
     settings = settings or AgentSettings.from_env()
+    if labels:
+        _check_labels(labels)  # as Register and UpdateLabels do ('a b' was merged in unchecked)
     rows = rows_of(store)
     revoked = rows.heartbeat(agent_id, metrics=metrics, labels=labels or None, leases=leases or [],
                              lease_seconds=settings.lease_seconds, draining=draining)
