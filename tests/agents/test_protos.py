@@ -35,7 +35,8 @@ def test_services_and_messages_are_named_as_the_issue_says() -> None:
         return [m.name for m in desc.methods]
 
     assert rpcs(agent_pb2, "AgentService") == ["Register", "Unregister", "Heartbeat", "UpdateLabels", "FetchJob",
-                                               "ReportJobStatus", "ReportJobLog", "CancelJob"]
+                                               "ReportJobStatus", "ReportJobLog", "CancelJob", "UploadArtifact",
+                                               "DownloadArtifacts"]
     assert rpcs(job_pb2, "JobService") == [
         "CreateJob", "GetJob", "ListJobs", "UpdateJob", "DeleteJob", "CancelJob", "RetryJob", "GetJobLog",
         "ListJobArtifacts", "CreatePipeline", "GetPipeline", "ListPipelines", "TriggerPipeline", "StopPipeline"]

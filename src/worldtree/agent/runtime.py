@@ -35,6 +35,7 @@ import grpc
 import grpc.aio
 
 from worldtree import __version__
+from worldtree.agent import artifacts
 from worldtree.api.agent.v1 import agent_pb2 as apb
 from worldtree.api.agent.v1 import agent_pb2_grpc
 from worldtree.api.job.v1 import stream_pb2, stream_pb2_grpc
@@ -91,6 +92,9 @@ class _Held:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     ended: bool = False
     revoked: bool = False
+    #: the artifacts of the jobs this one needs are in the workspace (downloaded before its first step)
+    restored: bool = False
+    restore_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def say(message: str) -> None:
@@ -408,6 +412,7 @@ class Agent:
             def sink(stream: str, line: str) -> None:
                 self._emit(held, task.task_id, node.id, stream, masker.mask(line))
 
+            await self._restore(held, node.id, sink)
             command = task.commands[0] if task.commands else node.command
             exit_code = await self._backend(held, node.target.kind).execute(
                 StepRequest(node, command, env, workdir, purpose=purpose, try_number=task.try_number), sink)
@@ -420,7 +425,68 @@ class Agent:
         held.tasks.pop(task.task_id, None)
         if held.revoked:
             return
+        if not stopped and task.purpose in ("run", ""):
+            failed = bool(error) or exit_code != 0
+            await self._upload_artifacts(held, task, failed)
         await self._report(held, task, exit_code, error, stopped, started)
+
+    async def _restore(self, held: _Held, step: str, sink: Any) -> None:
+        """Before the job's first step: the artifacts of the jobs it needs into its workspace."""
+        async with held.restore_lock:
+            if held.restored or not artifacts.needs_outside(held.graph):
+                held.restored = True
+                return
+            stub = getattr(self, "_agent_stub", None)
+            if stub is None:
+                raise BackendError("not connected to the server: cannot fetch the artifacts this job needs")
+            try:
+                files, size = await artifacts.download(stub, self._metadata, self.agent_id, held.job_id, held.token,
+                                                       held.workspace)
+            except grpc.aio.AioRpcError as exc:
+                raise BackendError(f"could not fetch the artifacts of the jobs {held.name} needs: "
+                                   f"{exc.code().name}: {exc.details()}") from None
+            held.restored = True
+            if files:
+                sink("stderr", f"[worldtree] artifacts: fetched {files} file(s), {size} bytes of the jobs it needs")
+
+    async def _upload_artifacts(self, held: _Held, task: apb.Task, failed: bool) -> None:
+        """After the job's last step (or a failed one, per ``when``), before its report: upload the job's
+        ``artifacts:``. The report, and so the dispatch of the jobs that need them, waits for this."""
+        rule = artifacts.rule_for(held.graph, task.node_json, failed)
+        if rule is None:
+            return
+        try:
+            names = await asyncio.to_thread(artifacts.collect, held.workspace, rule)
+        except WorldtreeError as exc:
+            self._emit(held, task.task_id, task.node_json, "stderr", f"[worldtree] artifacts: {exc}")
+            return
+        delay = 0.2
+        while not held.revoked:
+            stub = getattr(self, "_agent_stub", None)
+            try:
+                if stub is None:
+                    raise ConnectionError("not connected")
+                size = await artifacts.upload(stub, self._metadata, self.agent_id, held.job_id, held.token,
+                                              held.workspace, names)
+                self._emit(held, task.task_id, task.node_json, "stderr",
+                           f"[worldtree] artifacts: uploaded {len(names)} file(s), {size} bytes")
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    say(f"artifacts of job {held.name} refused: {exc.details()}")
+                    held.revoked = True
+                    return
+                if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    self._emit(held, task.task_id, task.node_json, "stderr",
+                               f"[worldtree] artifacts: not uploaded: {exc.code().name}: {exc.details()}")
+                    return
+            except OSError as exc:  # a file went away between matching and reading
+                self._emit(held, task.task_id, task.node_json, "stderr", f"[worldtree] artifacts: {exc}")
+                return
+            except Exception:  # not connected now: retry with the next session, as reports do
+                pass
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def _report(self, held: _Held, task: apb.Task, exit_code: int | None, error: str | None,
                       stopped: bool, started: float) -> None:

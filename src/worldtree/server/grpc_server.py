@@ -27,6 +27,7 @@ from worldtree.api.agent.v1 import agent_pb2_grpc
 from worldtree.api.job.v1 import job_pb2, stream_pb2, stream_pb2_grpc
 from worldtree.app import agents, tokens
 from worldtree.errors import StoreError, UsageError
+from worldtree.server import agent_artifacts_rpc
 from worldtree.store.agents import JobRow, TaskRow
 from worldtree.store.api import RunStore
 
@@ -127,6 +128,16 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           f"stale lease token {request.lease_token} for job {request.job_id}: lines refused")
         return apb.ReportJobLogResponse(success=True, acked_line_number=acked or 0)
+
+    def UploadArtifact(self, request_iterator: Iterator[apb.UploadArtifactRequest],
+                       context: grpc.ServicerContext) -> apb.UploadArtifactResponse:
+        """One file of a job's artifacts (see :mod:`worldtree.app.agent_artifacts`)."""
+        return agent_artifacts_rpc.upload(self.store, request_iterator, context, _guard)
+
+    def DownloadArtifacts(self, request: apb.DownloadArtifactsRequest,
+                          context: grpc.ServicerContext) -> Iterator[apb.DownloadArtifactsResponse]:
+        """The artifacts of the jobs the job needs, file after file, in chunks."""
+        yield from agent_artifacts_rpc.download(self.store, request, context, _guard)
 
     def CancelJob(self, request: apb.CancelJobRequest, context: grpc.ServicerContext) -> apb.CancelJobResponse:
         """An agent (or a tool) asks to stop a task of a job; the agent hears it at its next fetch."""

@@ -529,3 +529,55 @@ class CancelJobResponse(_message.Message):
     success: bool
     message: str
     def __init__(self, success: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
+
+class UploadArtifactRequest(_message.Message):
+    __slots__ = ("agent_id", "job_id", "lease_token", "path", "sha256", "data", "last")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    job_id: str
+    lease_token: int
+    path: str
+    sha256: str
+    data: bytes
+    last: bool
+    def __init__(self, agent_id: _Optional[str] = ..., job_id: _Optional[str] = ..., lease_token: _Optional[int] = ..., path: _Optional[str] = ..., sha256: _Optional[str] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
+
+class DownloadArtifactsResponse(_message.Message):
+    __slots__ = ("job_id", "path", "sha256", "data", "last")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    path: str
+    sha256: str
+    data: bytes
+    last: bool
+    def __init__(self, job_id: _Optional[str] = ..., path: _Optional[str] = ..., sha256: _Optional[str] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
+
+class UploadArtifactResponse(_message.Message):
+    __slots__ = ("artifact_id", "sha256", "size")
+    ARTIFACT_ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    artifact_id: str
+    sha256: str
+    size: int
+    def __init__(self, artifact_id: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class DownloadArtifactsRequest(_message.Message):
+    __slots__ = ("agent_id", "job_id", "lease_token")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    job_id: str
+    lease_token: int
+    def __init__(self, agent_id: _Optional[str] = ..., job_id: _Optional[str] = ..., lease_token: _Optional[int] = ...) -> None: ...

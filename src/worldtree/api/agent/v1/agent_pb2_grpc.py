@@ -74,6 +74,16 @@ class AgentServiceStub:
                 request_serializer=api_dot_agent_dot_v1_dot_agent__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=api_dot_agent_dot_v1_dot_agent__pb2.CancelJobResponse.FromString,
                 _registered_method=True)
+        self.UploadArtifact = channel.stream_unary(
+                '/worldtree.agent.v1.AgentService/UploadArtifact',
+                request_serializer=api_dot_agent_dot_v1_dot_agent__pb2.UploadArtifactRequest.SerializeToString,
+                response_deserializer=api_dot_agent_dot_v1_dot_agent__pb2.UploadArtifactResponse.FromString,
+                _registered_method=True)
+        self.DownloadArtifacts = channel.unary_stream(
+                '/worldtree.agent.v1.AgentService/DownloadArtifacts',
+                request_serializer=api_dot_agent_dot_v1_dot_agent__pb2.DownloadArtifactsRequest.SerializeToString,
+                response_deserializer=api_dot_agent_dot_v1_dot_agent__pb2.DownloadArtifactsResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -128,6 +138,21 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadArtifact(self, request_iterator, context):
+        """One file of a job's `artifacts:`, collected in the agent's workspace, sent before the report
+        of the job's last step (so the server has it before any job that needs it starts).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadArtifacts(self, request, context):
+        """The artifacts of the jobs a job needs, sent before its first step runs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +195,16 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.CancelJob,
                     request_deserializer=api_dot_agent_dot_v1_dot_agent__pb2.CancelJobRequest.FromString,
                     response_serializer=api_dot_agent_dot_v1_dot_agent__pb2.CancelJobResponse.SerializeToString,
+            ),
+            'UploadArtifact': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadArtifact,
+                    request_deserializer=api_dot_agent_dot_v1_dot_agent__pb2.UploadArtifactRequest.FromString,
+                    response_serializer=api_dot_agent_dot_v1_dot_agent__pb2.UploadArtifactResponse.SerializeToString,
+            ),
+            'DownloadArtifacts': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadArtifacts,
+                    request_deserializer=api_dot_agent_dot_v1_dot_agent__pb2.DownloadArtifactsRequest.FromString,
+                    response_serializer=api_dot_agent_dot_v1_dot_agent__pb2.DownloadArtifactsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -388,6 +423,60 @@ class AgentService:
             '/worldtree.agent.v1.AgentService/CancelJob',
             api_dot_agent_dot_v1_dot_agent__pb2.CancelJobRequest.SerializeToString,
             api_dot_agent_dot_v1_dot_agent__pb2.CancelJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadArtifact(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/worldtree.agent.v1.AgentService/UploadArtifact',
+            api_dot_agent_dot_v1_dot_agent__pb2.UploadArtifactRequest.SerializeToString,
+            api_dot_agent_dot_v1_dot_agent__pb2.UploadArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadArtifacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/worldtree.agent.v1.AgentService/DownloadArtifacts',
+            api_dot_agent_dot_v1_dot_agent__pb2.DownloadArtifactsRequest.SerializeToString,
+            api_dot_agent_dot_v1_dot_agent__pb2.DownloadArtifactsResponse.FromString,
             options,
             channel_credentials,
             insecure,
