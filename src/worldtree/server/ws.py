@@ -104,10 +104,17 @@ async def seed003(websocket: WebSocket) -> None:
         async with anyio.create_task_group() as tasks:
             while True:
                 try:
-                    raw = await websocket.receive_text()
+                    message = await websocket.receive()
                 except WebSocketDisconnect:
+                    message = {"type": "websocket.disconnect"}
+                if message["type"] == "websocket.disconnect":
                     tasks.cancel_scope.cancel()
                     break
+                raw = message.get("text")
+                if raw is None:  # a binary frame (receive_text's KeyError closed the connection: 1006)
+                    await send("error", "binary frames are not read; send a text frame "
+                                        "{\"type\": \"run\", \"payload\": \"<pipeline YAML>\"}")
+                    continue
                 document, refusal = _action(raw)
                 if document is None:
                     await send("error", refusal)
@@ -124,6 +131,8 @@ def _action(raw: str) -> tuple[str | None, str]:
     """``(document, "")`` for a ``run`` frame, else ``(None, why the frame is refused)``."""
     try:
         frame = json.loads(raw)
+    except RecursionError:  # '[' * 100000: json gives up; it took the connection down with it
+        return None, "the frame nests too deeply; send {\"type\": \"run\", \"payload\": \"<pipeline YAML>\"}"
     except ValueError as exc:
         return None, f"the frame is not JSON ({exc}); send {{\"type\": \"run\", \"payload\": \"<pipeline YAML>\"}}"
     if not isinstance(frame, dict) or not isinstance(frame.get("payload", ""), str):
