@@ -21,13 +21,15 @@ from typing import BinaryIO
 
 from worldtree.app.agents import rows_of
 from worldtree.app.artifacts import Artifact, ArtifactError, add_file, list_artifacts
+from worldtree.errors import WorldtreeError
 from worldtree.model.graph import ExecutionGraph
 from worldtree.store.agents import JobRow
 from worldtree.store.api import RunStore
 
 
-class StaleLease(LookupError):
-    """The agent does not hold the job with that token (any more)."""
+class StaleLease(WorldtreeError):
+    """The agent does not hold the job with that token (any more): a refused report (FAILED_PRECONDITION),
+    neither a usage error nor an unknown thing."""
 
 
 def _held(store: RunStore, agent_id: str, job_id: str, token: int) -> JobRow:
@@ -99,3 +101,16 @@ def needed(store: RunStore, agent_id: str, job_id: str, token: int) -> list[Arti
             if key not in latest or latest[key].attempt <= artifact.attempt:
                 latest[key] = artifact
     return sorted(latest.values(), key=lambda a: (a.job, a.path))
+
+
+def collected_here(graph: ExecutionGraph) -> ExecutionGraph:
+    """``graph`` without the ``artifacts:`` of jobs that run on agents: their agent uploads those, so the
+    server's collector must not also match the rule in the server's own workspace (nothing there, or
+    worse, unrelated files recorded under the job)."""
+    from worldtree.app.agents import AgentSettings, routed
+
+    settings = AgentSettings.from_env()
+    remote = {sid for n in graph.nodes if routed(n, settings) for sid in n.scopes}
+    scopes = {sid: (s.model_copy(update={"artifacts": None}) if sid in remote and s.kind == "job" else s)
+              for sid, s in graph.scopes.items()}
+    return graph.model_copy(update={"scopes": scopes})

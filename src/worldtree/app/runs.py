@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from worldtree.app.agent_artifacts import collected_here
 from worldtree.app.artifacts import with_artifacts
 from worldtree.app.secrets import literal_credentials, load_secrets, secret_names
 from worldtree.app.workdir import Workdir, prepare_workdir
@@ -333,7 +334,9 @@ def _execute(run_id: str, graph: ExecutionGraph, workdir: Workdir, store: RunSto
                      allow_all_env=options.allow_all_env, config=config, secret_values=masker.values,
                      inherit_env=options.inherit_env,
                      output_paused=lambda: writer.backlog > OUTPUT_HIGH_WATER)
-    listener, collected = with_artifacts(_StoreListener(writer), store, run_id, attempt, graph, workdir.path)
+    # jobs on agents: their agent uploads the artifacts (app/agent_artifacts.py); only the others are collected here
+    here = graph if options.backend_factory is None else collected_here(graph)
+    listener, collected = with_artifacts(_StoreListener(writer), store, run_id, attempt, here, workdir.path)
     driver = local_driver(ctx, listener, concurrency=options.concurrency, secrets=secrets,
                           masker=masker, reuse=reuse, on_scopes=writer.scope_deadlines,
                           backend_factory=options.backend_factory)

@@ -51,7 +51,7 @@ class _ChunkReader(io.RawIOBase):
 def _stale(context: grpc.ServicerContext, body: Callable[[], Any], guard: Guard) -> Any:
     try:
         return guard(context, body)
-    except agent_artifacts.StaleLease as exc:  # a LookupError, but a refused report, not an unknown agent
+    except agent_artifacts.StaleLease as exc:  # _guard lets it through: a refused report, as ReportJobStatus's
         context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
 
 
