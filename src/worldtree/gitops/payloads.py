@@ -154,7 +154,7 @@ def parse_event(provider: str, event: str, body: bytes) -> GitEvent:
     """The normalised event for the provider's ``event`` header and raw body; UsageError when malformed."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: '[' * 100000 (was a 500)
         raise UsageError("the webhook body is not JSON; send the provider's JSON payload "
                          "(content type application/json)") from None
     if not isinstance(data, dict):
@@ -174,7 +174,7 @@ def repository_name(provider: str, body: bytes) -> str | None:
     """Just the repository a payload is about (to find its secret before trusting anything else)."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: before the signature, a 500
         return None
     if not isinstance(data, dict):
         return None

@@ -363,7 +363,7 @@ def _submission(raw: bytes, content_type: str) -> tuple[str, dict[str, str]]:
         return text, {}
     try:
         parsed = SubmitBody.model_validate(json.loads(text))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: '[' * 100000 (was a 500)
         raise UsageError(f"the JSON body must be {{\"document\": YAML text, \"env\": {{NAME: value}}}}: "
                          f"{str(exc).splitlines()[0]}") from None
     return parsed.document, parsed.env

@@ -93,7 +93,7 @@ async def _document(request: Request) -> tuple[str | None, str]:
         return request.query_params.get("name"), text
     try:
         body = PipelineBody.model_validate(json.loads(text))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: '[' * 100000 (was a 500)
         raise UsageError("the JSON body must be {\"name\": NAME, \"document\": YAML text}: "
                          f"{str(exc).splitlines()[0]}") from None
     return body.name, body.document
