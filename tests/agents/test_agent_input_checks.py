@@ -50,3 +50,15 @@ def test_heartbeat_labels_are_checked(store: RunStore) -> None:
     assert agents.get_agent(store, agent_id)["labels"] == {"os": "linux"}
     assert agents.heartbeat(store, agent_id, labels={"gpu": "true"}) == []
     assert agents.get_agent(store, agent_id)["labels"] == {"os": "linux", "gpu": "true"}
+
+
+def test_a_nul_in_an_agent_id_is_bad_input_not_a_store_outage(store: RunStore) -> None:
+    """PostgreSQL refuses NUL in text: that was a StoreError (gRPC UNAVAILABLE, "try again")."""
+    with pytest.raises((UsageError, LookupError)):
+        agents.update_labels(store, "agent-\x00", {"a": "b"}, merge=True)
+    with pytest.raises((UsageError, LookupError)):
+        agents.get_agent(store, "agent-\x00")
+    try:
+        assert agents.heartbeat(store, "agent-\x00") is None  # SQLite: an unknown agent
+    except UsageError:
+        pass  # PostgreSQL: the id cannot even be looked up

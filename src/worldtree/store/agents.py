@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
-from worldtree.errors import StoreError
+from worldtree.errors import StoreError, UsageError
 from worldtree.store.agents_tables import agent_jobs, agent_log_lines, agent_tasks, agents
 from worldtree.store.api import RunStore
 from worldtree.store.schema import reason, write_transaction
@@ -138,6 +138,8 @@ class AgentRows:
                 yield conn
         except IntegrityError:
             raise
+        except DataError as exc:  # bad input (a NUL, a value too long): not "the store is away" (UNAVAILABLE)
+            raise UsageError(f"agents: cannot {action}: {reason(exc)}") from exc
         except SQLAlchemyError as exc:
             raise StoreError(f"agents: cannot {action}: {reason(exc)}") from exc
 
@@ -145,6 +147,8 @@ class AgentRows:
         try:
             with self.engine.connect() as conn:
                 return body(conn)
+        except DataError as exc:
+            raise UsageError(f"agents: cannot {action}: {reason(exc)}") from exc
         except SQLAlchemyError as exc:
             raise StoreError(f"agents: cannot {action}: {reason(exc)}") from exc
 
