@@ -22,3 +22,20 @@ def test_a_nul_in_an_id_is_not_found_and_in_a_filter_invalid(servers: Servers) -
     assert filtered.json()["error"]["code"] == "invalid_request"
     assert httpx.get(f"{server.url}/api/v1/jobs", timeout=30).status_code == 200
     assert "store error" not in server.log()
+
+
+def test_a_body_value_the_database_refuses_is_400_not_503(servers: Servers) -> None:
+    """A NUL or an over-long name in a body reached PostgreSQL, whose refusal became 503 "retry later"."""
+    server = servers(executors=0)
+    repo = {"name": "o/r", "provider": "github", "clone_url": "https://git.invalid/o/r\x00.git", "webhook_secret": "s"}
+    long_name = {**repo, "name": "o/" + "r" * 600, "clone_url": "https://git.invalid/o/r.git"}
+    for body in (repo, long_name):
+        got = httpx.post(f"{server.url}/api/v1/repos", json=body, timeout=30)
+        if server.store.startswith("sqlite"):
+            assert got.status_code in (201, 400), got.text  # SQLite keeps any text
+        else:
+            assert got.status_code == 400, got.text
+            assert got.json()["error"]["code"] == "bad_request"
+            assert "postgres@" not in got.text and "INSERT" not in got.text  # neither the URL nor the statement
+    token = httpx.post(f"{server.url}/api/v1/tokens", json={"name": "t\x00", "role": "viewer"}, timeout=30)
+    assert token.status_code < 500, token.text

@@ -31,6 +31,21 @@ def _json(status: int, code: str, message: str, details: Any = None) -> JSONResp
     return JSONResponse(error_body(code, message, details), status_code=status)
 
 
+def _data_error(exc: BaseException) -> str | None:
+    """The database's words when ``exc`` comes from a value it refuses (a NUL byte or a string too long
+    for PostgreSQL), else None. Only the driver's first line: the statement and its parameters stay out."""
+    from sqlalchemy.exc import DataError
+
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, DataError):
+            return str(seen.orig).splitlines()[0] if seen.orig is not None else "invalid value"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def install(app: FastAPI) -> None:
     """Register the translations on ``app``."""
 
@@ -66,6 +81,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StoreError)
     async def store(request: Request, exc: StoreError) -> JSONResponse:
+        refused = _data_error(exc)
+        if refused is not None:  # the request's value, not the store: 400, not a 503 that says "retry"
+            return _json(400, "bad_request", f"a value in the request cannot be stored: {refused}; change it")
         log.error("store error on %s %s: %s", request.method, request.url.path, exc)
         return _json(503, "store_unavailable", "the run store cannot be reached; try again later")
 
