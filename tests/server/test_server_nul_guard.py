@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from tests.server.conftest import Servers
+from tests.server.conftest import Servers, pipeline
 
 IDS_WITH_NUL = ["/api/v1/runs/a%00b", "/api/v1/agents/a%00b", "/api/v1/pipelines/a%00b",
                 "/api/v1/artifacts/a%00b", "/api/v1/jobs/a%00b/explain", "/api/v1/runs/a%00b/graph"]
@@ -39,3 +39,17 @@ def test_a_body_value_the_database_refuses_is_400_not_503(servers: Servers) -> N
             assert "postgres@" not in got.text and "INSERT" not in got.text  # neither the URL nor the statement
     token = httpx.post(f"{server.url}/api/v1/tokens", json={"name": "t\x00", "role": "viewer"}, timeout=30)
     assert token.status_code < 500, token.text
+
+
+def test_a_log_offset_past_32_bits_is_an_empty_page(servers: Servers) -> None:
+    """Found by schemathesis on PostgreSQL: ``logs.seq`` is a 32-bit INTEGER, a larger offset was a 503."""
+    server = servers(executors=1)
+    run_id = server.submit(pipeline(("a", "echo a")))
+    server.wait(run_id)
+    job_id = server.get(f"/api/v1/jobs?run={run_id}").json()["items"][0]["id"]
+    for path in (f"/api/v1/runs/{run_id}/logs", f"/api/v1/jobs/{job_id}/logs"):
+        for offset in (2**31 - 1, 20316835224, 2**62):
+            got = server.get(path, params={"offset": offset})
+            assert got.status_code == 200, (path, offset, got.text)
+            assert got.json()["items"] == []
+    assert server.get(f"/api/v1/runs/{run_id}/logs", params={"offset": 0}).json()["items"]

@@ -83,7 +83,7 @@ def install(app: FastAPI) -> None:
     async def store(request: Request, exc: StoreError) -> JSONResponse:
         refused = _data_error(exc)
         if refused is not None:  # the request's value, not the store: 400, not a 503 that says "retry"
-            return _json(400, "bad_request", f"a value in the request cannot be stored: {refused}; change it")
+            return _json(400, "bad_request", f"the database refuses a value of the request: {refused}; change it")
         log.error("store error on %s %s: %s", request.method, request.url.path, exc)
         return _json(503, "store_unavailable", "the run store cannot be reached; try again later")
 

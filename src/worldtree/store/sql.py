@@ -259,6 +259,8 @@ class SqlRunStore:
     @_translated("read logs")
     def logs(self, run_id: str, *, node: str | None = None, after_seq: int = 0,
              limit: int | None = None) -> list[LogLine]:
+        if after_seq >= 2**31 - 1:  # seq is a 32-bit INTEGER: none is past it (PostgreSQL: "out of range", a 503)
+            return []
         query = (select(logs.c.attempt, logs.c.node, logs.c.stream, logs.c.line, logs.c.ts, logs.c.seq)
                  .where(logs.c.run_id == run_id, logs.c.seq > after_seq).order_by(logs.c.seq))
         if node is not None:
