@@ -24,6 +24,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from worldtree.errors import StoreError, UsageError
 from worldtree.store.agents_tables import agent_jobs, agent_log_lines, agent_tasks, agents
 from worldtree.store.api import RunStore
+from worldtree.store.rows import clean
 from worldtree.store.schema import reason, write_transaction
 
 T = TypeVar("T")
@@ -436,7 +437,9 @@ class AgentRows:
             if not self._fenced(conn, agent_id, job_id, token):
                 return None
             acked = int(conn.execute(select(agent_jobs.c.acked_line).where(agent_jobs.c.id == job_id)).scalar_one())
-            fresh = sorted((n, t, s, c) for n, t, s, c in lines if n > acked)
+            # clean: a step that prints a NUL byte made PostgreSQL refuse the batch, and the agent resent it
+            # forever (the run stayed running); one row per line number (a repeat broke the primary key)
+            fresh = sorted({n: (n, t, s, clean(c)) for n, t, s, c in lines if n > acked}.values())
             if fresh:
                 conn.execute(insert(agent_log_lines), [
                     {"job_id": job_id, "line": n, "task_id": t, "stream": s, "content": c, "at": now}
