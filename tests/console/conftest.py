@@ -20,8 +20,14 @@ CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium per test module, never per session.
+
+    Playwright's sync API runs an event loop on this thread while it is started; kept for the
+    session, every later asyncio test fails with "asyncio.run() cannot be called from a running
+    event loop" (it did, in CI, for the engine and docker suites that follow these).
+    """
     if not CHROMIUM.exists():
         pytest.skip(f"!!! console tests skipped: {CHROMIUM} is missing (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
