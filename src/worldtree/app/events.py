@@ -5,12 +5,16 @@ Written by the operations themselves — :func:`worldtree.app.service.submit` an
 node's change, ``run.finished``) — and read by the SSE and WebSocket followers
 (:mod:`worldtree.server.routes_events`). The agents issue adds ``agent.*`` kinds through
 :func:`emit`. Recording an event is best effort: a store that refuses it must not fail the run
-whose state it already holds (the state is the truth; the event log is a feed of it).
+whose state it already holds (the state is the truth; the event log is a feed of it). What a
+``kill -9`` took between a node's commit and its event is not lost for good: before
+``run.finished`` the executor that ends the run (the one that took it over, after a kill)
+calls :func:`reconcile`, which emits every committed node state the log lacks.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from worldtree.errors import StoreError
@@ -35,6 +39,43 @@ def emit_many(store: RunStore, items: list[tuple[str, str | None, dict[str, Any]
         event_log(store).append(items)
     except (StoreError, AttributeError) as exc:  # AttributeError: a store without SQL (tests' fakes)
         log.warning("could not record %d event(s): %s", len(items), exc)
+
+
+#: how many of a run's events :func:`reconcile` reads at most (a bound, not an expected size)
+RECONCILE_MAX_EVENTS = 200_000
+
+
+def reconcile(store: RunStore, run_id: str, attempt: int) -> int:
+    """Emit ``node.state`` for the attempt's committed node states the event log does not have.
+
+    Best effort like :func:`emit`; returns how many events it added. Compared on (node, state, try):
+    the last state each node reached in this attempt must be in the log once the run ends.
+    """
+    try:
+        feed = event_log(store)
+        seen: set[tuple[str, str, int]] = set()
+        after, read = 0, 0
+        while read < RECONCILE_MAX_EVENTS:
+            batch = feed.after(after, run_id=run_id, limit=1000)
+            if not batch:
+                break
+            for event in batch:
+                data = event.data
+                if event.kind == NODE_STATE and data.get("attempt") == attempt:
+                    seen.add((str(data.get("node")), str(data.get("state")), int(data.get("try") or 1)))
+            after, read = batch[-1].id, read + len(batch)
+        missing: list[tuple[str, str | None, dict[str, Any]]] = [
+            (NODE_STATE, run_id, node_data(NodeEvent(
+                run_id, attempt, record.node, record.state, record.finished_at or record.started_at
+                or datetime.now(UTC), record.started_at, record.finished_at, record.exit_code, record.error,
+                record.reason, record.try_number)))
+            for record in store.node_records(run_id, attempt)
+            if record.state != "pending" and (record.node, record.state, record.try_number) not in seen]
+    except (StoreError, AttributeError) as exc:
+        log.warning("could not reconcile the events of run %s: %s", run_id, exc)
+        return 0
+    emit_many(store, missing)
+    return len(missing)
 
 
 def node_data(event: NodeEvent) -> dict[str, Any]:

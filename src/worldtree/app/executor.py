@@ -130,6 +130,7 @@ class Executor:
         with structlog.contextvars.bound_contextvars(run_id=run_id, attempt=lease.attempt, executor=self.name):
             result = self._run(record.run_id, graph, record.workdir, record.options, lease, reuse,
                                takeover=bool(seen), cancel_reason=cancel_reason)
+        events.reconcile(self.store, run_id, lease.attempt)  # node events a kill -9 took, before the end
         events.emit(self.store, events.RUN_FINISHED, run_id, attempt=lease.attempt, state=str(result.state),
                     executor=self.name)
         if self.on_result is not None:
