@@ -3,6 +3,7 @@
 // Each page gets an AbortSignal that fires when the user leaves it, so its polling and streams
 // stop with it.
 
+import { agentsPage } from "./agents.js";
 import { api, RANK, setToken, token } from "./api.js";
 import { h, replace } from "./dom.js";
 import { pipelinesPage } from "./pipelines.js";
@@ -101,6 +102,7 @@ function route() {
   else if (page === "/submit") submitPage(view, context);
   else if (page === "/queue") queuePage(view, context);
   else if (page === "/pipelines") pipelinesPage(view, context);
+  else if (page === "/agents") agentsPage(view, context);
   else if (page === "/" || page === "/runs") runsPage(view, context);
   else replace(view, h("h2", {}, "Not found"), h("p", {}, "No console page at this address."));
 }

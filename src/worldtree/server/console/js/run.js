@@ -6,6 +6,7 @@ import { drawDag } from "./dag.js";
 import { badge, duration, FINAL, h, replace, when } from "./dom.js";
 import { LogView } from "./logs.js";
 import { watchRun } from "./live.js";
+import { PendingView } from "./pending.js";
 
 const RETRYABLE = new Set(["failed", "cancelled", "timed_out", "error"]);
 
@@ -34,6 +35,9 @@ export async function runPage(view, runId, { who, signal }) {
   signal.addEventListener("abort", () => logs.stop(), { once: true });
   const dag = drawDag(svg, graph, (node) => { dag.select(node); logs.follow(node); });
   logs.onAll = () => dag.select(null);
+  const pending = new PendingView(id);
+  let latest = null;
+  pending.onChange = () => latest && show(latest);
   const yaml = h("pre", { class: "yaml", id: "run-yaml" }, "…");
   const copy = h("button", { type: "button", class: "secondary", id: "copy-yaml", onclick: copyYaml }, "Copy");
 
@@ -45,6 +49,7 @@ export async function runPage(view, runId, { who, signal }) {
     meta, message,
     h("section", { class: "panel dag-panel" }, h("div", { class: "panel-head" }, h("h3", {}, "Graph"),
       h("span", { class: "muted" }, "click a step for its log")), h("div", { class: "dag-scroll" }, svg)),
+    pending.element,
     logs.element,
     h("section", { class: "panel" }, h("div", { class: "panel-head" }, h("h3", {}, "Document"), h("span", { class: "spacer" }), copy), yaml));
 
@@ -55,6 +60,7 @@ export async function runPage(view, runId, { who, signal }) {
     .catch((error) => { if (!signal.aborted) yaml.textContent = `(the document cannot be shown: ${error.message})`; });
 
   function show(run) {
+    latest = run;
     replace(stateBadge, badge(run.state));
     document.getElementById("run-pipeline").textContent = run.pipeline;
     replace(meta,
@@ -71,6 +77,10 @@ export async function runPage(view, runId, { who, signal }) {
       states[node.id] = node.state;
       if (node.state !== "succeeded" && node.exit_code !== null && node.exit_code !== undefined) notes[node.id] = `exit ${node.exit_code}`;
       else if (node.error) notes[node.id] = node.error.length > 40 ? `${node.error.slice(0, 39)}…` : node.error;
+    }
+    // A step handed to agents that none has taken yet is pending, not running (see pending.js).
+    for (const [node, note] of Object.entries(pending.waiting)) {
+      if (states[node] === "running") { states[node] = "pending"; notes[node] = note; }
     }
     dag.update(states, notes);
     if (cancel) cancel.hidden = FINAL.has(run.state);
@@ -112,4 +122,5 @@ export async function runPage(view, runId, { who, signal }) {
   }
 
   follow();
+  pending.follow(signal, () => latest !== null && FINAL.has(latest.state));
 }
