@@ -60,13 +60,17 @@ def test_a_job_on_another_agent_gets_the_artifacts_of_the_job_it_needs(fleet: Fl
     # both RPCs are fenced by the job's lease: a job this caller does not hold is refused
     with grpc.insecure_channel(fleet.grpc) as channel:
         stub = agent_pb2_grpc.AgentServiceStub(channel)
+        reg = stub.Register(apb.RegisterRequest(protocol_version=apb.PROTOCOL_VERSION_V1, name="probe", capacity=1),
+                            timeout=10)
+        md = [("x-worldtree-agent-secret", reg.session_secret)]
         with pytest.raises(grpc.RpcError) as up:
-            stub.UploadArtifact(iter([apb.UploadArtifactRequest(agent_id="ag_x", job_id="aj_nope", lease_token=1,
-                                                                 path="out/x", data=b"x", last=True)]), timeout=10)
+            stub.UploadArtifact(iter([apb.UploadArtifactRequest(agent_id=reg.agent_id, job_id="aj_nope",
+                                                                 lease_token=1, path="out/x", data=b"x", last=True)]),
+                                metadata=md, timeout=10)
         assert up.value.code() == grpc.StatusCode.FAILED_PRECONDITION, up.value
         with pytest.raises(grpc.RpcError) as down:
-            list(stub.DownloadArtifacts(apb.DownloadArtifactsRequest(agent_id="ag_x", job_id="aj_nope",
-                                                                     lease_token=1), timeout=10))
+            list(stub.DownloadArtifacts(apb.DownloadArtifactsRequest(agent_id=reg.agent_id, job_id="aj_nope",
+                                                                     lease_token=1), metadata=md, timeout=10))
         assert down.value.code() == grpc.StatusCode.FAILED_PRECONDITION, down.value
     assert len(server.get(f"/api/v1/runs/{run_id}/artifacts").json()["items"]) == 2
 

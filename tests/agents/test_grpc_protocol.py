@@ -67,7 +67,8 @@ def test_tokens_protocol_version_heartbeats_and_fencing(fleet: Fleet) -> None:
 
         reg = _register(stub, maintainer)
         assert reg.agent_id.startswith("agent-") and reg.heartbeat_interval_seconds == 0.5
-        md = [("authorization", f"Bearer {maintainer}")]
+        assert len(reg.session_secret) >= 32
+        md = [("authorization", f"Bearer {maintainer}"), ("x-worldtree-agent-secret", reg.session_secret)]
         beat = stub.Heartbeat(apb.HeartbeatRequest(agent_id=reg.agent_id, metrics=apb.AgentMetrics(cpu_percent=12.5),
                                                    leases=[apb.JobLease(job_id="job-unknown", lease_token=1)]),
                               metadata=md, timeout=10)

@@ -46,6 +46,8 @@ from worldtree.errors import BackendError, WorldtreeError
 from worldtree.model.graph import ExecutionGraph
 
 PROTOCOL_VERSION = apb.PROTOCOL_VERSION_V1
+#: metadata carrying the session secret (the server's ``worldtree.app.agents.SECRET_METADATA``)
+SECRET_METADATA = "x-worldtree-agent-secret"
 #: a log batch is sent at least this often, or when it reaches ``FLUSH_BYTES``
 FLUSH_SECONDS = 0.2
 FLUSH_BYTES = 1 << 20
@@ -142,8 +144,25 @@ class Agent:
         self.stopping = False
         self._stop = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
-        self._metadata: tuple[tuple[str, str], ...] = (
+        self._auth: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {config.token}"),) if config.token else ())
+        #: the session secret Register gave (memory only): every call naming this agent carries it
+        self.secret = ""
+
+    @property
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        """The token, and this agent's session secret once registered (``x-worldtree-agent-secret``)."""
+        return (*self._auth, (SECRET_METADATA, self.secret)) if self.secret else self._auth
+
+    def _forget(self, *, keep_id: bool) -> None:
+        """The server does not know this agent (or its secret) any more: the next session registers again.
+
+        With ``keep_id`` (the server forgot only the secret) Register names the old id: the server
+        gives it back when it holds no secret for it, and a new id otherwise.
+        """
+        if not keep_id:
+            self.agent_id = ""
+        self.secret = ""
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def run(self) -> int:
@@ -239,6 +258,7 @@ class Agent:
             raise
         first = not self.agent_id
         self.agent_id = resp.agent_id
+        self.secret = resp.session_secret
         self.heartbeat_seconds = resp.heartbeat_interval_seconds or 10.0
         say(f"{'registered' if first else 'registered again'} as {self.agent_id} at {self.config.server} "
             f"(labels {','.join(f'{k}={v}' for k, v in sorted(self.config.labels.items())) or '-'}; "
@@ -263,8 +283,9 @@ class Agent:
                     timestamp_ms=int(time.time() * 1000), leases=self._leases(), draining=self.draining),
                     metadata=self._metadata, timeout=max(2.0, self.heartbeat_seconds))
             except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.NOT_FOUND:
-                    self.agent_id = ""
+                if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
+                    say(f"the server does not know this agent's session ({exc.details()}); registering again")
+                    self._forget(keep_id=exc.code() == grpc.StatusCode.PERMISSION_DENIED)
                 raise
             for job_id in resp.revoked_job_ids:
                 held = self.jobs.get(job_id)

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +45,36 @@ PROTOCOL_VERSION = 1
 
 class ProtocolMismatch(UsageError):
     """An agent speaking another protocol version registered."""
+
+
+class NotThisAgent(PermissionError):
+    """A call named an agent without that agent's session secret (PERMISSION_DENIED)."""
+
+
+def _digest(secret: str) -> str:
+    """What is stored of a session secret: its SHA-256 (a random 256-bit value needs no slow hash)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def check_secret(store: RunStore, agent_id: str, secret: str | None) -> None:
+    """Refuse a call naming ``agent_id`` unless it carries that agent's session secret.
+
+    LookupError for an unknown agent (it registers again); :class:`NotThisAgent` for a missing or
+    wrong secret, or an agent the server holds no secret for (registered before 0010: register again).
+    """
+    known, stored = rows_of(store).secret_hash(agent_id)
+    if not known:
+        raise LookupError(f"no agent {agent_id}: register again")
+    if not secret:
+        raise NotThisAgent(f"no session secret for agent {agent_id}: send the one Register returned as "
+                           f"`{SECRET_METADATA}` metadata (register again if it is lost)")
+    if stored is None or not secrets.compare_digest(stored, _digest(secret)):
+        raise NotThisAgent(f"the session secret does not match agent {agent_id}: only the agent that "
+                           "registered with this id may act for it (register again for a new secret)")
+
+
+#: the gRPC metadata key carrying an agent's session secret
+SECRET_METADATA = "x-worldtree-agent-secret"
 
 
 @dataclass
@@ -125,7 +157,12 @@ def rows_of(store: RunStore) -> AgentRows:
 # -- application functions (AgentService, REST, CLI) --------------------------------------------------
 def register(store: RunStore, *, protocol_version: int, agent_id: str | None, name: str,
              labels: dict[str, str], capacity: int, host: dict[str, Any],
-             settings: AgentSettings | None = None) -> dict[str, Any]:
+             settings: AgentSettings | None = None, secret: str | None = None) -> dict[str, Any]:
+    """Register; the answer carries a new session secret (only its digest is stored).
+
+    ``secret`` is the one the caller holds from an earlier registration: with it a known
+    ``agent_id`` is kept (a reconnect); without it that id is not taken over and a new one is given.
+    """
     settings = settings or AgentSettings.from_env()
     if protocol_version != PROTOCOL_VERSION:
         raise ProtocolMismatch(f"agent speaks protocol version {protocol_version}, this server speaks "
@@ -139,10 +176,12 @@ def register(store: RunStore, *, protocol_version: int, agent_id: str | None, na
     if agent_id and (len(agent_id) > 40 or not agent_id.isprintable()):
         raise UsageError(f"agent id {agent_id[:40]!r}: not an id this server gives; register without one")
     _check_labels(labels)
-    new = rows_of(store).register(agent_id or None, name=name, labels=labels, capacity=capacity, host=host)
+    issued = secrets.token_urlsafe(32)
+    new = rows_of(store).register(agent_id or None, name=name, labels=labels, capacity=capacity, host=host,
+                                  secret_hash=_digest(issued), presented_hash=_digest(secret) if secret else None)
     BELL.ring()
     return {"agent_id": new, "heartbeat_interval_seconds": settings.heartbeat_seconds,
-            "lease_seconds": settings.lease_seconds, "labels": labels}
+            "lease_seconds": settings.lease_seconds, "labels": labels, "session_secret": issued}
 
 
 def _version() -> str:
@@ -331,8 +370,10 @@ def report_log(store: RunStore, agent_id: str, *, job_id: str, token: int,
     return acked
 
 
-def request_cancel(store: RunStore, task_id: str, why: str) -> None:
-    rows_of(store).request_stop(task_id, why)
+def request_cancel(store: RunStore, task_id: str, why: str, job_id: str | None = None) -> None:
+    """Ask the agent running ``task_id`` to stop it; LookupError when there is no such task (of ``job_id``)."""
+    if not rows_of(store).request_stop(task_id, why, job_id):
+        raise LookupError(f"no agent task {task_id}" + (f" in job {job_id}" if job_id else ""))
     BELL.ring()
 
 
@@ -542,6 +583,6 @@ class _Routed:
             await self.run.close()
 
 
-__all__ = ["BELL", "PROTOCOL_VERSION", "AgentSettings", "Fetched", "ProtocolMismatch",
-           "backend_factory", "drain", "fetch", "get_agent", "heartbeat", "list_agents", "register",
-           "report_log", "report_status", "unregister", "update_labels"]
+__all__ = ["BELL", "PROTOCOL_VERSION", "SECRET_METADATA", "AgentSettings", "Fetched", "NotThisAgent",
+           "ProtocolMismatch", "backend_factory", "check_secret", "drain", "fetch", "get_agent", "heartbeat",
+           "list_agents", "register", "report_log", "report_status", "unregister", "update_labels"]

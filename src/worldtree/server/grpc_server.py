@@ -8,11 +8,15 @@ checked by :class:`_Auth` with :mod:`worldtree.app.tokens` (agents need the main
 
 Status codes: UNAUTHENTICATED (no or bad token), PERMISSION_DENIED (role too low),
 FAILED_PRECONDITION (another protocol version; a report with a stale lease token), NOT_FOUND
-(unknown agent: register again), INVALID_ARGUMENT (bad labels, capacity).
+(unknown agent: register again; CancelJob of an unknown agent, job or task), INVALID_ARGUMENT (bad
+labels, capacity), PERMISSION_DENIED also when a call names an agent without that agent's session
+secret (``x-worldtree-agent-secret`` metadata, issued by Register): the shared token alone does not
+let one agent act as another.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +50,8 @@ def _guard(context: grpc.ServicerContext, body: Callable[[], T]) -> T:
         return body()
     except agents.ProtocolMismatch as exc:
         context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    except agents.NotThisAgent as exc:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
     except UsageError as exc:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     except LookupError as exc:
@@ -53,6 +59,16 @@ def _guard(context: grpc.ServicerContext, body: Callable[[], T]) -> T:
     except StoreError as exc:
         context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
     raise AssertionError("unreachable")  # context.abort always raises
+
+
+def _secret(context: grpc.ServicerContext) -> str | None:
+    value = dict(context.invocation_metadata() or ()).get(agents.SECRET_METADATA)
+    return str(value) if value else None
+
+
+def gate(store: RunStore, context: grpc.ServicerContext, agent_id: str) -> None:
+    """Abort unless the call carries the session secret of the agent it names (see module doc)."""
+    _guard(context, lambda: agents.check_secret(store, agent_id, _secret(context)))
 
 
 def _ms(seconds: float) -> int:
@@ -84,17 +100,19 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
         out = _guard(context, lambda: agents.register(
             self.store, protocol_version=int(request.protocol_version), agent_id=request.agent_id or None,
             name=request.name or host.hostname or "agent", labels=dict(request.labels),
-            capacity=request.capacity or 1, host=info, settings=self.settings))
+            capacity=request.capacity or 1, host=info, settings=self.settings, secret=_secret(context)))
         return apb.RegisterResponse(success=True, message="registered", agent_id=out["agent_id"],
                                     heartbeat_interval_seconds=out["heartbeat_interval_seconds"],
                                     labels=out["labels"], protocol_version=apb.PROTOCOL_VERSION_V1,
-                                    lease_seconds=out["lease_seconds"])
+                                    lease_seconds=out["lease_seconds"], session_secret=out["session_secret"])
 
     def Unregister(self, request: apb.UnregisterRequest, context: grpc.ServicerContext) -> apb.UnregisterResponse:
+        gate(self.store, context, request.agent_id)
         found = _guard(context, lambda: agents.unregister(self.store, request.agent_id))
         return apb.UnregisterResponse(success=found, message="unregistered" if found else "unknown agent")
 
     def Heartbeat(self, request: apb.HeartbeatRequest, context: grpc.ServicerContext) -> apb.HeartbeatResponse:
+        gate(self.store, context, request.agent_id)
         metrics = _metrics(request.metrics) if request.HasField("metrics") else None
         revoked = _guard(context, lambda: agents.heartbeat(
             self.store, request.agent_id, metrics=metrics, labels=dict(request.labels),
@@ -106,6 +124,7 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
                                      heartbeat_interval_seconds=self.settings.heartbeat_seconds)
 
     def UpdateLabels(self, request: apb.UpdateLabelsRequest, context: grpc.ServicerContext) -> apb.UpdateLabelsResponse:
+        gate(self.store, context, request.agent_id)
         labels = _guard(context, lambda: agents.update_labels(self.store, request.agent_id, dict(request.labels),
                                                               merge=request.merge))
         return apb.UpdateLabelsResponse(success=True, labels=labels)
@@ -132,18 +151,37 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
     def UploadArtifact(self, request_iterator: Iterator[apb.UploadArtifactRequest],
                        context: grpc.ServicerContext) -> apb.UploadArtifactResponse:
         """One file of a job's artifacts (see :mod:`worldtree.app.agent_artifacts`)."""
-        return agent_artifacts_rpc.upload(self.store, request_iterator, context, _guard)
+        first = next(request_iterator, None)
+        if first is None:
+            return agent_artifacts_rpc.upload(self.store, iter(()), context, _guard)
+        gate(self.store, context, first.agent_id)
+        return agent_artifacts_rpc.upload(self.store, itertools.chain([first], request_iterator), context, _guard)
 
     def DownloadArtifacts(self, request: apb.DownloadArtifactsRequest,
                           context: grpc.ServicerContext) -> Iterator[apb.DownloadArtifactsResponse]:
         """The artifacts of the jobs the job needs, file after file, in chunks."""
+        gate(self.store, context, request.agent_id)
         yield from agent_artifacts_rpc.download(self.store, request, context, _guard)
 
     def CancelJob(self, request: apb.CancelJobRequest, context: grpc.ServicerContext) -> apb.CancelJobResponse:
-        """An agent (or a tool) asks to stop a task of a job; the agent hears it at its next fetch."""
-        if request.task_id:
-            _guard(context, lambda: agents.request_cancel(self.store, request.task_id,
-                                                          request.reason or "cancelled"))
+        """An agent (or a tool) asks to stop a task of a job; the agent hears it at its next fetch.
+
+        NOT_FOUND when the agent, job or task it names does not exist (it used to answer success).
+        """
+        def body() -> None:
+            rows = agents.rows_of(self.store)
+            if request.agent_id and rows.get(request.agent_id) is None:
+                raise LookupError(f"no agent {request.agent_id}")
+            if request.job_id:
+                job = rows.job(request.job_id)
+                if job is None or (request.agent_id and job.agent_id != request.agent_id):
+                    held = f" held by agent {request.agent_id}" if request.agent_id else ""
+                    raise LookupError(f"no agent job {request.job_id}{held}")
+            if not request.task_id:
+                raise UsageError("CancelJob needs the task_id of the step to stop")
+            agents.request_cancel(self.store, request.task_id, request.reason or "cancelled",
+                                  request.job_id or None)
+        _guard(context, body)
         return apb.CancelJobResponse(success=True, message="stop requested")
 
 
@@ -161,6 +199,7 @@ def _metrics(m: apb.AgentMetrics) -> dict[str, Any]:
 
 def fetch_response(store: RunStore, settings: agents.AgentSettings, request: apb.FetchJobRequest,
                    context: grpc.ServicerContext) -> apb.FetchJobResponse:
+    gate(store, context, request.agent_id)
     held = [lease.job_id for lease in request.leases]
     got = _guard(context, lambda: agents.fetch(store, request.agent_id, max_jobs=request.max_jobs,
                                                wait_seconds=request.wait_seconds, held=held, settings=settings))
@@ -170,6 +209,7 @@ def fetch_response(store: RunStore, settings: agents.AgentSettings, request: apb
 
 
 def report_status(store: RunStore, request: apb.ReportJobStatusRequest, context: grpc.ServicerContext) -> bool:
+    gate(store, context, request.agent_id)
     stopped = request.status == apb.JOB_STATUS_CANCELLED
     exit_code = None if (request.error_message or stopped) and request.exit_code < 0 else request.exit_code
     return _guard(context, lambda: agents.report_status(
@@ -179,6 +219,7 @@ def report_status(store: RunStore, request: apb.ReportJobStatusRequest, context:
 
 def report_log(store: RunStore, agent_id: str, job_id: str, token: int, logs: Any,
                context: grpc.ServicerContext) -> int | None:
+    gate(store, context, agent_id)
     lines = [(c.line_number, c.task_id, _STREAM_NAMES.get(c.stream, "stdout"), c.content) for c in logs]
     return _guard(context, lambda: agents.report_log(store, agent_id, job_id=job_id, token=token, lines=lines))
 
@@ -202,6 +243,8 @@ class StreamService(stream_pb2_grpc.StreamServiceServicer):
                     context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                   f"agent speaks protocol version {int(msg.hello.protocol_version)}, this server "
                                   f"speaks {agents.PROTOCOL_VERSION}")
+                if msg.hello.agent_id:
+                    gate(self.store, context, msg.hello.agent_id)
                 yield stream_pb2.AgentChannelResponse(config_update=stream_pb2.ConfigUpdate(
                     heartbeat_interval_seconds=self.settings.heartbeat_seconds,
                     lease_seconds=self.settings.lease_seconds))

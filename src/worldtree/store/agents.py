@@ -155,15 +155,26 @@ class AgentRows:
 
     # -- agents -----------------------------------------------------------------------------------
     def register(self, agent_id: str | None, *, name: str, labels: dict[str, str], capacity: int,
-                 host: dict[str, Any]) -> str:
-        """Insert a new agent, or bring a known one (re-registering after a restart) back online."""
+                 host: dict[str, Any], secret_hash: str, presented_hash: str | None = None) -> str:
+        """Insert a new agent, or bring a known one (re-registering after a reconnect) back online.
+
+        A known id is taken over only with its current secret (``presented_hash``) or when it has
+        none (registered before 0010); otherwise the caller gets a new id: naming another agent's
+        id with the shared token must not hand over that agent's identity and jobs.
+        """
         now = _now()
         values = {"name": name, "labels": json.dumps(labels, sort_keys=True), "capacity": capacity,
                   "status": "online", "draining": 0, "host": json.dumps(host, sort_keys=True), "last_seen": now,
-                  "offline_since": None}
+                  "offline_since": None, "secret_hash": secret_hash}
         with self._write("register an agent") as conn:
-            if agent_id and conn.execute(update(agents).where(agents.c.id == agent_id).values(**values)).rowcount:
-                return agent_id
+            if agent_id:
+                row = conn.execute(select(agents.c.secret_hash).where(agents.c.id == agent_id)).first()
+                if row is not None:
+                    if row.secret_hash is None or (presented_hash is not None and _secrets.compare_digest(
+                            row.secret_hash, presented_hash)):
+                        conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
+                        return agent_id
+                    agent_id = None
             new = agent_id or new_id("agent")
             conn.execute(insert(agents).values(id=new, registered_at=now, metrics="{}", **values))
             return new
@@ -239,6 +250,13 @@ class AgentRows:
             return [_agent(r, running.get(r.id, 0)) for r in rows]
         return self._read("list agents", body)
 
+    def secret_hash(self, agent_id: str) -> tuple[bool, str | None]:
+        """(whether the agent is known, the digest of its session secret or None)."""
+        def body(conn: Connection) -> tuple[bool, str | None]:
+            row = conn.execute(select(agents.c.secret_hash).where(agents.c.id == agent_id)).first()
+            return (False, None) if row is None else (True, row.secret_hash)
+        return self._read("read an agent's secret", body)
+
     def get(self, agent_id: str) -> AgentRow | None:
         def body(conn: Connection) -> AgentRow | None:
             row = conn.execute(select(agents).where(agents.c.id == agent_id)).first()
@@ -310,19 +328,28 @@ class AgentRows:
         def body(conn: Connection) -> tuple[TaskRow | None, JobRow | None, list[LineRow]]:
             trow = conn.execute(select(agent_tasks).where(agent_tasks.c.id == task_id)).first()
             jrow = conn.execute(select(*_JOB_LIGHT).where(agent_jobs.c.id == job_id)).first()
+            upto = int(jrow.acked_line) if jrow is not None else 0  # lines after a gap wait for the gap
             lines = conn.execute(select(agent_log_lines.c.line, agent_log_lines.c.task_id, agent_log_lines.c.stream,
                                         agent_log_lines.c.content)
-                                 .where(agent_log_lines.c.job_id == job_id, agent_log_lines.c.line > after_line)
+                                 .where(agent_log_lines.c.job_id == job_id, agent_log_lines.c.line > after_line,
+                                        agent_log_lines.c.line <= upto)
                                  .order_by(agent_log_lines.c.line))
             return (None if trow is None else _task(trow), None if jrow is None else _job(jrow),
                     [LineRow(int(r.line), r.task_id, r.stream, r.content) for r in lines])
         return self._read("poll an agent task", body)
 
-    def request_stop(self, task_id: str, why: str) -> None:
+    def request_stop(self, task_id: str, why: str, job_id: str | None = None) -> bool:
+        """Ask for a stop; False when there is no such task (of ``job_id``, when given)."""
         with self._write("stop an agent task") as conn:
+            known = select(agent_tasks.c.id).where(agent_tasks.c.id == task_id)
+            if job_id:
+                known = known.where(agent_tasks.c.job_id == job_id)
+            if conn.execute(known).first() is None:
+                return False
             conn.execute(update(agent_tasks).where(agent_tasks.c.id == task_id,
                                                    agent_tasks.c.state.in_(OPEN_TASK_STATES),
                                                    agent_tasks.c.stop_reason.is_(None)).values(stop_reason=why))
+            return True
 
     def abandon_task(self, task_id: str, error: str) -> None:
         """The coordinator gave up on a task (its job was lost): a late report of it changes nothing."""
@@ -429,8 +456,10 @@ class AgentRows:
                      lines: list[tuple[int, str, str, str]]) -> int | None:
         """Store lines (line number, task id, stream, text) past the acknowledged one; the new ack.
 
-        None when the lease is stale. Lines at or below the acknowledged number are dropped: they
-        are a resend of what is stored.
+        None when the lease is stale. The ack is the highest CONTIGUOUS line stored: lines after a
+        gap are stored but the ack stays below the gap, so the agent resends from there (a batch
+        13..15 after ack 10 leaves the ack at 10 until 11..12 come). Lines already stored (at or
+        below the ack, or after a gap) are a resend and dropped: one row per (job, line number).
         """
         now = _now()
         with self._write("store agent log lines") as conn:
@@ -441,17 +470,31 @@ class AgentRows:
             # forever (the run stayed running); one row per line number (a repeat broke the primary key)
             fresh = sorted({n: (n, t, s, clean(c)) for n, t, s, c in lines if n > acked}.values())
             if fresh:
+                stored = {int(r.line) for r in conn.execute(select(agent_log_lines.c.line).where(
+                    agent_log_lines.c.job_id == job_id, agent_log_lines.c.line.in_([f[0] for f in fresh])))}
+                fresh = [f for f in fresh if f[0] not in stored]
+            if fresh:
                 conn.execute(insert(agent_log_lines), [
                     {"job_id": job_id, "line": n, "task_id": t, "stream": s, "content": c, "at": now}
                     for n, t, s, c in fresh])
-                acked = max(acked, fresh[-1][0])
-                conn.execute(update(agent_jobs).where(agent_jobs.c.id == job_id).values(acked_line=acked))
+                contiguous = acked
+                for (line,) in conn.execute(select(agent_log_lines.c.line).where(
+                        agent_log_lines.c.job_id == job_id, agent_log_lines.c.line > acked)
+                        .order_by(agent_log_lines.c.line)):
+                    if int(line) != contiguous + 1:
+                        break
+                    contiguous += 1
+                if contiguous != acked:
+                    acked = contiguous
+                    conn.execute(update(agent_jobs).where(agent_jobs.c.id == job_id).values(acked_line=acked))
             return acked
 
     def lines(self, job_id: str, after: int = 0, limit: int = 1000) -> list[LineRow]:
         def body(conn: Connection) -> list[LineRow]:
+            acked = select(agent_jobs.c.acked_line).where(agent_jobs.c.id == job_id).scalar_subquery()
             rows = conn.execute(select(agent_log_lines).where(agent_log_lines.c.job_id == job_id,
-                                                              agent_log_lines.c.line > after)
+                                                              agent_log_lines.c.line > after,
+                                                              agent_log_lines.c.line <= acked)
                                 .order_by(agent_log_lines.c.line).limit(limit))
             return [LineRow(int(r.line), r.task_id, r.stream, r.content) for r in rows]
         return self._read("read agent log lines", body)

@@ -26,6 +26,8 @@ agents = Table(
     Column("registered_at", UtcDateTime, nullable=False),
     Column("last_seen", UtcDateTime, nullable=False),
     Column("offline_since", UtcDateTime),
+    # SHA-256 hex of the session secret Register issued (migration 0010); NULL: register again
+    Column("secret_hash", String(64)),
 )
 
 agent_jobs = Table(

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from worldtree.store.sql import SqlRunStore
 
 #: must equal ``worldtree.store.schema.HEAD`` (a test checks; importing schema imports SQLAlchemy)
-HEAD = "0009"
+HEAD = "0010"
 #: SQLite's busy timeout for a heartbeat (ms): it must not wait behind a stuck batch for long
 HEARTBEAT_LOCK_WAIT_MS = 1000
 
@@ -170,8 +170,12 @@ _SCHEMA_0009_STACKS: tuple[str, ...] = (
     'sha256 VARCHAR(64) NOT NULL, \n\tcontent TEXT NOT NULL, \n\torigin TEXT NOT NULL, \n\t'
     'version VARCHAR(200) NOT NULL, \n\tfetched_at DATETIME NOT NULL, \n\tPRIMARY KEY (source, name)\n)',
 )
+#: 0010: the digest of each agent's session secret (worldtree.store.agents_tables)
+_SCHEMA_0010_AGENT_SECRET: tuple[str, ...] = (
+    'ALTER TABLE agents ADD COLUMN secret_hash VARCHAR(64)',
+)
 SCHEMA = (_SCHEMA_0001_0004 + _SCHEMA_0005_AGENTS + _SCHEMA_0006_SERVER_DATA + _SCHEMA_0007_GITOPS
-          + _SCHEMA_0008_EVENTS + _SCHEMA_0009_STACKS)
+          + _SCHEMA_0008_EVENTS + _SCHEMA_0009_STACKS + _SCHEMA_0010_AGENT_SECRET)
 
 
 def _create_fresh(path: str) -> bool:

@@ -305,7 +305,7 @@ class RegisterRequest(_message.Message):
     def __init__(self, protocol_version: _Optional[_Union[ProtocolVersion, str]] = ..., agent_id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[int] = ..., token: _Optional[str] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
-    __slots__ = ("success", "message", "agent_id", "heartbeat_interval_seconds", "labels", "protocol_version", "lease_seconds")
+    __slots__ = ("success", "message", "agent_id", "heartbeat_interval_seconds", "labels", "protocol_version", "lease_seconds", "session_secret")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -320,6 +320,7 @@ class RegisterResponse(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SECRET_FIELD_NUMBER: _ClassVar[int]
     success: bool
     message: str
     agent_id: str
@@ -327,7 +328,8 @@ class RegisterResponse(_message.Message):
     labels: _containers.ScalarMap[str, str]
     protocol_version: ProtocolVersion
     lease_seconds: float
-    def __init__(self, success: _Optional[bool] = ..., message: _Optional[str] = ..., agent_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., protocol_version: _Optional[_Union[ProtocolVersion, str]] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
+    session_secret: str
+    def __init__(self, success: _Optional[bool] = ..., message: _Optional[str] = ..., agent_id: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., protocol_version: _Optional[_Union[ProtocolVersion, str]] = ..., lease_seconds: _Optional[float] = ..., session_secret: _Optional[str] = ...) -> None: ...
 
 class UnregisterRequest(_message.Message):
     __slots__ = ("agent_id", "reason")
