@@ -174,14 +174,16 @@ async def _fake_agents(grpc: str, count: int, heartbeat: float, seconds: float) 
             r = await stub.Register(apb.RegisterRequest(protocol_version=apb.PROTOCOL_VERSION_V1, name=f"fake-{n}",
                                                         labels={"pool": "fake"}, capacity=1,
                                                         host=apb.HostInfo(hostname=f"fake-{n}", cpus=1)))
-            ids.append(r.agent_id)
+            ids.append((r.agent_id, r.session_secret))
         end = time.monotonic() + seconds
 
-        async def one(agent_id: str, offset: float) -> None:
+        async def one(agent: tuple[str, str], offset: float) -> None:
+            agent_id, secret = agent
             nonlocal beats
             await asyncio.sleep(offset)
             while time.monotonic() < end:
-                await stub.Heartbeat(apb.HeartbeatRequest(agent_id=agent_id, metrics=apb.AgentMetrics(cpu_percent=1)))
+                await stub.Heartbeat(apb.HeartbeatRequest(agent_id=agent_id, metrics=apb.AgentMetrics(cpu_percent=1)),
+                                     metadata=(("x-worldtree-agent-secret", secret),))
                 beats += 1
                 await asyncio.sleep(heartbeat)
 
