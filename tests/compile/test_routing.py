@@ -126,7 +126,7 @@ def test_bad_idp_urls_are_located_errors() -> None:
     assert got == [
         "p.yaml:4:18: error: engine URL: port must be a number from 1 to 65535",
         "p.yaml:5:18: error: engine URL: write idp://client_id:client_secret@host:port (the worldtree server's "
-        "gRPC address)",
+        "HTTP address)",
     ]
 
 
@@ -136,7 +136,7 @@ def test_idp_step_carries_its_server() -> None:
                          "      - {engine: 'idps://ci:${TOKEN}@[::1]', command: y}\n")
     one, two = graph.nodes
     assert (one.target.kind, one.target.server, one.target.tls) == ("idp", "10.0.0.5:9191", False)
-    assert (two.target.kind, two.target.server, two.target.tls) == ("idp", "[::1]:9090", True)
+    assert (two.target.kind, two.target.server, two.target.tls) == ("idp", "[::1]:8080", True)
 
 
 @pytest.mark.parametrize("as_json", [True, False])

@@ -13,12 +13,11 @@ BACKENDS: dict[str, str] = {
     "host": "worldtree.backends.host:HostBackend",
     "docker": "worldtree.backends.docker.backend:DockerBackend",
     "ssh": "worldtree.backends.ssh.backend:SshBackend",
+    "idp": "worldtree.backends.idp:IdpBackend",
 }
 
 #: kinds the document may name that no backend runs yet, with the issue that brings them
-NOT_YET: dict[str, str] = {
-    "idp": "agents (`idp://`) are not available yet: they arrive with the server/agent work",
-}
+NOT_YET: dict[str, str] = {}
 
 
 def create_backend(kind: str, ctx: RunContext) -> Backend:

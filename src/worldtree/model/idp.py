@@ -25,8 +25,8 @@ from worldtree.model.refs import REF
 
 __all__ = ["DEFAULT_PORT", "IdpUrl", "check_idp_url", "literal_idp_credentials", "split_idp_url"]
 
-#: the port ``worldtree server`` serves gRPC on by default (``--grpc-port``)
-DEFAULT_PORT = 9090
+#: the port ``worldtree server`` serves its REST API on by default (``--port``): idp:// names the HTTP port
+DEFAULT_PORT = 8080
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def split_idp_url(url: str) -> IdpUrl:
         if not colon:
             host, port_text = hostport, None
     if not host or "/" in host:
-        raise ValueError("write idp://client_id:client_secret@host:port (the worldtree server's gRPC address)")
+        raise ValueError("write idp://client_id:client_secret@host:port (the worldtree server's HTTP address)")
     port: int | str = DEFAULT_PORT
     if port_text is not None:
         if REF.fullmatch(port_text):
