@@ -10,7 +10,12 @@ echo "== ruff"; ruff check src tests bench
 echo "== mypy"; mypy
 echo "== pytest"
 set +e
-python -m pytest -q -rs "$@"
+# Test files run side by side (tests of one file stay on one worker, in order: module fixtures
+# and the per-file servers keep their meaning); every store test has its own SQLite file or
+# PostgreSQL database and every server its own ports. WORLDTREE_TEST_WORKERS=0 runs them serially.
+workers=${WORLDTREE_TEST_WORKERS:-3}
+if [ "$workers" = 0 ]; then parallel=(); else parallel=(-n "$workers" --dist loadfile); fi
+python -m pytest -q -rs "${parallel[@]}" "$@"
 rc=$?
 set -e
 if [ "$rc" = 5 ]; then echo "no tests ran" >&2; exit 1; fi
