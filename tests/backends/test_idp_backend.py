@@ -70,9 +70,13 @@ def test_idp_step_runs_on_the_server_and_fails_with_its_exit_code(sqlite_servers
     runs = httpx.get(f"{server.url}/api/v1/runs", headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
     remote = runs["items"][0]
     assert remote["state"] == "failed"
+    for path in (f"/api/v1/runs/{remote['id']}", f"/api/v1/runs/{remote['id']}/document", "/api/v1/jobs"):
+        shown = httpx.get(f"{server.url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert shown.status_code == 200 and token not in shown.text  # the token is the call's, not the job's env
 
 
 def test_bad_token_is_a_clear_error(sqlite_servers: Servers, tmp_path: Path) -> None:
+    viewer = _token(sqlite_servers.store, "viewer")
     server = sqlite_servers(args=["--auth"])
     bad = "wt_not-a-real-token-0123456789"
     proc = _local(tmp_path, _pipeline(tmp_path, server.port, "echo never"), bad)
@@ -80,6 +84,13 @@ def test_bad_token_is_a_clear_error(sqlite_servers: Servers, tmp_path: Path) -> 
     assert proc.returncode != 0
     assert f"127.0.0.1:{server.port} refused the token (401)" in out + err, out + err
     assert "Traceback" not in out + err and bad not in out + err and "never" not in out
+    other = tmp_path / "viewer"
+    other.mkdir()
+    proc = _local(other, _pipeline(other, server.port, "echo never"), viewer)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "the token may not run jobs (403): it needs the maintainer role" in out + err, out + err
+    assert "Traceback" not in out + err and viewer not in out + err
 
 
 def test_ctrl_c_cancels_the_remote_run(sqlite_servers: Servers, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ import httpx
 from worldtree.backends.base import OutputSink, RunContext, StepRequest
 from worldtree.errors import BackendError
 from worldtree.model.idp import split_idp_url
-from worldtree.model.refs import expand_required
+from worldtree.model.refs import expand_required, names
 
 #: variables the local engine injects for its own run; the server sets its own
 _LOCAL_PREFIXES = ("PIPELINE_", "WORLDTREE_")
@@ -58,7 +58,10 @@ class IdpBackend:
             raise BackendError(f"step {req.node.path}: {self._scrub(str(exc))}") from None
         server = parts.server
         base = f"{'https' if parts.tls else 'http'}://{server}"
-        env = {k: v for k, v in req.env.items() if not k.startswith(_LOCAL_PREFIXES)}
+        # the URL's own ${NAME}s (the token) are credentials for the call, not the step's environment:
+        # sent as env they would be stored with the remote run for its viewers to read
+        own = set(names(target.engine))
+        env = {k: v for k, v in req.env.items() if not k.startswith(_LOCAL_PREFIXES) and k not in own}
         secret = parts.client_secret
         carries_secret = bool(secret) or any(v in self.ctx.secret_values for v in env.values() if v)
         if carries_secret and not parts.tls and not _loopback(parts.host):
