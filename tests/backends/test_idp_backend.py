@@ -102,15 +102,16 @@ def test_ctrl_c_cancels_the_remote_run(sqlite_servers: Servers, tmp_path: Path) 
     run_id = None
     while run_id is None and time.monotonic() < deadline:
         items = httpx.get(f"{server.url}/api/v1/runs", headers=auth, timeout=10).json()["items"]
-        if items and items[0]["state"] == "running":
-            run_id = items[0]["id"]
-        else:
+        if items and items[0]["state"] == "running":  # and its command has started
+            logs = httpx.get(f"{server.url}/api/v1/runs/{items[0]['id']}/logs", headers=auth, timeout=10).json()
+            run_id = items[0]["id"] if any(i["line"] == "started" for i in logs["items"]) else None
+        if run_id is None:
             time.sleep(0.2)
     assert run_id is not None, server.log()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
-    assert token not in out + err
+    assert "cancelled by SIGINT" in out and token not in out + err and "Traceback" not in err, out + err
     state = None
     while time.monotonic() < deadline:
         state = httpx.get(f"{server.url}/api/v1/runs/{run_id}", headers=auth, timeout=10).json()["state"]

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from worldtree.backends.base import OutputSink, RunContext, StepRequest
+from worldtree.backends.base import OutputSink, RunContext, StepRequest, output_room
 from worldtree.errors import BackendError
 from worldtree.model.idp import split_idp_url
 from worldtree.model.refs import expand_required, names
@@ -122,6 +122,7 @@ class IdpBackend:
                         if event == "end":
                             return
                         if data:
+                            await output_room(self.ctx.output_paused)  # the local store is behind: wait
                             line = json.loads(data)
                             output("stderr" if line.get("stream") == "stderr" else "stdout", str(line.get("line", "")))
                             if ident.isdigit():
