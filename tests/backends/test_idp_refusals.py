@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -56,3 +58,33 @@ def test_no_server_listening_names_the_server() -> None:
 def test_a_token_it_cannot_expand_is_a_clear_error() -> None:
     message = _attempt("idp://ci:${TOKEN}@127.0.0.1:8080", {})
     assert "${TOKEN}" in message and "not set" in message
+
+
+class _NotWorldtree(BaseHTTPRequestHandler):
+    """Some other web server on the port: 200 with HTML to everything."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = b"<html>hello</html>"
+        self.send_response(200)
+        self.send_header("content-type", "text/html")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_a_port_that_is_not_a_worldtree_server_is_a_clear_error() -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NotWorldtree)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = httpd.server_address[1]
+        message = _attempt(f"idp://ci:${{TOKEN}}@127.0.0.1:{port}", {"TOKEN": TOKEN})
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert message == (f"idp server 127.0.0.1:{port}: POST /api/v1/jobs did not answer JSON (is that a "
+                       "worldtree server's HTTP port?)")

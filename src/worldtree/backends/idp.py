@@ -36,6 +36,8 @@ from worldtree.model.refs import expand_required, names
 _LOCAL_PREFIXES = ("PIPELINE_", "WORLDTREE_")
 #: how often a dropped log stream is resumed (``Last-Event-ID``) before the step errors
 STREAM_RESUMES = 5
+#: a silent connection this long is dead (the server pings a log stream every 15 s): resume it
+READ_SECONDS = 60.0
 #: bound on the cancel call made while the local step is being cancelled
 CANCEL_SECONDS = 10.0
 
@@ -71,7 +73,7 @@ class IdpBackend:
         headers = {"User-Agent": f"worldtree-idp/{parts.client_id or 'anonymous'}"}
         if secret:
             headers["Authorization"] = f"Bearer {secret}"
-        client = httpx.AsyncClient(base_url=base, headers=headers, timeout=httpx.Timeout(30.0, read=None))
+        client = httpx.AsyncClient(base_url=base, headers=headers, timeout=httpx.Timeout(30.0, read=READ_SECONDS))
         self._clients.append(client)
         try:
             return await self._run(client, server, req, env, output)
@@ -123,7 +125,13 @@ class IdpBackend:
                             return
                         if data:
                             await output_room(self.ctx.output_paused)  # the local store is behind: wait
-                            line = json.loads(data)
+                            try:
+                                line = json.loads(data)
+                            except ValueError:
+                                raise BackendError(f"idp server {server}: a log event that is not JSON "
+                                                   "(is that a worldtree server?)") from None
+                            if not isinstance(line, dict):
+                                continue
                             output("stderr" if line.get("stream") == "stderr" else "stdout", str(line.get("line", "")))
                             if ident.isdigit():
                                 last = int(ident)
@@ -154,7 +162,13 @@ class IdpBackend:
             raise BackendError(f"idp server {server}: {type(exc).__name__}") from None
         if resp.status_code >= 400:
             raise BackendError(self._refusal(server, resp))
-        answer: dict[str, Any] = resp.json()
+        try:
+            answer = resp.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise BackendError(f"idp server {server}: {method} {path.split('?')[0]} did not answer JSON "
+                               "(is that a worldtree server's HTTP port?)")
         return answer
 
     def _refusal(self, server: str, resp: httpx.Response) -> str:
