@@ -88,3 +88,35 @@ def test_a_port_that_is_not_a_worldtree_server_is_a_clear_error() -> None:
         httpd.server_close()
     assert message == (f"idp server 127.0.0.1:{port}: POST /api/v1/jobs did not answer JSON (is that a "
                        "worldtree server's HTTP port?)")
+
+
+def test_secrets_go_by_name_never_as_values() -> None:
+    """The step's own secrets would be stored by the remote run: only their names are sent."""
+    graph = compile_pipeline(load_pipeline_text(
+        "jobs:\n  a:\n    secrets: [TOKEN, DB_PASSWORD]\n    steps:\n"
+        "      - {engine: 'idp://ci:${TOKEN}@127.0.0.1:9', command: 'echo hi', env: {PLAIN: x}}\n",
+        "p.yaml").spec)
+    node = graph.nodes[0]
+    ctx = RunContext(run_id="r", attempt=1, workdir="/tmp", graph=graph, secret_values=[TOKEN, "db-pw-77"])
+    backend = IdpBackend(ctx)
+    sent: list[dict[str, object]] = []
+
+    async def fake_call(client: object, server: str, method: str, path: str, **kwargs: object) -> dict[str, object]:
+        sent.append(dict(kwargs.get("json") or {}))  # type: ignore[call-overload]
+        raise BackendError("stop here")
+
+    backend._call = fake_call  # type: ignore[method-assign]
+    env = {"TOKEN": TOKEN, "DB_PASSWORD": "db-pw-77", "ALIAS": "db-pw-77", "PLAIN": "x"}
+
+    async def go() -> None:
+        try:
+            await backend.execute(StepRequest(node=node, command=node.command, env=env, workdir="/tmp"),
+                                  lambda _s, _line: None)
+        finally:
+            await backend.close()
+
+    with pytest.raises(BackendError):
+        asyncio.run(go())
+    assert sent and sent[0]["env"] == {"PLAIN": "x"}
+    assert sent[0]["secrets"] == ["DB_PASSWORD"]
+    assert TOKEN not in repr(sent) and "db-pw-77" not in repr(sent)

@@ -12,8 +12,9 @@ and go to the step's output as they come; the step's result is the remote job's 
 cancelled step (timeout, Ctrl-C, fail-fast) posts ``/api/v1/runs/{id}/cancel`` before it
 re-raises, so nothing keeps running on the server.
 
-Credentials and the step's secrets go only over TLS (``idps://``) or to a loopback host: over plain
-HTTP to any other host the step fails before anything is sent.
+The token goes only over TLS (``idps://``) or to a loopback host: over plain HTTP to any other host
+the step fails before anything is sent. The step's ``secrets:`` are never sent as values: they go
+by name and resolve from the server's secret store (``worldtree secret set`` on that server).
 """
 
 from __future__ import annotations
@@ -63,9 +64,15 @@ class IdpBackend:
         # the URL's own ${NAME}s (the token) are credentials for the call, not the step's environment:
         # sent as env they would be stored with the remote run for its viewers to read
         own = set(names(target.engine))
-        env = {k: v for k, v in req.env.items() if not k.startswith(_LOCAL_PREFIXES) and k not in own}
+        # The step's secrets are not sent as values either: the remote run would store them. They go
+        # by name (CreateJob ``secrets``) and resolve from the server's own secret store, encrypted
+        # there and masked in its logs (seed 004's model: the server holds the secrets its jobs see).
+        held = set(req.node.secrets)
+        secret_values = {v for v in self.ctx.secret_values if v}
+        env = {k: v for k, v in req.env.items()
+               if not k.startswith(_LOCAL_PREFIXES) and k not in own and k not in held and v not in secret_values}
         secret = parts.client_secret
-        carries_secret = bool(secret) or any(v in self.ctx.secret_values for v in env.values() if v)
+        carries_secret = bool(secret)
         if carries_secret and not parts.tls and not _loopback(parts.host):
             raise BackendError(
                 f"step {req.node.path}: idp server {server}: refusing to send the token and secrets over "
@@ -89,6 +96,9 @@ class IdpBackend:
             body["timeout"] = max(1, math.ceil(req.node.timeout))
         if req.node.selector is not None:
             body["label_selector"] = req.node.selector.model_dump(mode="json")
+        by_name = [name for name in req.node.secrets if name not in names(req.node.target.engine or "")]
+        if by_name:  # resolved from the server's own secret store (the token of the URL is not one)
+            body["secrets"] = by_name
         created = await self._call(client, server, "POST", "/api/v1/jobs", json=body)
         job_id, run_id = str(created["id"]), str(created["run_id"])
         try:
