@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Cli
+from attack_helpers import Cli
 
 RUNS = 6
 

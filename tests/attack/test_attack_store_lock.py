@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from conftest import Cli
+from attack_helpers import Cli
 
 #: How long the run may take to end after its store stopped taking writes (fault after 5 s, grace 5 s).
 ENDS_WITHIN = 20.0

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import alive, read_pid
+from process_helpers import alive, read_pid
 
 HARD_LIMIT = 40.0
 _RUNNER = """

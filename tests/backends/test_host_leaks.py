@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import alive, fd_count, wait_for
+from process_helpers import alive, fd_count, wait_for
 
 from worldtree.model.states import RunState
 from worldtree.testing import run_pipeline_text

@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import alive, read_pid
+from process_helpers import alive, read_pid
 
 from worldtree.backends import orphans
 

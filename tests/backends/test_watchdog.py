@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import alive, read_pid, wait_for
+from process_helpers import alive, read_pid, wait_for
 
 from worldtree.backends.watchdog import Watchdog
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_playbook, tree
+from ops_helpers import run_playbook, tree
 
 
 @pytest.fixture

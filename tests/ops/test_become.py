@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import farm_inventory, run_playbook, tree
+from ops_helpers import farm_inventory, run_playbook, tree
 from sshd_farm import Farm
 
 from worldtree.errors import SpecError

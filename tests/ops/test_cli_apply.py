@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cases import CASES, setup_all, write_playbook
-from conftest import tree
+from ops_cases import CASES, setup_all, write_playbook
+from ops_helpers import tree
 
 ALL = list(CASES)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_playbook
+from ops_helpers import run_playbook
 
 from worldtree.errors import SpecError
 from worldtree.ops.playbook import load_playbook

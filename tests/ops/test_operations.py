@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from cases import BLOB, CASES, setup_all, write_playbook
-from conftest import run_playbook, tree
+from ops_cases import BLOB, CASES, setup_all, write_playbook
+from ops_helpers import run_playbook, tree
 
 from worldtree.ops.connection import PathState
 from worldtree.ops.files import Before, FileDirectory, FileLine

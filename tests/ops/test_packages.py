@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_playbook
+from ops_helpers import run_playbook
 
 from worldtree.errors import SpecError
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import farm_inventory, tree
+from ops_helpers import farm_inventory, tree
 from sshd_farm import Farm
 
 from worldtree.testing.stores import pg_unavailable_reason, store_url

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_playbook
+from ops_helpers import run_playbook
 
 FAKE = r"""#!/bin/sh
 # fake systemctl: unit states in $FAKE_SYSTEMD/<unit>.{active,enabled}; calls appended to calls.log

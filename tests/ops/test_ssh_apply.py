@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from cases import CASES, setup_all, write_playbook
-from conftest import farm_inventory, run_playbook, tree
+from ops_cases import CASES, setup_all, write_playbook
+from ops_helpers import farm_inventory, run_playbook, tree
 from sshd_farm import Farm
 
 ALL = list(CASES)

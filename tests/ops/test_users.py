@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import farm_inventory, run_playbook, tree
+from ops_helpers import farm_inventory, run_playbook, tree
 from sshd_farm import Farm
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates users and chowns: needs root")

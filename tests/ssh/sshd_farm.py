@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SSHD = os.environ.get("WORLDTREE_TEST_SSHD", "/usr/sbin/sshd")
-USER = "wtssh"
+#: one user per pytest-xdist worker: each worker's farm sets its own random password, and workers
+#: sharing one user overwrote each other's (password logins then failed at random)
+USER = "wtssh" + (f"-{os.environ['PYTEST_XDIST_WORKER']}" if os.environ.get("PYTEST_XDIST_WORKER") else "")
 #: a fast key exchange: post-quantum hybrids add ~80 ms per new connection on these machines
 KEX = "curve25519-sha256,curve25519-sha256@libssh.org"
 

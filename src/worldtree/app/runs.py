@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from worldtree.app.agent_artifacts import collected_here
-from worldtree.app.artifacts import with_artifacts
 from worldtree.app.secrets import literal_credentials, load_secrets, secret_names
 from worldtree.app.workdir import Workdir, prepare_workdir
 from worldtree.backends.base import Backend, RunContext
@@ -87,9 +85,9 @@ def prepare(file: str, options: RunOptions) -> Prepared:
         if cached is not None:
             return Prepared(*cached)
     # Only a cache miss pays for YAML, the spec models and the compiler (start-up time).
+    from worldtree.app import op_checks  # noqa: F401  (checks `op:` steps while loading, lazily)
     from worldtree.compile.compiler import compile_pipeline
     from worldtree.compile.loader import load_pipeline
-    from worldtree.ops import pipeline_step  # noqa: F401  (checks `op:` steps while loading)
 
     loaded = load_pipeline(file, strict=options.strict)
     graph = compile_pipeline(loaded.spec, source=os.path.abspath(file), env_overrides=options.env)
@@ -335,8 +333,18 @@ def _execute(run_id: str, graph: ExecutionGraph, workdir: Workdir, store: RunSto
                      inherit_env=options.inherit_env,
                      output_paused=lambda: writer.backlog > OUTPUT_HIGH_WATER)
     # jobs on agents: their agent uploads the artifacts (app/agent_artifacts.py); only the others are collected here
-    here = graph if options.backend_factory is None else collected_here(graph)
-    listener, collected = with_artifacts(_StoreListener(writer), store, run_id, attempt, here, workdir.path)
+    if options.backend_factory is None:
+        here = graph
+    else:  # imported only here: it brings the agents' store and gRPC-side code (start-up time)
+        from worldtree.app.agent_artifacts import collected_here
+
+        here = collected_here(graph)
+    listener: EngineListener = _StoreListener(writer)
+    collected: Callable[[], None] = _nothing
+    if any(scope.artifacts is not None for scope in here.scopes.values()):  # the collector's imports cost start-up
+        from worldtree.app.artifacts import with_artifacts
+
+        listener, collected = with_artifacts(listener, store, run_id, attempt, here, workdir.path)
     driver = local_driver(ctx, listener, concurrency=options.concurrency, secrets=secrets,
                           masker=masker, reuse=reuse, on_scopes=writer.scope_deadlines,
                           backend_factory=options.backend_factory)
@@ -427,3 +435,7 @@ def _quietly(fn: Callable[[str], object], reason: str) -> None:
         fn(reason)
     except Exception as exc:  # the local cancel already happened; persisting it is best effort
         print(f"worldtree: could not record the cancel request: {exc}", file=sys.stderr)
+
+
+def _nothing() -> None:
+    """No artifacts to wait for."""

@@ -60,9 +60,9 @@ def submit(store: RunStore, config: ServiceConfig, document: str, *, env: dict[s
 
     ``workdir``: a workspace the caller prepared under ``<data_dir>/workspaces`` (GitOps: the commit's
     checkout, holding the :data:`~worldtree.app.workdir.MARKER` so it is removed after a success)."""
+    from worldtree.app import op_checks  # noqa: F401  (checks `op:` steps while loading, lazily)
     from worldtree.compile.compiler import compile_pipeline
     from worldtree.compile.loader import load_pipeline_text
-    from worldtree.ops import pipeline_step  # noqa: F401  (checks `op:` steps while loading)
 
     env = dict(env or {})
     loaded = load_pipeline_text(document, filename)

@@ -133,8 +133,8 @@ StrictOpt = Annotated[bool, typer.Option("--strict", help="Unknown keys are erro
 @app.command()
 def validate(file: FileArg, strict: StrictOpt = False) -> None:
     """Load and check a pipeline; prints nothing but warnings when it is valid."""
+    from worldtree.app import op_checks  # noqa: F401  (checks `op:` steps while loading, lazily)
     from worldtree.compile.loader import load_pipeline
-    from worldtree.ops import pipeline_step  # noqa: F401  (checks `op:` steps while loading)
 
     loaded = _guard(lambda: load_pipeline(file, strict=strict))
     _print_warnings(loaded.warnings)

@@ -50,6 +50,11 @@ def set_op_checker(checker: OpChecker) -> None:
     _checker = checker
 
 
+def installed_checker() -> OpChecker | None:
+    """The checker installed now (``worldtree.app.op_checks`` swaps a lazy one for the real one)."""
+    return _checker
+
+
 def check_op(step: StepSpec, engine: str | None) -> list[Problem]:
     """Problems of one ``op:`` step, each with its path under the step."""
     assert step.op is not None
