@@ -148,6 +148,37 @@ class Bell:
 BELL = Bell()
 #: Secret values of queued tasks, handed to the agent with the task and never stored.
 _TASK_SECRETS: dict[str, dict[str, str]] = {}
+#: The server's secret store (names -> values), for a task another replica queued: its values
+#: live only in that replica's memory, so the replica serving the agent resolves them again.
+_SECRET_STORE: list[Callable[[list[str]], dict[str, str]]] = []
+
+
+def use_secret_store(resolve: Callable[[list[str]], dict[str, str]] | None) -> None:
+    """Install (or, with None, remove) the server's secret store for :func:`fetch` (``worldtree server``)."""
+    _SECRET_STORE[:] = [resolve] if resolve is not None else []
+
+
+def _task_secrets(store: RunStore, task: TaskRow, job: JobRow, graphs: dict[str, Any]) -> dict[str, str]:
+    """The secrets handed with ``task``: this process queued it (memory), or the secret store has them."""
+    held = _TASK_SECRETS.pop(task.id, None)
+    if held is not None or not _SECRET_STORE:
+        return held or {}
+    from worldtree.app.secrets import literal_credentials
+    from worldtree.model.graph import ExecutionGraph
+
+    graph = graphs.get(job.run_id)
+    if graph is None:
+        record = store.get_run(job.run_id)
+        if record is None:
+            return {}
+        graph = graphs[job.run_id] = ExecutionGraph.model_validate_json(record.graph_json)
+    node = next((n for n in graph.nodes if n.id == task.node), None)
+    if node is None:
+        return {}
+    values = _SECRET_STORE[0](list(node.secrets)) if node.secrets else {}
+    out = {name: values[name] for name in node.secrets if name in values}
+    out.update({f"__mask_{i}": v for i, v in enumerate([*values.values(), *literal_credentials(graph)])})
+    return out
 
 
 def rows_of(store: RunStore) -> AgentRows:
@@ -303,7 +334,8 @@ def fetch(store: RunStore, agent_id: str, *, max_jobs: int, wait_seconds: float,
         if me.status == "online" and not me.draining and max_jobs > 0:
             out.jobs = _claim(rows, me, max_jobs, settings)
         delivered, out.stop, _ = rows.deliver(agent_id)
-        out.tasks = [(t, j, _TASK_SECRETS.pop(t.id, {})) for t, j in delivered]
+        graphs: dict[str, Any] = {}
+        out.tasks = [(t, j, _task_secrets(store, t, j, graphs)) for t, j in delivered]
         out.ended = rows.ended_jobs(agent_id, held)
         if out or time.monotonic() >= deadline:
             return out
@@ -585,4 +617,5 @@ class _Routed:
 
 __all__ = ["BELL", "PROTOCOL_VERSION", "SECRET_METADATA", "AgentSettings", "Fetched", "NotThisAgent",
            "ProtocolMismatch", "backend_factory", "check_secret", "drain", "fetch", "get_agent", "heartbeat",
-           "list_agents", "register", "report_log", "report_status", "unregister", "update_labels"]
+           "list_agents", "register", "report_log", "report_status", "unregister", "update_labels",
+           "use_secret_store"]

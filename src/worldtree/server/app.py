@@ -113,8 +113,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if settings.executors:  # PostgreSQL: a submit on any replica wakes these executors at once
             store.listen_queue(runtime.wake.set, runtime.stop)
         app.state.runtime = runtime
+        from worldtree.app import agents as agent_app
         from worldtree.server import grpc_server  # agents and JobService over gRPC (--grpc-port)
 
+        agent_app.use_secret_store(secret_values)  # a task another replica queued: its secrets from the store
         grpc_handle = grpc_server.start_for_app(store, settings)
         from worldtree.gitops import runtime as gitops_runtime  # webhook consumer, commit statuses, schedules
 
