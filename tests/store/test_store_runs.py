@@ -101,6 +101,23 @@ def test_list_runs_newest_first(store: RunStore) -> None:
     assert [r.run_id for r in store.list_runs(limit=2)] == ids[::-1][:2]
 
 
+def test_page_runs_searches_ids_and_names_case_insensitively(store: RunStore) -> None:
+    deploy = new_run(store, name="Deploy-Web")
+    build = new_run(store, name="build_100%")
+    other = new_run(store, name="buildx1000")
+
+    def found(q: str) -> list[str]:
+        records, total = store.page_runs(q=q)
+        assert total == len(records)
+        return [r.run_id for r in records]
+
+    assert found("deploy") == [deploy]
+    assert found("_100%") == [build]  # `_` and `%` match themselves, not any character
+    assert found("BUILD") == [other, build]
+    assert found(deploy[-6:]) == [deploy]  # part of an id
+    assert found("nothing-like-it") == []
+
+
 def test_run_ids_are_sortable_and_unique() -> None:
     ids = [new_run_id() for _ in range(2000)]
     assert len(set(ids)) == len(ids) and ids == sorted(ids)

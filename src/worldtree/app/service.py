@@ -85,8 +85,8 @@ def submit(store: RunStore, config: ServiceConfig, document: str, *, env: dict[s
 
 def list_runs(store: RunStore, *, page: int = 1, page_size: int = 50, state: str | None = None,
               pipeline: str | None = None, since: datetime | None = None,
-              until: datetime | None = None) -> dict[str, Any]:
-    """Newest first: ``{"items", "total", "page", "page_size"}``."""
+              until: datetime | None = None, q: str | None = None) -> dict[str, Any]:
+    """Newest first: ``{"items", "total", "page", "page_size"}``; ``q`` searches ids and names."""
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise UsageError(f"{name} needs a time zone (e.g. 2026-11-30T10:00:00Z)")
@@ -97,7 +97,7 @@ def list_runs(store: RunStore, *, page: int = 1, page_size: int = 50, state: str
     if state is not None and state not in RUN_STATES:
         raise UsageError(f"unknown state {state!r}; one of {', '.join(RUN_STATES)}")
     records, total = store.page_runs(offset=(page - 1) * page_size, limit=page_size, state=state,
-                                     pipeline=pipeline, since=since, until=until)
+                                     pipeline=pipeline, since=since, until=until, q=q or None)
     return {"items": [_summary(r) for r in records], "total": total, "page": page, "page_size": page_size}
 
 

@@ -228,12 +228,14 @@ def _routes(app: FastAPI, settings: ServerSettings) -> None:
                   page_size: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 50,
                   state: Annotated[str | None, Query(json_schema_extra=_STATE_ENUM)] = None,
                   pipeline: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                  q: Annotated[str | None, Query(max_length=200, description="substring of the id or name")] = None,
                   ) -> dict[str, Any]:
-        """Runs, newest first: ``{items, total, page, page_size}``; ``since``/``until`` bound the creation time."""
+        """Runs, newest first: ``{items, total, page, page_size}``; ``since``/``until`` bound the creation
+        time; ``q`` searches ids and names (case-insensitive)."""
         if state == "queued":
             state = "pending"
         return service.list_runs(_runtime(request).store, page=page, page_size=page_size, state=state,
-                                 pipeline=pipeline, since=since, until=until)
+                                 pipeline=pipeline, since=since, until=until, q=q)
 
     @app.get("/api/v1/runs/{run_id}", tags=["runs"], **require("viewer"))
     def get_run(request: Request, run_id: str) -> dict[str, Any]:

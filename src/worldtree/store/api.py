@@ -187,9 +187,10 @@ class RunStore(Protocol):
 
     def page_runs(self, *, offset: int = 0, limit: int = 50, state: str | None = None,
                   pipeline: str | None = None, since: datetime | None = None,
-                  until: datetime | None = None) -> tuple[list[RunRecord], int]:
-        """Newest first, like ``list_runs``, filtered by (computed) state, pipeline name and creation
-        time (``since`` inclusive, ``until`` exclusive); and how many match."""
+                  until: datetime | None = None, q: str | None = None) -> tuple[list[RunRecord], int]:
+        """Newest first, like ``list_runs``, filtered by (computed) state, pipeline name, creation
+        time (``since`` inclusive, ``until`` exclusive) and ``q`` (a case-insensitive substring of the
+        run's id or name); and how many match."""
         ...
 
     def create_token(self, *, token_id: str, name: str, role: str, secret_hash: str,

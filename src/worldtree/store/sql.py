@@ -132,10 +132,11 @@ class SqlRunStore:
     @_translated("list runs")
     def page_runs(self, *, offset: int = 0, limit: int = 50, state: str | None = None,
                   pipeline: str | None = None, since: datetime | None = None,
-                  until: datetime | None = None) -> tuple[list[RunRecord], int]:
+                  until: datetime | None = None, q: str | None = None) -> tuple[list[RunRecord], int]:
         """A page of runs; ``running`` and ``interrupted`` are told apart when reading (both stored as running).
 
-        ``pipeline``: the name exactly; ``since``/``until``: created at or after / before."""
+        ``pipeline``: the name exactly; ``since``/``until``: created at or after / before; ``q``: a
+        case-insensitive substring of the id or the name (``%`` and ``_`` match themselves)."""
         query = _run_query(with_graph=False).order_by(runs.c.created_at.desc(), runs.c.id.desc())
         if pipeline is not None:
             query = query.where(runs.c.name == pipeline)
@@ -143,6 +144,10 @@ class SqlRunStore:
             query = query.where(runs.c.created_at >= since)
         if until is not None:
             query = query.where(runs.c.created_at < until)
+        if q:
+            pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(func.lower(runs.c.name).like(pattern, escape="\\")
+                                | func.lower(runs.c.id).like(pattern, escape="\\"))
         now = _now()
         with self._read() as conn:
             if state in (RunState.RUNNING, RunState.INTERRUPTED):

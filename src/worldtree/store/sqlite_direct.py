@@ -367,9 +367,9 @@ class SqliteDirectStore:
 
     def page_runs(self, *, offset: int = 0, limit: int = 50, state: str | None = None,
                   pipeline: str | None = None, since: datetime | None = None,
-                  until: datetime | None = None) -> tuple[list[RunRecord], int]:
+                  until: datetime | None = None, q: str | None = None) -> tuple[list[RunRecord], int]:
         return self._reader().page_runs(offset=offset, limit=limit, state=state, pipeline=pipeline, since=since,
-                                        until=until)
+                                        until=until, q=q)
 
     def list_runs(self, limit: int = 50) -> list[RunRecord]:
         return self._reader().list_runs(limit)

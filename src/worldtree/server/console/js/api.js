@@ -51,11 +51,12 @@ export async function api(path, { method = "GET", body, contentType, raw = false
  * header). Yields {id, event, data} per event; returns when the server closes the stream.
  * `lastEventId` is sent as `Last-Event-ID`, so a reconnect resumes without gap or duplicate.
  */
-export async function* sse(path, { signal, lastEventId } = {}) {
+export async function* sse(path, { signal, lastEventId, onOpen } = {}) {
   const extra = { Accept: "text/event-stream" };
   if (lastEventId) extra["Last-Event-ID"] = String(lastEventId);
   const response = await fetch(`/api/v1${path}`, { headers: headers(extra), signal });
   if (!response.ok) throw await failure(response);
+  onOpen?.();
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {

@@ -126,7 +126,14 @@ async function followEvents(stream, read, { signal, onError, until }) {
   try {
     while (!signal?.aborted && failures < 3) {
       try {
-        for await (const event of sse(stream, { signal, lastEventId })) {
+        // A stream opened without a position starts at the server's newest event: what happened
+        // between the first read and that moment would wait for the safety read. Read again once
+        // the stream is open (and once more shortly after: the server takes its position just
+        // after it answers).
+        const onOpen = lastEventId ? undefined : () => {
+          for (const ms of [0, 1000]) setTimeout(() => read().catch(() => {}), ms);
+        };
+        for await (const event of sse(stream, { signal, lastEventId, onOpen })) {
           if (event.id) lastEventId = event.id;
           failures = 0;
           if (event.event === "dropped") break;  // fell behind: reconnect from lastEventId
