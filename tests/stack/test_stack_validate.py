@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,6 +95,10 @@ def test_published_schema_accepts_the_examples_and_rejects_a_bad_ttl(cli: Cli) -
     assert proc.returncode == 0
     schema = json.loads(proc.stdout)
     assert schema == json.loads(json.dumps(stack_json_schema()))
+    # the spelling, `worldtree schema --stack`, prints the same document
+    top = subprocess.run([sys.executable, "-m", "worldtree.cli.main", "schema", "--stack"], capture_output=True,
+                         text=True, timeout=60, check=True)
+    assert json.loads(top.stdout) == schema
     for example in EXAMPLES.glob("*.yaml"):
         jsonschema.validate(yaml.safe_load(example.read_text()), schema)
     doc = yaml.safe_load((EXAMPLES / "vercel-www.yaml").read_text())

@@ -491,8 +491,14 @@ def facts(
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of the pipeline document (for editors)."""
+def schema(stack: Annotated[bool, typer.Option("--stack", help="The stack (StackFlow) document's schema instead.")]
+           = False) -> None:
+    """Print the JSON Schema of the pipeline document, or with --stack of the stack document (for editors)."""
+    if stack:
+        from worldtree.stack import stack_json_schema
+
+        typer.echo(json.dumps(stack_json_schema(), indent=2))
+        return
     from worldtree.model.spec import pipeline_json_schema
 
     typer.echo(json.dumps(pipeline_json_schema(), indent=2))
